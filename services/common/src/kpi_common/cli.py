@@ -1,0 +1,130 @@
+"""`kpi-ledger`: run the embedded system, apply migrations, manage API keys, print NATS declarations."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from kpi_common import auth, embedded, streams
+
+DEFAULT_PORTS = {"ingest": 8001, "scoring": 8002, "reporting": 8003}
+
+
+def _database_url(var_dir: Path, service: str) -> str:
+    return os.environ.get(f"KPI_{service.upper()}_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / f'{service}.db'}"
+
+
+def _first_run_keys(keys_file: Path) -> dict[str, str]:
+    """On the first start, an admin key, an auditor key and a demo reporter key for every unit."""
+    if keys_file.exists():
+        return {}
+    created = {
+        "admin": auth.add_key(keys_file, "admin", ["admin", "evaluator", "approver", "auditor"], []),
+        "auditor": auth.add_key(keys_file, "auditor", ["auditor"], []),
+        "demo-reporter": auth.add_key(keys_file, "demo-reporter", ["reporter"], ["*"]),
+    }
+    keys_file.chmod(0o600)
+    return created
+
+
+def run(args: argparse.Namespace) -> int:
+    var_dir = Path(args.var).resolve()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    ports = {name: int(os.environ.get(f"KPI_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+    nats_port = int(os.environ.get("KPI_NATS_PORT", "4222"))
+    keys_file = Path(os.environ.get("KPI_INGEST_API_KEYS_FILE", var_dir / "api-keys.yaml"))
+    new_keys = _first_run_keys(keys_file)
+    print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
+    system = embedded.start_system(
+        var_dir,
+        ports=ports,
+        nats_port=nats_port,
+        database_urls={name: _database_url(var_dir, name) for name in embedded.SERVICES},
+        keys_file=keys_file,
+        log_dir=_logs(var_dir),
+    )
+    print("\nkpi-ledger is running:")
+    for name, service in system.services.items():
+        print(f"  {name:<10} {service.url}   OpenAPI: {service.url}/docs")
+    print(f"  nats       {system.nats_url}   (stream {streams.STREAM_NAME})")
+    if new_keys:
+        print("\nAPI keys created for this installation (shown once; only their hashes are stored in", keys_file, "):")
+        for key_id, secret in new_keys.items():
+            print(f"  {key_id:<14} {secret}")
+    print("\nCtrl-C stops everything.")
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            for service in system.services.values():
+                if service.process.poll() is not None:
+                    print(f"kpi-ledger: {service.name} exited with code {service.process.returncode}; stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        print("\nkpi-ledger: stopping")
+        system.stop()
+    return 0
+
+
+def _logs(var_dir: Path) -> Path:
+    logs = var_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+def migrate(args: argparse.Namespace) -> int:
+    var_dir = Path(args.var).resolve()
+    for service in args.services or embedded.SERVICES:
+        embedded.migrate(service, _database_url(var_dir, service))
+        print(f"{service}: migrated")
+    return 0
+
+
+def add_key(args: argparse.Namespace) -> int:
+    units = [unit for unit in args.units.split(",") if unit] if args.units else []
+    secret = auth.add_key(Path(args.file), args.id, args.roles.split(","), units)
+    print(secret)
+    return 0
+
+
+def nats_config(_args: argparse.Namespace) -> int:
+    print(json.dumps(streams.declarations(), indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kpi-ledger")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run_parser = commands.add_parser("run", help="start NATS and the three services on the embedded default")
+    run_parser.add_argument("--var", default="var", help="folder for data, logs and keys (default ./var)")
+    run_parser.set_defaults(handler=run)
+    migrate_parser = commands.add_parser("migrate", help="apply each service's migrations")
+    migrate_parser.add_argument("services", nargs="*", help="ingest, scoring, reporting (default: all)")
+    migrate_parser.add_argument("--var", default="var")
+    migrate_parser.set_defaults(handler=migrate)
+    key_parser = commands.add_parser("add-key", help="create an API key; prints the secret once, stores its hash")
+    key_parser.add_argument("id")
+    key_parser.add_argument("--roles", default="reporter", help="comma-separated: reporter,evaluator,approver,auditor,admin")
+    key_parser.add_argument("--units", default="", help="comma-separated unit ids the key may report for (* for all)")
+    key_parser.add_argument("--file", default=os.environ.get("KPI_INGEST_API_KEYS_FILE", "var/api-keys.yaml"))
+    key_parser.set_defaults(handler=add_key)
+    config_parser = commands.add_parser("nats-config", help="print the JetStream stream and consumer declarations")
+    config_parser.set_defaults(handler=nats_config)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""Database engines for SQLite (embedded default) and PostgreSQL (scale), one way for every service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_metadata() -> MetaData:
+    return MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine; on SQLite, WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE.
+
+    BEGIN IMMEDIATE takes SQLite's write lock when a transaction starts, so a transaction that
+    reads and then writes can never fail to upgrade its lock halfway (SQLITE_BUSY_SNAPSHOT).
+    """
+    if not is_sqlite(url):
+        return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    database = make_url(url).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], key: list[str]) -> None:
+    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL)."""
+    if not rows:
+        return
+    insert_for = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
+    statement = insert_for(table).values(rows)
+    updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name not in key}
+    await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
+
+
+async def insert_ignoring_duplicates(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
+    insert_for = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
+    await session.execute(insert_for(table).values(row).on_conflict_do_nothing())

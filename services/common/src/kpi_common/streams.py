@@ -1,0 +1,71 @@
+"""The JetStream stream and the durable consumers, declared once here.
+
+`deploy/nats/jetstream.json` is generated from these declarations (`kpi-ledger nats-config`)
+and a test keeps the two equal. Services create them idempotently at start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+
+STREAM_NAME = "KPI_EVENTS"
+STREAM_SUBJECTS = ["kpi.>"]
+DUPLICATE_WINDOW_SECONDS = 120.0
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+CONSUMER_NAMES = ("scoring", "reporting")
+MAX_DELIVERIES = 20
+ACK_WAIT_SECONDS = 30.0
+
+
+def stream_config(replicas: int = 1) -> StreamConfig:
+    """Events are kept forever (limits retention, no age limit): the stream is a replayable log."""
+    return StreamConfig(
+        name=STREAM_NAME,
+        description="kpi-ledger events (CloudEvents 1.0), one message per stored event, in sequence order",
+        subjects=STREAM_SUBJECTS,
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        num_replicas=replicas,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        max_msg_size=MAX_MESSAGE_BYTES,
+        deny_delete=True,
+        deny_purge=True,
+    )
+
+
+def consumer_config(durable: str, filter_subject: str = "kpi.>") -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=durable,
+        description=f"kpi-ledger {durable} projection",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=MAX_DELIVERIES,
+        filter_subject=filter_subject,
+    )
+
+
+def declarations(replicas: int = 1) -> dict[str, Any]:
+    """Everything declared, as plain data (the shape of deploy/nats/jetstream.json)."""
+    return {
+        "stream": stream_config(replicas).as_dict(),
+        "consumers": {name: consumer_config(name).as_dict() for name in CONSUMER_NAMES},
+    }
+
+
+async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
+    """Create the stream, or bring an existing one to the declared configuration."""
+    config = stream_config(replicas)
+    try:
+        await js.stream_info(STREAM_NAME)
+    except NotFoundError:
+        try:
+            await js.add_stream(config)
+            return
+        except BadRequestError:
+            pass  # created concurrently by another service: fall through to update
+    await js.update_stream(config)

@@ -1,0 +1,129 @@
+"""The append-only event log: append with a gap-free sequence, read back in order."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_core.events import DomainEvent, EventEnvelope, envelope_for
+from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    envelope: EventEnvelope
+    request_sha256: str | None = None
+
+    @property
+    def sequence(self) -> int:
+        return self.envelope.sequence
+
+
+def _stored(row: object) -> StoredEvent:
+    return StoredEvent(EventEnvelope.model_validate_json(row.envelope), row.request_sha256)  # type: ignore[attr-defined]
+
+
+class EventStore:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def append(
+        self,
+        event: DomainEvent,
+        *,
+        actor: str,
+        idempotency_key: str | None = None,
+        request_sha256: str | None = None,
+        catalogue_id: str | None = None,
+        unit_id: str | None = None,
+    ) -> StoredEvent:
+        """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock)."""
+        sequence = await self.next_sequence()
+        recorded_at = datetime.now(UTC)
+        envelope = envelope_for(event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at)
+        await self.session.execute(
+            insert(events).values(
+                sequence=sequence,
+                event_id=envelope.id,
+                type=envelope.type,
+                subject=envelope.subject,
+                catalogue_id=catalogue_id,
+                unit_id=unit_id,
+                recorded_at=recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                actor=actor,
+                idempotency_key=idempotency_key,
+                request_sha256=request_sha256,
+                envelope=envelope.to_bytes().decode("utf-8"),
+            )
+        )
+        await self.session.execute(insert(outbox).values(sequence=sequence, nats_subject=event.nats_subject()))
+        return StoredEvent(envelope, request_sha256)
+
+    async def next_sequence(self) -> int:
+        """Lock the counter row for the rest of the transaction and take the next sequence."""
+        result = await self.session.execute(
+            update(event_counter)
+            .where(event_counter.c.id == 1)
+            .values(last_sequence=event_counter.c.last_sequence + 1)
+            .returning(event_counter.c.last_sequence)
+        )
+        return int(result.scalar_one())
+
+    async def by_idempotency_key(self, actor: str, key: str) -> StoredEvent | None:
+        row = (
+            await self.session.execute(
+                select(events.c.envelope, events.c.request_sha256).where(
+                    events.c.actor == actor, events.c.idempotency_key == key
+                )
+            )
+        ).first()
+        return _stored(row) if row else None
+
+    async def read_after(self, after: int, limit: int) -> list[StoredEvent]:
+        rows = await self.session.execute(
+            select(events.c.envelope, events.c.request_sha256)
+            .where(events.c.sequence > after)
+            .order_by(events.c.sequence)
+            .limit(limit)
+        )
+        return [_stored(row) for row in rows]
+
+    async def pending_outbox(self, limit: int) -> list[tuple[str, StoredEvent]]:
+        rows = await self.session.execute(
+            select(outbox.c.nats_subject, events.c.envelope, events.c.request_sha256)
+            .join(events, events.c.sequence == outbox.c.sequence)
+            .order_by(outbox.c.sequence)
+            .limit(limit)
+        )
+        return [(row.nats_subject, _stored(row)) for row in rows]
+
+    async def mark_published(self, up_to_sequence: int) -> None:
+        await self.session.execute(delete(outbox).where(outbox.c.sequence <= up_to_sequence))
+
+    async def record_catalogue_version(self, catalogue_id: str, version: str, content_sha256: str, sequence: int) -> None:
+        await self.session.execute(
+            insert(catalogue_versions).values(
+                catalogue_id=catalogue_id, version=version, content_sha256=content_sha256, sequence=sequence
+            )
+        )
+
+    async def catalogue_version(self, catalogue_id: str, version: str) -> tuple[str, StoredEvent] | None:
+        row = (
+            await self.session.execute(
+                select(catalogue_versions.c.content_sha256, events.c.envelope, events.c.request_sha256)
+                .join(events, events.c.sequence == catalogue_versions.c.sequence)
+                .where(catalogue_versions.c.catalogue_id == catalogue_id, catalogue_versions.c.version == version)
+            )
+        ).first()
+        return (row.content_sha256, _stored(row)) if row else None
+
+    async def catalogue_versions(self) -> list[tuple[str, str, str]]:
+        rows = await self.session.execute(
+            select(catalogue_versions.c.catalogue_id, catalogue_versions.c.version, catalogue_versions.c.content_sha256)
+            .order_by(catalogue_versions.c.catalogue_id, catalogue_versions.c.version)
+        )
+        return [(row.catalogue_id, row.version, row.content_sha256) for row in rows]

@@ -1,0 +1,51 @@
+"""Ingest's tables: the append-only event log, its sequence counter, the outbox, catalogue versions."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+
+from kpi_common.db import new_metadata
+
+metadata = new_metadata()
+
+events = Table(
+    "events",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False, unique=True),
+    Column("type", String(100), nullable=False),
+    Column("subject", String(300), nullable=False, index=True),
+    Column("catalogue_id", String(100), nullable=True, index=True),
+    Column("unit_id", String(100), nullable=True, index=True),
+    Column("recorded_at", String(32), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_sha256", String(64), nullable=True),
+    Column("envelope", Text, nullable=False),
+    UniqueConstraint("actor", "idempotency_key", name="uq_events_actor_idempotency_key"),
+)
+
+# One row: the last sequence handed out. Taking it with UPDATE ... RETURNING locks the row until
+# the transaction ends, so sequences commit in order and a rolled-back append leaves no gap.
+event_counter = Table(
+    "event_counter",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_sequence", BigInteger, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("events.sequence"), primary_key=True, autoincrement=False),
+    Column("nats_subject", String(300), nullable=False),
+)
+
+catalogue_versions = Table(
+    "catalogue_versions",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+)

@@ -1,0 +1,20 @@
+"""Ingest settings: environment variables prefixed KPI_INGEST_."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KPI_INGEST_")
+
+    database_url: str = "sqlite+aiosqlite:///./var/ingest.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = 1
+    api_keys_file: Path = Path("var/api-keys.yaml")
+    load_bundled_catalogues: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8001
+    relay_batch: int = 500

@@ -1,0 +1,51 @@
+"""The ingest app factory; its lifespan builds and closes every connection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from kpi_common.health import health_router
+from kpi_common.problems import install_problem_handlers, problem_response
+from kpi_ingest.bootstrap import Ingest, bootstrap
+from kpi_ingest.config import Settings
+from kpi_ingest.entrypoints.api.routes import catalogues, measurements
+from kpi_ingest.service_layer.errors import IngestError
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ingest = await bootstrap(settings)
+        app.state.ingest = ingest
+        try:
+            yield
+        finally:
+            await ingest.close()
+
+    app = FastAPI(title="kpi-ledger ingest", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+
+    @app.exception_handler(IngestError)
+    async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
+        errors = [{"field": error.field, "message": error.message} for error in exc.errors]
+        return problem_response(exc.status, exc.title, exc.detail, request.url.path, errors)
+
+    def ingest_of() -> Ingest:
+        return app.state.ingest  # type: ignore[no-any-return]
+
+    async def database() -> None:
+        await ingest_of().check_database()
+
+    async def nats() -> None:
+        await ingest_of().check_nats()
+
+    app.include_router(health_router({"database": database, "nats": nats}))
+    app.include_router(measurements.router)
+    app.include_router(catalogues.router)
+    return app

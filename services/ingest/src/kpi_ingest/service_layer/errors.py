@@ -1,0 +1,39 @@
+"""What the ingest handlers refuse, each error naming the field it is about."""
+
+from __future__ import annotations
+
+from kpi_core.measurements import FieldError
+
+
+class IngestError(Exception):
+    status = 400
+    title = "Bad request"
+
+    def __init__(self, detail: str, errors: list[FieldError] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class UnknownCatalogue(IngestError):
+    status, title = 422, "Unknown catalogue version"
+
+
+class InvalidMeasurement(IngestError):
+    status, title = 422, "Invalid measurement"
+
+
+class InvalidCatalogue(IngestError):
+    status, title = 422, "Invalid catalogue"
+
+
+class CatalogueVersionExists(IngestError):
+    status, title = 409, "Catalogue version already registered"
+
+
+class IdempotencyConflict(IngestError):
+    status, title = 409, "Idempotency key reused with a different request"
+
+
+class Forbidden(IngestError):
+    status, title = 403, "Forbidden"

@@ -1,0 +1,4 @@
+from kpi_common.migrations import run_env
+from kpi_reporting.adapters.orm import metadata
+
+run_env(metadata)

@@ -1,0 +1,33 @@
+"""Composition root of the reporting service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.projection_service import ProjectionService, build_projection_service
+from kpi_reporting.adapters.orm import catalogues, consumer_positions, dead_letters
+from kpi_reporting.config import Settings
+from kpi_reporting.service_layer.projection import HistoryProjection
+from kpi_reporting.views import ResultCache
+
+
+@dataclass
+class Reporting:
+    service: ProjectionService
+    catalogues: CatalogueStore
+    cache: ResultCache
+
+
+def build(settings: Settings) -> Reporting:
+    store = CatalogueStore(catalogues)
+    service = build_projection_service(
+        database_url=settings.database_url,
+        nats_url=settings.nats_url,
+        consumer=settings.consumer_name,
+        replicas=settings.stream_replicas,
+        positions=consumer_positions,
+        dead_letters=dead_letters,
+        apply=HistoryProjection(store).apply,
+    )
+    return Reporting(service, store, ResultCache())

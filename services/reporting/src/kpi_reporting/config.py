@@ -1,0 +1,16 @@
+"""Reporting settings: environment variables prefixed KPI_REPORTING_."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KPI_REPORTING_")
+
+    database_url: str = "sqlite+aiosqlite:///./var/reporting.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = 1
+    consumer_name: str = "reporting"
+    host: str = "127.0.0.1"
+    port: int = 8003

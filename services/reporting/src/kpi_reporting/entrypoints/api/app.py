@@ -1,0 +1,69 @@
+"""The reporting app factory: rankings and scorecards over HTTP; the consumer runs in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+
+from kpi_common.health import health_router
+from kpi_common.scope import ScopeDep
+from kpi_common.problems import install_problem_handlers
+from kpi_reporting import views
+from kpi_reporting.bootstrap import Reporting, build
+from kpi_reporting.config import Settings
+
+
+def get_reporting(request: Request) -> Reporting:
+    return request.app.state.reporting  # type: ignore[no-any-return]
+
+
+ReportingDep = Annotated[Reporting, Depends(get_reporting)]
+
+
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+
+async def _result(reporting: Reporting, scope: dict[str, Any]) -> views.PeriodResult:
+    async with reporting.service.sessions() as session:
+        return await views.period_result(session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope)
+
+
+@router.get("/rankings")
+async def get_rankings(scope: ScopeDep, reporting: ReportingDep) -> dict[str, Any]:
+    """Units ranked by total (ties share a rank), with per-pillar points."""
+    return views.rankings_view(await _result(reporting, scope), scope)
+
+
+@router.get("/units/{unit}/scorecard")
+async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep) -> dict[str, Any]:
+    """One unit's scorecard: every pillar and indicator with inputs, points, max and status."""
+    return views.scorecard_view(await _result(reporting, scope), scope, unit)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.reporting = build(settings)
+        app.state.reporting.service.start()
+        try:
+            yield
+        finally:
+            await app.state.reporting.service.close()
+
+    app = FastAPI(title="kpi-ledger reporting", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+
+    async def database() -> None:
+        await app.state.reporting.service.check_database()
+
+    async def nats() -> None:
+        await app.state.reporting.service.check_nats()
+
+    app.include_router(health_router({"database": database, "nats": nats}))
+    app.include_router(router)
+    return app

@@ -1,0 +1,153 @@
+"""Rankings and scorecards, computed from the measurement history with the pure scoring core.
+
+Results are memoised per scope and projection position: a new event moves the position, so a
+cached answer is never stale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.problems import Problem
+from kpi_common.tracking import TrackedProjection
+from kpi_core.catalogue import Catalogue, Node
+from kpi_core.measurements import typed_inputs
+from kpi_core.ranking import Ranked, rank_units
+from kpi_core.scoring import RecordedInputs, UnitScore, display_points, score_period
+from kpi_reporting.adapters.orm import measurement_history
+
+
+@dataclass(frozen=True)
+class PeriodResult:
+    catalogue: Catalogue
+    position: int
+    scores: dict[str, UnitScore]
+    ranking: list[Ranked]
+
+
+class ResultCache:
+    def __init__(self, size: int = 64) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], PeriodResult] = OrderedDict()
+        self._size = size
+
+    def get(self, key: tuple[Any, ...]) -> PeriodResult | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[Any, ...], result: PeriodResult) -> None:
+        self._entries[key] = result
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def _number(points: Fraction | None) -> str | None:
+    shown = display_points(points)
+    return str(shown) if shown is not None else None
+
+
+async def period_result(
+    session: AsyncSession, catalogues: CatalogueStore, tracking: TrackedProjection, cache: ResultCache, scope: dict[str, Any]
+) -> PeriodResult:
+    catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
+    if catalogue is None:
+        raise Problem(404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here")
+    position = await tracking.position(session)
+    key = (*scope.values(), position)
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    query = (
+        select(measurement_history)
+        .where(*(measurement_history.c[name] == value for name, value in scope.items()))
+        .order_by(measurement_history.c.sequence)
+    )
+    period_inputs: dict[str, dict[str, RecordedInputs]] = {}
+    for row in await session.execute(query):
+        inputs = typed_inputs(catalogue.node(row.indicator), json.loads(row.inputs))
+        recorded = RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
+        period_inputs.setdefault(row.unit_id, {})[row.indicator] = recorded
+    scores = score_period(catalogue, period_inputs)
+    result = PeriodResult(catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()}))
+    cache.put(key, result)
+    return result
+
+
+def rankings_view(result: PeriodResult, scope: dict[str, Any]) -> dict[str, Any]:
+    catalogue = result.catalogue
+    pillars = [root for root in catalogue.roots if root.scored]
+    return {
+        "catalogue": scope["catalogue_id"],
+        "version": scope["version"],
+        "period": scope["period"],
+        "stage": scope["stage"],
+        "as_of_sequence": result.position,
+        "max_points": _number(Fraction(catalogue.total_max_points)) if catalogue.total_max_points is not None else None,
+        "pillars": [{"code": p.code, "name_vi": p.name_vi, "name_en": p.name_en, "max_points": str(p.max_points)} for p in pillars],
+        "rankings": [
+            {
+                "rank": ranked.rank,
+                "rank_label": ranked.label,
+                "unit_id": ranked.unit,
+                "total": _number(ranked.total),
+                "pillars": {p.code: _number(result.scores[ranked.unit].node_points.get(p.code)) for p in pillars},
+            }
+            for ranked in result.ranking
+        ],
+    }
+
+
+def scorecard_view(result: PeriodResult, scope: dict[str, Any], unit: str) -> dict[str, Any]:
+    score = result.scores.get(unit)
+    if score is None:
+        raise Problem(404, "Not found", f"unit {unit} has no measurements in this catalogue version and period")
+    ranked = next(entry for entry in result.ranking if entry.unit == unit)
+    catalogue = result.catalogue
+    return {
+        "unit_id": unit,
+        "catalogue": scope["catalogue_id"],
+        "version": scope["version"],
+        "period": scope["period"],
+        "stage": scope["stage"],
+        "as_of_sequence": result.position,
+        "total": _number(score.total),
+        "max_points": str(catalogue.total_max_points) if catalogue.total_max_points is not None else None,
+        "rank": ranked.rank,
+        "rank_label": ranked.label,
+        "pillars": [_node_card(catalogue, score, root) for root in catalogue.roots],
+    }
+
+
+def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, Any]:
+    card: dict[str, Any] = {
+        "code": node.code,
+        "name_vi": node.name_vi,
+        "name_en": node.name_en,
+        "max_points": str(node.max_points) if node.max_points is not None else None,
+        "scored": node.scored,
+    }
+    indicator = score.indicators.get(node.code)
+    if indicator is not None:
+        card |= {
+            "points": _number(indicator.points),
+            "status": indicator.status,
+            "inputs": {name: value if isinstance(value, bool) else str(value) for name, value in indicator.inputs.items()},
+            "value": _number(indicator.value) if indicator.value is not None else None,
+            "formula": indicator.formula,
+            "event_id": indicator.event_id,
+        }
+    else:
+        card["points"] = _number(score.node_points.get(node.code)) if node.scored else None
+    kids = catalogue.children_of(node.code)
+    if kids:
+        card["children"] = [_node_card(catalogue, score, kid) for kid in kids]
+    return card

@@ -1,0 +1,50 @@
+"""Scoring's tables: catalogues it has seen, the latest inputs per indicator, the scores."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
+
+from kpi_common.catalogue_store import catalogue_table
+from kpi_common.db import new_metadata
+from kpi_common.tracking import tracking_tables
+
+metadata = new_metadata()
+catalogues = catalogue_table(metadata)
+consumer_positions, dead_letters = tracking_tables(metadata)
+
+_SCOPE = ("catalogue_id", "version", "period", "stage", "unit_id")
+
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("stage", String(30), primary_key=True),
+    Column("unit_id", String(100), primary_key=True),
+    Column("indicator", String(50), primary_key=True),
+    Column("inputs", Text, nullable=False),
+    Column("not_applicable_reason", Text, nullable=True),
+    Column("event_id", String(36), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+)
+
+# One row per unit and node (leaves, pillars, groups) plus code "*" for the unit's total.
+scores = Table(
+    "scores",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("stage", String(30), primary_key=True),
+    Column("unit_id", String(100), primary_key=True),
+    Column("code", String(50), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("points_exact", String(100), nullable=True),
+    Column("points", String(40), nullable=True),
+    Column("max_points", String(40), nullable=True),
+    Column("explanation", Text, nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+)
+
+SCOPE_COLUMNS = _SCOPE

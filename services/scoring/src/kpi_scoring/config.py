@@ -1,0 +1,16 @@
+"""Scoring settings: environment variables prefixed KPI_SCORING_."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KPI_SCORING_")
+
+    database_url: str = "sqlite+aiosqlite:///./var/scoring.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    stream_replicas: int = 1
+    consumer_name: str = "scoring"
+    host: str = "127.0.0.1"
+    port: int = 8002

@@ -1,0 +1,70 @@
+"""The scoring app factory: score explanations over HTTP; the consumer runs in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+
+from kpi_common.health import health_router
+from kpi_common.scope import ScopeDep
+from kpi_common.problems import Problem, install_problem_handlers
+from kpi_scoring import views
+from kpi_common.projection_service import ProjectionService
+from kpi_scoring.bootstrap import build
+from kpi_scoring.config import Settings
+
+
+def get_scoring(request: Request) -> ProjectionService:
+    return request.app.state.scoring  # type: ignore[no-any-return]
+
+
+ScoringDep = Annotated[ProjectionService, Depends(get_scoring)]
+
+
+router = APIRouter(prefix="/v1", tags=["scores"])
+
+
+@router.get("/units/{unit}/scores")
+async def get_unit_scores(unit: str, scope: ScopeDep, scoring: ScoringDep) -> list[dict[str, Any]]:
+    """Every score of one unit (indicators, pillars, total "*"), with explanations."""
+    async with scoring.sessions() as session:
+        return await views.unit_scores(session, scope, unit)
+
+
+@router.get("/units/{unit}/scores/{code}")
+async def get_unit_score(unit: str, code: str, scope: ScopeDep, scoring: ScoringDep) -> dict[str, Any]:
+    """One score with its explanation: rule, inputs, source event, formula with the numbers substituted."""
+    async with scoring.sessions() as session:
+        found = await views.unit_scores(session, scope, unit, code)
+    if not found:
+        raise Problem(404, "Not found", f"no score for unit {unit}, indicator {code} in this scope")
+    return found[0]
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.scoring = build(settings)
+        app.state.scoring.start()
+        try:
+            yield
+        finally:
+            await app.state.scoring.close()
+
+    app = FastAPI(title="kpi-ledger scoring", version="0.1.0", lifespan=lifespan)
+    install_problem_handlers(app)
+
+    async def database() -> None:
+        await app.state.scoring.check_database()
+
+    async def nats() -> None:
+        await app.state.scoring.check_nats()
+
+    app.include_router(health_router({"database": database, "nats": nats}))
+    app.include_router(router)
+    return app

@@ -1,0 +1,158 @@
+"""Applying events to the score projection: only the scores an event can change are rewritten.
+
+A measurement changes its indicator and that indicator's ancestors for its unit. When the
+indicator is peer-relative, it changes that indicator (and ancestors) for every unit of the
+same catalogue version, period and stage.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.db import upsert
+from kpi_core.catalogue import Catalogue
+from kpi_core.events import CatalogueVersionRegistered, EventEnvelope, MeasurementRecorded, decode_event
+from kpi_core.measurements import typed_inputs
+from kpi_core.rules import is_peer_relative
+from kpi_core.scoring import IndicatorScore, RecordedInputs, UnitScore, display_points, peer_stats, score_unit
+from kpi_scoring.adapters.orm import measurements, scores
+
+TOTAL_CODE = "*"
+
+
+class ScoreProjection:
+    def __init__(self, catalogues: CatalogueStore) -> None:
+        self.catalogues = catalogues
+
+    async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        event = decode_event(envelope)
+        if isinstance(event, CatalogueVersionRegistered):
+            await self.catalogues.store(session, event)
+        elif isinstance(event, MeasurementRecorded):
+            await self._measurement(session, event, envelope)
+
+    async def _measurement(self, session: AsyncSession, event: MeasurementRecorded, envelope: EventEnvelope) -> None:
+        catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
+        if catalogue is None:
+            raise LookupError(f"measurement for unregistered catalogue {event.catalogue_id}@{event.catalogue_version}")
+        scope = {
+            "catalogue_id": event.catalogue_id,
+            "version": event.catalogue_version,
+            "period": event.period,
+            "stage": event.stage,
+        }
+        await upsert(
+            session,
+            measurements,
+            [
+                {
+                    **scope,
+                    "unit_id": event.unit_id,
+                    "indicator": event.indicator,
+                    "inputs": json.dumps(event.inputs, sort_keys=True),
+                    "not_applicable_reason": event.not_applicable_reason,
+                    "event_id": envelope.id,
+                    "sequence": envelope.sequence,
+                }
+            ],
+            key=[*scope, "unit_id", "indicator"],
+        )
+        node = catalogue.node(event.indicator)
+        everyone = node is not None and is_peer_relative(node.rule)
+        period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else event.unit_id)
+        peers = {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
+        affected = _with_ancestors(catalogue, event.indicator)
+        units = sorted(period_inputs) if everyone else [event.unit_id]
+        rows = []
+        for unit in units:
+            unit_score = score_unit(catalogue, unit, period_inputs.get(unit, {}), peers)
+            rows += _score_rows(catalogue, unit_score, affected, scope, envelope.sequence)
+        await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
+
+
+async def _load_inputs(
+    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str | None
+) -> dict[str, dict[str, RecordedInputs]]:
+    """The latest inputs of one unit (or all units), plus every unit's peer-relative inputs."""
+    peer_codes = [leaf.code for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)]
+    query = select(measurements).where(*(measurements.c[name] == value for name, value in scope.items()))
+    if unit is not None:
+        query = query.where(or_(measurements.c.unit_id == unit, measurements.c.indicator.in_(peer_codes)))
+    period_inputs: dict[str, dict[str, RecordedInputs]] = {}
+    for row in await session.execute(query):
+        period_inputs.setdefault(row.unit_id, {})[row.indicator] = recorded_inputs(catalogue, row)
+    return period_inputs
+
+
+def recorded_inputs(catalogue: Catalogue, row: Any) -> RecordedInputs:
+    inputs = typed_inputs(catalogue.node(row.indicator), json.loads(row.inputs))
+    return RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
+
+
+def _with_ancestors(catalogue: Catalogue, code: str) -> list[str]:
+    codes = [code]
+    node = catalogue.node(code)
+    while node is not None and node.parent is not None:
+        codes.append(node.parent)
+        node = catalogue.node(node.parent)
+    return codes + [TOTAL_CODE]
+
+
+def _score_rows(
+    catalogue: Catalogue, unit_score: UnitScore, codes: Iterable[str], scope: dict[str, Any], sequence: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for code in codes:
+        indicator = unit_score.indicators.get(code)
+        if indicator is not None:
+            status, points, explanation = indicator.status, indicator.points, explain_indicator(catalogue, indicator)
+            max_points = indicator.max_points
+        elif code == TOTAL_CODE:
+            status, points, max_points = "sum", unit_score.total, _fraction(catalogue.total_max_points)
+            explanation = {"sum_of": [root.code for root in catalogue.roots if root.scored]}
+        else:
+            node = catalogue.node(code)
+            status, points = "sum", unit_score.node_points.get(code, Fraction(0))
+            max_points = _fraction(node.max_points if node else None)
+            explanation = {"sum_of": [kid.code for kid in catalogue.children_of(code) if kid.scored]}
+        rows.append(
+            {
+                **scope,
+                "unit_id": unit_score.unit,
+                "code": code,
+                "status": status,
+                "points_exact": str(points) if points is not None else None,
+                "points": str(display_points(points)) if points is not None else None,
+                "max_points": str(display_points(max_points)) if max_points is not None else None,
+                "explanation": json.dumps(explanation, ensure_ascii=False, sort_keys=True),
+                "sequence": sequence,
+            }
+        )
+    return rows
+
+
+def _fraction(value: Decimal | None) -> Fraction | None:
+    return Fraction(value) if value is not None else None
+
+
+def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, Any]:
+    node = catalogue.node(score.code)
+    rule = node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None
+    return {
+        "rule": rule,
+        "method_vi": node.method_vi if node else None,
+        "inputs": {name: value if isinstance(value, bool) else str(value) for name, value in score.inputs.items()},
+        "event_id": score.event_id,
+        "sequence": score.sequence,
+        "value": str(display_points(score.value)) if score.value is not None else None,
+        "formula": score.formula,
+        "peer": {"min": str(score.peer.minimum), "max": str(score.peer.maximum)} if score.peer else None,
+    }

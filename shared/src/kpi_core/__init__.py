@@ -1,0 +1,1 @@
+"""kpi-ledger domain core: pure functions and value types, no I/O."""

@@ -1,0 +1,250 @@
+"""The catalogue model: a versioned tree of indicators, read from data and validated whole.
+
+`parse_catalogue` takes the parsed data of one catalogue file (or API body) and either returns a
+`Catalogue` or raises `CatalogueInvalid` listing every defect it found, each naming its node code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from decimal import Decimal
+from functools import cached_property
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from kpi_core.rules import PartsRule, Rule, SumOfChildrenRule, Tier, rule_input_names
+
+CATALOGUE_FORMAT = "kpi-ledger.catalogue/v1"
+InputType = Literal["count", "number", "percent", "boolean", "category", "points", "text"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class InputSpec(_Model):
+    name: str
+    meaning_vi: str | None = None
+    meaning_en: str | None = None
+    type: InputType = "number"
+    options: tuple[str, ...] | None = None
+
+
+class ContextField(_Model):
+    code: str
+    name_vi: str
+    name_en: str | None = None
+    type: InputType = "number"
+    unit: str | None = None
+    note: str | None = None
+
+
+class Node(_Model):
+    code: str
+    parent: str | None = None
+    level: str
+    name_vi: str
+    name_en: str | None = None
+    max_points: Decimal | None = None
+    scored: bool = True
+    unit: str | None = None
+    inputs: tuple[InputSpec, ...] = ()
+    rule: Rule | None = None
+    method_vi: str | None = None
+    method_en: str | None = None
+    data_requirements_vi: str | None = None
+    data_source_vi: str | None = None
+    meaning_vi: str | None = None
+    lead_agency: str | None = None
+    cooperating_agencies: tuple[str, ...] = ()
+    deadline: str | None = None
+    national_ref: str | None = None
+    changes_from_national: str | None = None
+    note: str | None = None
+
+    def input_spec(self, name: str) -> InputSpec | None:
+        return next((spec for spec in self.inputs if spec.name == name), None)
+
+
+class Source(_Model):
+    document: str
+    date: str | None = None
+    issuer: str | None = None
+    seed: str | None = None
+    notes: str | None = None
+
+
+class CatalogueRef(_Model):
+    id: str
+    version: str
+
+
+class Defect(_Model):
+    node: str | None = None
+    field: str
+    source_text: str
+    used: str | None = None
+    reason: str
+
+
+class ReferenceResult(_Model):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    unit: str
+    period: int
+    unit_name_vi: str | None = None
+
+
+class Catalogue(_Model):
+    format: Literal["kpi-ledger.catalogue/v1"] = CATALOGUE_FORMAT
+    id: str
+    version: str
+    kind: Literal["points", "kpi"]
+    title_vi: str
+    title_en: str | None = None
+    peer_group: str
+    total_max_points: Decimal | None = None
+    source: Source
+    derived_from: CatalogueRef | None = None
+    context_fields: tuple[ContextField, ...] = ()
+    nodes: tuple[Node, ...]
+    defects: tuple[Defect, ...] = ()
+    reference_results: tuple[ReferenceResult, ...] = ()
+
+    @cached_property
+    def nodes_by_code(self) -> dict[str, Node]:
+        return {node.code: node for node in self.nodes}
+
+    @cached_property
+    def children(self) -> dict[str | None, tuple[Node, ...]]:
+        grouped: dict[str | None, list[Node]] = {}
+        for node in self.nodes:
+            grouped.setdefault(node.parent, []).append(node)
+        return {parent: tuple(kids) for parent, kids in grouped.items()}
+
+    @property
+    def roots(self) -> tuple[Node, ...]:
+        return self.children.get(None, ())
+
+    def children_of(self, code: str) -> tuple[Node, ...]:
+        return self.children.get(code, ())
+
+    def node(self, code: str) -> Node | None:
+        return self.nodes_by_code.get(code)
+
+    def leaves(self) -> Iterator[Node]:
+        """Nodes that carry their own rule (the ones measurements are posted for)."""
+        for node in self.nodes:
+            if node.rule is not None and not isinstance(node.rule, SumOfChildrenRule):
+                yield node
+
+    def root_of(self, code: str) -> Node:
+        node = self.nodes_by_code[code]
+        while node.parent is not None:
+            node = self.nodes_by_code[node.parent]
+        return node
+
+    @property
+    def ref(self) -> CatalogueRef:
+        return CatalogueRef(id=self.id, version=self.version)
+
+    def document(self) -> dict[str, Any]:
+        """The catalogue as plain JSON-ready data (what the registration event carries)."""
+        return self.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+    def content_hash(self) -> str:
+        canonical = json.dumps(self.document(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class CatalogueInvalid(ValueError):
+    """A catalogue that cannot be accepted; `defects` lists every problem, each naming its code."""
+
+    def __init__(self, catalogue_label: str, defects: list[str]) -> None:
+        self.defects = defects
+        super().__init__(f"catalogue {catalogue_label} is invalid: " + "; ".join(defects))
+
+
+def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
+    label = f"{data.get('id', '?')}@{data.get('version', '?')}"
+    try:
+        catalogue = Catalogue.model_validate(data)
+    except ValidationError as error:
+        raise CatalogueInvalid(label, [_describe(err, data) for err in error.errors()]) from None
+    defects = list(_structural_defects(catalogue))
+    if defects:
+        raise CatalogueInvalid(label, defects)
+    return catalogue
+
+
+def _describe(err: Any, data: Mapping[str, Any]) -> str:
+    location = list(err["loc"])
+    where = ".".join(str(part) for part in location)
+    if len(location) >= 2 and location[0] == "nodes" and isinstance(location[1], int):
+        nodes = data.get("nodes") or []
+        if location[1] < len(nodes) and isinstance(nodes[location[1]], Mapping):
+            code = nodes[location[1]].get("code", "?")
+            where = f"node {code}: " + ".".join(str(part) for part in location[2:])
+    return f"{where}: {err['msg']}"
+
+
+def _structural_defects(catalogue: Catalogue) -> Iterator[str]:
+    seen: set[str] = set()
+    for node in catalogue.nodes:
+        if node.code in seen:
+            yield f"node {node.code}: duplicate code"
+        if node.parent is not None and node.parent not in seen:
+            known = node.parent in catalogue.nodes_by_code
+            yield f"node {node.code}: parent {node.parent} " + ("comes after its child" if known else "does not exist")
+        seen.add(node.code)
+        yield from _node_rule_defects(node)
+    if catalogue.kind == "points":
+        yield from _points_defects(catalogue)
+
+
+def _node_rule_defects(node: Node) -> Iterator[str]:
+    if node.rule is None:
+        return
+    declared = {spec.name for spec in node.inputs}
+    if len(declared) != len(node.inputs):
+        yield f"node {node.code}: an input name is declared twice"
+    for name in rule_input_names(node.rule):
+        if name not in declared:
+            yield f"node {node.code}: rule uses undeclared input '{name}'"
+    yield from _tier_defects(node.code, node.rule)
+    if isinstance(node.rule, PartsRule) and node.max_points is not None:
+        parts_total = sum((part.max_points for part in node.rule.parts), Decimal(0))
+        if parts_total != node.max_points:
+            yield f"node {node.code}: parts sum to {parts_total}, max is {node.max_points}"
+
+
+def _tier_defects(code: str, rule: Rule) -> Iterator[str]:
+    tiers: tuple[Tier, ...] = getattr(rule, "tiers", ())
+    bounds = [tier.bound for tier in tiers if tier.bound is not None]
+    if any(lower > upper for upper, lower in zip(bounds, bounds[1:])):
+        yield f"node {code}: tier thresholds are not ordered from the top"
+    if any(tier.otherwise for tier in tiers[:-1]):
+        yield f"node {code}: 'otherwise' tier is not last"
+    if isinstance(rule, PartsRule):
+        for part in rule.parts:
+            yield from _tier_defects(code, part.rule)
+
+
+def _points_defects(catalogue: Catalogue) -> Iterator[str]:
+    for node in catalogue.nodes:
+        if not node.scored:
+            continue
+        kids = [kid for kid in catalogue.children_of(node.code) if kid.scored and kid.max_points is not None]
+        if kids and node.max_points is not None:
+            total = sum((kid.max_points for kid in kids if kid.max_points is not None), Decimal(0))
+            if total != node.max_points:
+                yield f"node {node.code}: children's max points sum to {total}, max is {node.max_points}"
+        if node.rule is not None and node.max_points is None:
+            yield f"node {node.code}: scored rule without max_points"
+    roots = [root for root in catalogue.roots if root.scored and root.max_points is not None]
+    total = sum((root.max_points for root in roots if root.max_points is not None), Decimal(0))
+    if catalogue.total_max_points is not None and total != catalogue.total_max_points:
+        yield f"catalogue: pillars sum to {total}, total_max_points is {catalogue.total_max_points}"

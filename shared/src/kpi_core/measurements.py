@@ -1,0 +1,123 @@
+"""Checking a measurement's inputs against the indicator's declared inputs and rule."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from kpi_core.catalogue import InputSpec, Node
+from kpi_core.rules import (
+    LevelsRule,
+    Measure,
+    PartsRule,
+    RatioRule,
+    Rule,
+    SumOfChildrenRule,
+    rule_input_names,
+)
+from kpi_core.scoring import InputValue
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputValue], list[FieldError]]:
+    """Normalise raw inputs to exact values and list every problem, each naming its input."""
+    errors: list[FieldError] = []
+    if node.rule is None or isinstance(node.rule, SumOfChildrenRule):
+        return {}, [FieldError("indicator", f"{node.code} is scored from its children; post its children")]
+    values: dict[str, InputValue] = {}
+    for name, value in raw.items():
+        spec = node.input_spec(name)
+        if spec is None:
+            errors.append(FieldError(f"inputs.{name}", f"{node.code} has no input '{name}'"))
+            continue
+        parsed = _parse(spec, value, node.rule)
+        if isinstance(parsed, FieldError):
+            errors.append(parsed)
+        else:
+            values[name] = parsed
+    for name in rule_input_names(node.rule):
+        if name not in raw:
+            errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {node.rule.kind} rule"))
+    if not errors:
+        errors.extend(_rule_errors(node.rule, values))
+    return values, errors
+
+
+def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
+    where = f"inputs.{spec.name}"
+    if spec.type == "boolean":
+        if isinstance(value, bool):
+            return value
+        return FieldError(where, "must be true or false")
+    if spec.type in ("category", "text"):
+        allowed = _allowed_categories(spec, rule)
+        if not isinstance(value, str) or (allowed and value not in allowed):
+            return FieldError(where, f"must be one of {sorted(allowed)}" if allowed else "must be text")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return FieldError(where, "must be a number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return FieldError(where, f"'{value}' is not a number")
+    if not number.is_finite():
+        return FieldError(where, "must be a finite number")
+    if number < 0:
+        return FieldError(where, "cannot be negative")
+    if spec.type == "count" and number != number.to_integral_value():
+        return FieldError(where, "a count must be a whole number")
+    return number
+
+
+def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:
+    allowed = set(spec.options or ())
+    for levels_rule in _walk(rule):
+        if isinstance(levels_rule, LevelsRule) and levels_rule.input == spec.name:
+            allowed |= {level.value for level in levels_rule.levels}
+    return allowed
+
+
+def _walk(rule: Rule) -> Iterator[Rule]:
+    yield rule
+    if isinstance(rule, PartsRule):
+        for part in rule.parts:
+            yield from _walk(part.rule)
+
+
+def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
+    for inner in _walk(rule):
+        measure: Measure | None = getattr(inner, "measure", None)
+        if measure is None or measure.input is not None:
+            continue
+        top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))
+        bottom = sum((_decimal(values, name) for name in measure.denominator), Decimal(0))
+        where = f"inputs.{'+'.join(measure.denominator)}"
+        if bottom == 0:
+            yield FieldError(where, f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero")
+        elif isinstance(inner, RatioRule) and inner.share and top > bottom:
+            part, whole = "+".join(measure.numerator), "+".join(measure.denominator)
+            yield FieldError(f"inputs.{part}", f"the {inner.kind} rule is a share: {part} ({top}) exceeds {whole} ({bottom})")
+
+
+def _decimal(values: Mapping[str, InputValue], name: str) -> Decimal:
+    value = values.get(name)
+    return value if isinstance(value, Decimal) else Decimal(0)
+
+
+def typed_inputs(node: Node | None, stored: Mapping[str, str | bool]) -> dict[str, InputValue]:
+    """Inputs as an event stores them (numbers as strings) back to exact values, by declared type."""
+    typed: dict[str, InputValue] = {}
+    for name, value in stored.items():
+        spec = node.input_spec(name) if node is not None else None
+        if isinstance(value, bool) or (spec is not None and spec.type in ("category", "text", "boolean")):
+            typed[name] = value
+        else:
+            typed[name] = Decimal(value)
+    return typed

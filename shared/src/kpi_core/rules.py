@@ -1,0 +1,208 @@
+"""Machine-readable scoring rules, as the catalogue files declare them.
+
+Each rule kind is a frozen pydantic model; `Rule` is their discriminated union. Numbers are
+exact: the files write them as strings and they are read as `Decimal` (see docs/catalogue-format.md).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Measure(_Frozen):
+    """The value a rule looks at: one input, or a ratio of sums of inputs."""
+
+    input: str | None = None
+    numerator: tuple[str, ...] = ()
+    denominator: tuple[str, ...] = ()
+    percent: bool = False
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Measure:
+        if self.input is None and not (self.numerator and self.denominator):
+            raise ValueError("a measure is either {input} or {numerator, denominator}")
+        if self.input is not None and (self.numerator or self.denominator):
+            raise ValueError("a measure cannot be both an input and a ratio")
+        return self
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return (self.input,) if self.input is not None else self.numerator + self.denominator
+
+
+class Tier(_Frozen):
+    """One step of a tier table, matched from the top: `above` is >, `at_least` is >=."""
+
+    above: Decimal | None = None
+    at_least: Decimal | None = None
+    otherwise: bool = False
+    points: Decimal
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> Tier:
+        conditions = [self.above is not None, self.at_least is not None, self.otherwise]
+        if sum(conditions) != 1:
+            raise ValueError("a tier has exactly one of above, at_least, otherwise")
+        return self
+
+    @property
+    def bound(self) -> Decimal | None:
+        return self.above if self.above is not None else self.at_least
+
+
+class Level(_Frozen):
+    value: str
+    label_vi: str | None = None
+    points: Decimal
+
+
+class RatioRule(_Frozen):
+    kind: Literal["ratio"]
+    numerator: tuple[str, ...]
+    denominator: tuple[str, ...]
+    full_at: Decimal | None = None
+    share: bool = True
+    note: str | None = None
+
+    @property
+    def measure(self) -> Measure:
+        return Measure(numerator=self.numerator, denominator=self.denominator)
+
+
+class YesNoRule(_Frozen):
+    kind: Literal["yes_no"]
+    input: str
+    note: str | None = None
+
+
+class TiersRule(_Frozen):
+    kind: Literal["tiers"]
+    measure: Measure
+    tiers: tuple[Tier, ...]
+    note: str | None = None
+
+
+class LevelsRule(_Frozen):
+    kind: Literal["levels"]
+    input: str
+    levels: tuple[Level, ...]
+    note: str | None = None
+
+
+class Part(_Frozen):
+    max_points: Decimal
+    rule: Rule
+
+
+class PartsRule(_Frozen):
+    kind: Literal["parts"]
+    parts: tuple[Part, ...]
+    note: str | None = None
+
+
+class CountCappedRule(_Frozen):
+    kind: Literal["count_capped"]
+    input: str
+    points_each: Decimal
+    note: str | None = None
+
+
+class PeerMinMaxRule(_Frozen):
+    kind: Literal["peer_minmax"]
+    measure: Measure
+    note: str | None = None
+
+
+class RelativeToBestRule(_Frozen):
+    kind: Literal["relative_to_best"]
+    measure: Measure
+    note: str | None = None
+
+
+class YearOverYearRule(_Frozen):
+    kind: Literal["year_over_year"]
+    measure: Measure
+    compare: str | None = None
+    tiers: tuple[Tier, ...] = ()
+    note: str | None = None
+
+
+class SumOfChildrenRule(_Frozen):
+    kind: Literal["sum_of_children"]
+    note: str | None = None
+
+
+class DirectPointsRule(_Frozen):
+    kind: Literal["direct_points"]
+    input: str
+    note: str | None = None
+
+
+class ValueRule(_Frozen):
+    kind: Literal["value"]
+    measure: Measure
+    note: str | None = None
+
+
+class SurveyScaleRule(_Frozen):
+    kind: Literal["survey_scale"]
+    input: str
+    scale: tuple[Decimal, ...] = (Decimal(-1), Decimal(0), Decimal(1), Decimal(2))
+    note: str | None = None
+
+
+Rule = Annotated[
+    Union[
+        RatioRule,
+        YesNoRule,
+        TiersRule,
+        LevelsRule,
+        PartsRule,
+        CountCappedRule,
+        PeerMinMaxRule,
+        RelativeToBestRule,
+        YearOverYearRule,
+        SumOfChildrenRule,
+        DirectPointsRule,
+        ValueRule,
+        SurveyScaleRule,
+    ],
+    Field(discriminator="kind"),
+]
+Part.model_rebuild()
+
+PEER_RELATIVE_KINDS = frozenset({"peer_minmax", "relative_to_best"})
+
+
+def rule_input_names(rule: Rule) -> tuple[str, ...]:
+    """Every input name a rule reads, in order, without repeats."""
+    names: list[str] = []
+    match rule:
+        case RatioRule():
+            names += [*rule.numerator, *rule.denominator]
+        case YesNoRule() | LevelsRule() | CountCappedRule() | DirectPointsRule() | SurveyScaleRule():
+            names.append(rule.input)
+        case TiersRule() | PeerMinMaxRule() | RelativeToBestRule() | YearOverYearRule() | ValueRule():
+            names += rule.measure.input_names
+        case PartsRule():
+            for part in rule.parts:
+                names += rule_input_names(part.rule)
+        case SumOfChildrenRule():
+            pass
+    return tuple(dict.fromkeys(names))
+
+
+def is_peer_relative(rule: Rule | None) -> bool:
+    """True when a unit's points depend on other units' values (or on a part that does)."""
+    if rule is None:
+        return False
+    if isinstance(rule, PartsRule):
+        return any(is_peer_relative(part.rule) for part in rule.parts)
+    return rule.kind in PEER_RELATIVE_KINDS

@@ -1,0 +1,266 @@
+"""Scoring: measurements of a catalogue version and period in, explained points out.
+
+Arithmetic is exact (`Fraction`) throughout; rounding happens only for display
+(`display_points`: two decimals, half up). Totals are summed from unrounded points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from typing import Literal
+
+from kpi_core.catalogue import Catalogue, Node
+from kpi_core.rules import (
+    CountCappedRule,
+    DirectPointsRule,
+    LevelsRule,
+    Measure,
+    PartsRule,
+    PeerMinMaxRule,
+    RatioRule,
+    RelativeToBestRule,
+    Rule,
+    SurveyScaleRule,
+    Tier,
+    TiersRule,
+    ValueRule,
+    YearOverYearRule,
+    YesNoRule,
+    is_peer_relative,
+)
+
+InputValue = Decimal | bool | str
+Status = Literal["scored", "missing", "not_applicable", "unsupported"]
+TWO_PLACES = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class RecordedInputs:
+    """The latest measurement of one indicator for one unit and period."""
+
+    indicator: str
+    inputs: Mapping[str, InputValue]
+    event_id: str
+    sequence: int
+    not_applicable_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PeerStats:
+    minimum: Fraction
+    maximum: Fraction
+
+
+@dataclass(frozen=True)
+class IndicatorScore:
+    code: str
+    status: Status
+    points: Fraction | None
+    max_points: Fraction | None
+    value: Fraction | None = None
+    formula: str = ""
+    inputs: Mapping[str, InputValue] = field(default_factory=dict)
+    event_id: str | None = None
+    sequence: int | None = None
+    peer: PeerStats | None = None
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    unit: str
+    indicators: Mapping[str, IndicatorScore]
+    node_points: Mapping[str, Fraction]
+    total: Fraction
+
+    def pillar_points(self, catalogue: Catalogue) -> dict[str, Fraction]:
+        return {root.code: self.node_points.get(root.code, Fraction(0)) for root in catalogue.roots if root.scored}
+
+
+class InputError(ValueError):
+    """Inputs that a rule cannot score; the message names the input and the rule."""
+
+
+def display_points(points: Fraction | None) -> Decimal | None:
+    if points is None:
+        return None
+    exact = Decimal(points.numerator) / Decimal(points.denominator)
+    return exact.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+
+
+def _fmt(number: Fraction) -> str:
+    if number.denominator == 1:
+        return str(number.numerator)
+    shown = Decimal(number.numerator) / Decimal(number.denominator)
+    return format(shown.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize(), "f")
+
+
+def _number(inputs: Mapping[str, InputValue], name: str) -> Fraction:
+    value = inputs.get(name)
+    if value is None:
+        raise InputError(f"input '{name}' is missing")
+    if isinstance(value, bool) or isinstance(value, str):
+        raise InputError(f"input '{name}' must be a number")
+    return Fraction(value)
+
+
+def measure_value(measure: Measure, inputs: Mapping[str, InputValue]) -> tuple[Fraction, str]:
+    """The measure's exact value and how it was computed, with the numbers substituted."""
+    if measure.input is not None:
+        value = _number(inputs, measure.input)
+        return value, f"{measure.input}={_fmt(value)}"
+    numerator = [_number(inputs, name) for name in measure.numerator]
+    denominator = [_number(inputs, name) for name in measure.denominator]
+    total_below = sum(denominator, Fraction(0))
+    if total_below == 0:
+        raise InputError(f"denominator {'+'.join(measure.denominator)} is zero")
+    ratio = sum(numerator, Fraction(0)) / total_below
+    shown = f"({'+'.join(_fmt(n) for n in numerator)})/({'+'.join(_fmt(d) for d in denominator)})"
+    return ratio, f"{shown} = {_fmt(ratio)}"
+
+
+def _tier_points(tiers: tuple[Tier, ...], value: Fraction) -> Fraction:
+    for tier in tiers:
+        if tier.otherwise:
+            return Fraction(tier.points)
+        if tier.above is not None and value > Fraction(tier.above):
+            return Fraction(tier.points)
+        if tier.at_least is not None and value >= Fraction(tier.at_least):
+            return Fraction(tier.points)
+    return Fraction(0)
+
+
+def rule_points(
+    rule: Rule, max_points: Fraction, inputs: Mapping[str, InputValue], peer: PeerStats | None = None
+) -> tuple[Fraction, Fraction | None, str]:
+    """Points of one rule: (points, measured value, formula with numbers substituted)."""
+    match rule:
+        case RatioRule():
+            ratio, shown = measure_value(rule.measure, inputs)
+            threshold = Fraction(rule.full_at) if rule.full_at is not None else Fraction(1)
+            points = min(ratio / threshold, Fraction(1)) * max_points
+            return points, ratio, f"min({shown} / {_fmt(threshold)}, 1) × {_fmt(max_points)} = {_fmt(points)}"
+        case YesNoRule():
+            answer = inputs.get(rule.input)
+            if not isinstance(answer, bool):
+                raise InputError(f"input '{rule.input}' must be true or false")
+            points = max_points if answer else Fraction(0)
+            return points, Fraction(int(answer)), f"{rule.input}={'yes' if answer else 'no'} → {_fmt(points)}"
+        case TiersRule():
+            value, shown = measure_value(rule.measure, inputs)
+            points = _tier_points(rule.tiers, value)
+            return points, value, f"{shown} → tier {_fmt(points)}"
+        case LevelsRule():
+            chosen = inputs.get(rule.input)
+            level = next((lvl for lvl in rule.levels if lvl.value == chosen), None)
+            if level is None:
+                raise InputError(f"input '{rule.input}' must be one of {[lvl.value for lvl in rule.levels]}")
+            return Fraction(level.points), None, f"{rule.input}={chosen} → {_fmt(Fraction(level.points))}"
+        case PartsRule():
+            total, shown_parts = Fraction(0), []
+            for part in rule.parts:
+                points, _, shown = rule_points(part.rule, Fraction(part.max_points), inputs, peer)
+                total += points
+                shown_parts.append(f"[{shown}]")
+            return total, None, f"{' + '.join(shown_parts)} = {_fmt(total)}"
+        case CountCappedRule():
+            count = _number(inputs, rule.input)
+            points = min(count * Fraction(rule.points_each), max_points)
+            each = _fmt(Fraction(rule.points_each))
+            return points, count, f"min({_fmt(count)} × {each}, {_fmt(max_points)}) = {_fmt(points)}"
+        case DirectPointsRule():
+            awarded = _number(inputs, rule.input)
+            points = min(max(awarded, Fraction(0)), max_points)
+            return points, awarded, f"assessed {_fmt(awarded)} (max {_fmt(max_points)}) = {_fmt(points)}"
+        case PeerMinMaxRule() | RelativeToBestRule():
+            value, shown = measure_value(rule.measure, inputs)
+            if peer is None:
+                raise InputError("peer-relative rule scored without peer values")
+            points = _peer_points(rule, value, peer, max_points)
+            return points, value, f"{shown}; peers min {_fmt(peer.minimum)} max {_fmt(peer.maximum)} → {_fmt(points)}"
+        case ValueRule():
+            value, shown = measure_value(rule.measure, inputs)
+            if rule.measure.percent:
+                value *= 100
+            return Fraction(0), value, shown
+        case SurveyScaleRule():
+            answer = _number(inputs, rule.input)
+            if answer not in [Fraction(step) for step in rule.scale]:
+                raise InputError(f"input '{rule.input}' must be one of the survey scale {list(map(str, rule.scale))}")
+            return Fraction(0), answer, f"{rule.input}={_fmt(answer)}"
+    raise NotImplementedError(f"rule kind {rule.kind} is not scored yet")
+
+
+def _peer_points(rule: Rule, value: Fraction, peer: PeerStats, max_points: Fraction) -> Fraction:
+    if isinstance(rule, RelativeToBestRule):
+        return max_points if peer.maximum == 0 else min(value / peer.maximum, Fraction(1)) * max_points
+    spread = peer.maximum - peer.minimum
+    if spread == 0:
+        return max_points
+    return (value - peer.minimum) / spread * max_points
+
+
+def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats | None = None) -> IndicatorScore:
+    """One node's score for one unit, with status and explanation."""
+    max_points = Fraction(node.max_points) if node.max_points is not None else None
+    if recorded is None:
+        return IndicatorScore(node.code, "missing", Fraction(0) if max_points is not None else None, max_points)
+    provenance = {"inputs": recorded.inputs, "event_id": recorded.event_id, "sequence": recorded.sequence}
+    if recorded.not_applicable_reason is not None:
+        formula = f"not applicable ({recorded.not_applicable_reason}) → max"
+        return IndicatorScore(node.code, "not_applicable", max_points, max_points, formula=formula, **provenance)
+    assert node.rule is not None
+    if isinstance(node.rule, YearOverYearRule):
+        return IndicatorScore(node.code, "unsupported", Fraction(0), max_points, formula="year over year", **provenance)
+    points, value, formula = rule_points(node.rule, max_points or Fraction(0), recorded.inputs, peer)
+    return IndicatorScore(
+        node.code, "scored", points if max_points is not None else None, max_points, value, formula, peer=peer, **provenance
+    )
+
+
+def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> PeerStats | None:
+    """Min and max of a peer-relative node's measure over the units that reported it."""
+    if node.rule is None or not is_peer_relative(node.rule):
+        return None
+    measure: Measure = node.rule.measure  # type: ignore[union-attr]
+    values = []
+    for unit_inputs in period_inputs.values():
+        recorded = unit_inputs.get(node.code)
+        if recorded is not None and recorded.not_applicable_reason is None:
+            values.append(measure_value(measure, recorded.inputs)[0])
+    if not values:
+        return None
+    return PeerStats(min(values), max(values))
+
+
+def score_unit(
+    catalogue: Catalogue,
+    unit: str,
+    unit_inputs: Mapping[str, RecordedInputs],
+    peers: Mapping[str, PeerStats | None] | None = None,
+) -> UnitScore:
+    """Every node of the catalogue for one unit: leaves by their rules, parents as sums."""
+    peers = peers or {}
+    indicators = {
+        node.code: score_indicator(node, unit_inputs.get(node.code), peers.get(node.code)) for node in catalogue.leaves()
+    }
+    node_points: dict[str, Fraction] = {}
+
+    def total_of(node: Node) -> Fraction:
+        if node.code in indicators:
+            points = indicators[node.code].points or Fraction(0)
+        else:
+            points = sum((total_of(kid) for kid in catalogue.children_of(node.code) if kid.scored), Fraction(0))
+        node_points[node.code] = points
+        return points
+
+    total = sum((total_of(root) for root in catalogue.roots if root.scored), Fraction(0))
+    return UnitScore(unit, indicators, node_points, total)
+
+
+def score_period(catalogue: Catalogue, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> dict[str, UnitScore]:
+    """All units of one catalogue version and period (peer-relative rules see every unit)."""
+    peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}
+    return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}
