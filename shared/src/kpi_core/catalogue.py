@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from functools import cached_property
+from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -99,7 +100,7 @@ class ReferenceResult(_Model):
 
 
 class Catalogue(_Model):
-    format: Literal["kpi-ledger.catalogue/v1"] = CATALOGUE_FORMAT
+    format: Literal["kpi-ledger.catalogue/v1"] = "kpi-ledger.catalogue/v1"
     id: str
     version: str
     kind: Literal["points", "kpi"]
@@ -224,7 +225,7 @@ def _node_rule_defects(node: Node) -> Iterator[str]:
 def _tier_defects(code: str, rule: Rule) -> Iterator[str]:
     tiers: tuple[Tier, ...] = getattr(rule, "tiers", ())
     bounds = [tier.bound for tier in tiers if tier.bound is not None]
-    if any(lower > upper for upper, lower in zip(bounds, bounds[1:])):
+    if any(lower > upper for upper, lower in pairwise(bounds)):
         yield f"node {code}: tier thresholds are not ordered from the top"
     if any(tier.otherwise for tier in tiers[:-1]):
         yield f"node {code}: 'otherwise' tier is not last"

@@ -103,7 +103,9 @@ def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[Field
             yield FieldError(where, f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero")
         elif isinstance(inner, RatioRule) and inner.share and top > bottom:
             part, whole = "+".join(measure.numerator), "+".join(measure.denominator)
-            yield FieldError(f"inputs.{part}", f"the {inner.kind} rule is a share: {part} ({top}) exceeds {whole} ({bottom})")
+            yield FieldError(
+                f"inputs.{part}", f"the {inner.kind} rule is a share: {part} ({top}) exceeds {whole} ({bottom})"
+            )
 
 
 def _decimal(values: Mapping[str, InputValue], name: str) -> Decimal:

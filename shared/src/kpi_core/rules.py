@@ -7,7 +7,7 @@ exact: the files write them as strings and they are read as `Decimal` (see docs/
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -159,21 +159,19 @@ class SurveyScaleRule(_Frozen):
 
 
 Rule = Annotated[
-    Union[
-        RatioRule,
-        YesNoRule,
-        TiersRule,
-        LevelsRule,
-        PartsRule,
-        CountCappedRule,
-        PeerMinMaxRule,
-        RelativeToBestRule,
-        YearOverYearRule,
-        SumOfChildrenRule,
-        DirectPointsRule,
-        ValueRule,
-        SurveyScaleRule,
-    ],
+    RatioRule
+    | YesNoRule
+    | TiersRule
+    | LevelsRule
+    | PartsRule
+    | CountCappedRule
+    | PeerMinMaxRule
+    | RelativeToBestRule
+    | YearOverYearRule
+    | SumOfChildrenRule
+    | DirectPointsRule
+    | ValueRule
+    | SurveyScaleRule,
     Field(discriminator="kind"),
 ]
 Part.model_rebuild()

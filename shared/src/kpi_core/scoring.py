@@ -7,7 +7,7 @@ Arithmetic is exact (`Fraction`) throughout; rounding happens only for display
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Literal
@@ -101,7 +101,7 @@ def _number(inputs: Mapping[str, InputValue], name: str) -> Fraction:
     value = inputs.get(name)
     if value is None:
         raise InputError(f"input '{name}' is missing")
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, (bool, str)):
         raise InputError(f"input '{name}' must be a number")
     return Fraction(value)
 
@@ -181,15 +181,13 @@ def rule_points(
             points = _peer_points(rule, value, peer, max_points)
             return points, value, f"{shown}; peers min {_fmt(peer.minimum)} max {_fmt(peer.maximum)} → {_fmt(points)}"
         case ValueRule():
-            value, shown = measure_value(rule.measure, inputs)
-            if rule.measure.percent:
-                value *= 100
-            return Fraction(0), value, shown
+            measured, shown = measure_value(rule.measure, inputs)
+            return Fraction(0), measured * 100 if rule.measure.percent else measured, shown
         case SurveyScaleRule():
-            answer = _number(inputs, rule.input)
-            if answer not in [Fraction(step) for step in rule.scale]:
+            step = _number(inputs, rule.input)
+            if step not in [Fraction(allowed) for allowed in rule.scale]:
                 raise InputError(f"input '{rule.input}' must be one of the survey scale {list(map(str, rule.scale))}")
-            return Fraction(0), answer, f"{rule.input}={_fmt(answer)}"
+            return Fraction(0), step, f"{rule.input}={_fmt(step)}"
     raise NotImplementedError(f"rule kind {rule.kind} is not scored yet")
 
 
@@ -207,17 +205,23 @@ def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats
     max_points = Fraction(node.max_points) if node.max_points is not None else None
     if recorded is None:
         return IndicatorScore(node.code, "missing", Fraction(0) if max_points is not None else None, max_points)
-    provenance = {"inputs": recorded.inputs, "event_id": recorded.event_id, "sequence": recorded.sequence}
+    base = IndicatorScore(
+        node.code,
+        "scored",
+        None,
+        max_points,
+        inputs=recorded.inputs,
+        event_id=recorded.event_id,
+        sequence=recorded.sequence,
+    )
     if recorded.not_applicable_reason is not None:
         formula = f"not applicable ({recorded.not_applicable_reason}) → max"
-        return IndicatorScore(node.code, "not_applicable", max_points, max_points, formula=formula, **provenance)
+        return replace(base, status="not_applicable", points=max_points, formula=formula)
     assert node.rule is not None
     if isinstance(node.rule, YearOverYearRule):
-        return IndicatorScore(node.code, "unsupported", Fraction(0), max_points, formula="year over year", **provenance)
+        return replace(base, status="unsupported", points=Fraction(0), formula="year over year: not scored yet")
     points, value, formula = rule_points(node.rule, max_points or Fraction(0), recorded.inputs, peer)
-    return IndicatorScore(
-        node.code, "scored", points if max_points is not None else None, max_points, value, formula, peer=peer, **provenance
-    )
+    return replace(base, points=points if max_points is not None else None, value=value, formula=formula, peer=peer)
 
 
 def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> PeerStats | None:
@@ -244,7 +248,8 @@ def score_unit(
     """Every node of the catalogue for one unit: leaves by their rules, parents as sums."""
     peers = peers or {}
     indicators = {
-        node.code: score_indicator(node, unit_inputs.get(node.code), peers.get(node.code)) for node in catalogue.leaves()
+        node.code: score_indicator(node, unit_inputs.get(node.code), peers.get(node.code))
+        for node in catalogue.leaves()
     }
     node_points: dict[str, Fraction] = {}
 
@@ -260,7 +265,9 @@ def score_unit(
     return UnitScore(unit, indicators, node_points, total)
 
 
-def score_period(catalogue: Catalogue, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> dict[str, UnitScore]:
+def score_period(
+    catalogue: Catalogue, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]
+) -> dict[str, UnitScore]:
     """All units of one catalogue version and period (peer-relative rules see every unit)."""
     peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}
     return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}

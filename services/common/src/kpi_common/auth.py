@@ -60,7 +60,7 @@ def add_key(path: Path, key_id: str, roles: list[str], units: list[str]) -> str:
     secret = new_secret(key_id)
     raw = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None) or {"keys": []}
     raw["keys"] = [item for item in raw["keys"] if item["id"] != key_id]
-    key = ApiKey(id=key_id, sha256=hash_secret(secret), roles=tuple(roles), units=tuple(units))  # type: ignore[arg-type]
+    key = ApiKey(id=key_id, sha256=hash_secret(secret), roles=tuple(roles), units=tuple(units))
     raw["keys"].append(key.model_dump(mode="json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(raw, sort_keys=False, allow_unicode=True), encoding="utf-8")

@@ -44,7 +44,9 @@ class CatalogueStore:
         if cached is not None:
             return cached
         document = await session.scalar(
-            select(self._table.c.document).where(self._table.c.catalogue_id == catalogue_id, self._table.c.version == version)
+            select(self._table.c.document).where(
+                self._table.c.catalogue_id == catalogue_id, self._table.c.version == version
+            )
         )
         if document is None:
             return None
@@ -53,5 +55,7 @@ class CatalogueStore:
         return catalogue
 
     async def versions(self, session: AsyncSession) -> list[tuple[str, str]]:
-        rows = await session.execute(select(self._table.c.catalogue_id, self._table.c.version).order_by("catalogue_id", "version"))
+        rows = await session.execute(
+            select(self._table.c.catalogue_id, self._table.c.version).order_by("catalogue_id", "version")
+        )
         return [(row.catalogue_id, row.version) for row in rows]

@@ -69,7 +69,10 @@ def run(args: argparse.Namespace) -> int:
         while not stopping:
             for service in system.services.values():
                 if service.process.poll() is not None:
-                    print(f"kpi-ledger: {service.name} exited with code {service.process.returncode}; stopping", file=sys.stderr)
+                    print(
+                        f"kpi-ledger: {service.name} exited with code {service.process.returncode}; stopping",
+                        file=sys.stderr,
+                    )
                     stopping = True
             time.sleep(0.5)
     finally:
@@ -116,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     migrate_parser.set_defaults(handler=migrate)
     key_parser = commands.add_parser("add-key", help="create an API key; prints the secret once, stores its hash")
     key_parser.add_argument("id")
-    key_parser.add_argument("--roles", default="reporter", help="comma-separated: reporter,evaluator,approver,auditor,admin")
+    key_parser.add_argument(
+        "--roles", default="reporter", help="comma-separated: reporter,evaluator,approver,auditor,admin"
+    )
     key_parser.add_argument("--units", default="", help="comma-separated unit ids the key may report for (* for all)")
     key_parser.add_argument("--file", default=os.environ.get("KPI_INGEST_API_KEYS_FILE", "var/api-keys.yaml"))
     key_parser.set_defaults(handler=add_key)

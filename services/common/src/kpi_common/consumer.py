@@ -7,6 +7,7 @@ per-key order in the projections is the order of the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 from typing import Any, Protocol
@@ -46,12 +47,14 @@ async def run_consumer(
     retry_delay: float = 0.5,
 ) -> None:
     """Apply the stream to a projection until `stop` is set; returns after draining the batch in hand."""
-    subscription = await js.pull_subscribe("kpi.>", durable=durable, stream=STREAM_NAME, config=consumer_config(durable))
+    subscription = await js.pull_subscribe(
+        "kpi.>", durable=durable, stream=STREAM_NAME, config=consumer_config(durable)
+    )
     try:
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(batch, timeout=fetch_timeout)
-            except (FetchTimeoutError, NatsTimeoutError, asyncio.TimeoutError):
+            except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
                 continue
             for index, message in enumerate(messages):
                 try:
@@ -116,10 +119,8 @@ class StreamFollower:
                 await run_consumer(js, self._durable, self._projection, self.stop)
             except Exception as error:
                 log.warning("%s consumer: %s: %s; retrying", self._durable, type(error).__name__, error)
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
-                    pass
 
     async def close(self) -> None:
         self.stop.set()

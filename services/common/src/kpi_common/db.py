@@ -66,12 +66,16 @@ async def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]
     """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL)."""
     if not rows:
         return
-    insert_for = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
+    insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
     statement = insert_for(table).values(rows)
     updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name not in key}
     await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
 
 
 async def insert_ignoring_duplicates(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
-    insert_for = sqlite_insert if session.bind.dialect.name == "sqlite" else postgresql_insert
+    insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
     await session.execute(insert_for(table).values(row).on_conflict_do_nothing())
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.get_bind().dialect.name

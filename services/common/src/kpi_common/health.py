@@ -29,6 +29,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
             except Exception as error:  # a readiness probe reports, it does not raise
                 results[name] = f"failing: {type(error).__name__}"
         ready = all(value == "ok" for value in results.values())
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": results}, status_code=200 if ready else 503
+        )
 
     return router

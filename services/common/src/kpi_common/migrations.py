@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -31,7 +32,11 @@ def run_env(target_metadata: MetaData) -> None:
 
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
-    options = {"target_metadata": target_metadata, "render_as_batch": is_sqlite(url), "compare_type": True}
+    options: dict[str, Any] = {
+        "target_metadata": target_metadata,
+        "render_as_batch": is_sqlite(url),
+        "compare_type": True,
+    }
     if context.is_offline_mode():
         context.configure(url=url, literal_binds=True, **options)
         with context.begin_transaction():

@@ -22,8 +22,16 @@ class Problem(Exception):
         self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
 
 
-def problem_response(status: int, title: str, detail: str, instance: str, errors: list[dict[str, str]] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status, "detail": detail, "instance": instance}
+def problem_response(
+    status: int, title: str, detail: str, instance: str, errors: list[dict[str, str]] | None = None
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
     if errors:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
@@ -50,4 +58,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return problem_response(500, "Internal error", "the request could not be completed; nothing was stored", request.url.path)
+        return problem_response(
+            500, "Internal error", "the request could not be completed; nothing was stored", request.url.path
+        )

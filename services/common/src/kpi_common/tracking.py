@@ -40,13 +40,20 @@ class TrackedProjection:
     """Runs a projection's `apply` inside one transaction with the position check and update."""
 
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], consumer: str, positions: Table, dead_letters: Table, apply: Apply
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        consumer: str,
+        positions: Table,
+        dead_letters: Table,
+        apply: Apply,
     ) -> None:
         self._sessions, self.consumer = sessions, consumer
         self._positions, self._dead_letters, self._apply = positions, dead_letters, apply
 
     async def position(self, session: AsyncSession) -> int:
-        found = await session.scalar(select(self._positions.c.last_sequence).where(self._positions.c.consumer == self.consumer))
+        found = await session.scalar(
+            select(self._positions.c.last_sequence).where(self._positions.c.consumer == self.consumer)
+        )
         return int(found) if found is not None else 0
 
     async def _advance(self, session: AsyncSession, previous: int, sequence: int) -> None:
@@ -54,7 +61,9 @@ class TrackedProjection:
             await session.execute(insert(self._positions).values(consumer=self.consumer, last_sequence=sequence))
         else:
             await session.execute(
-                update(self._positions).where(self._positions.c.consumer == self.consumer).values(last_sequence=sequence)
+                update(self._positions)
+                .where(self._positions.c.consumer == self.consumer)
+                .values(last_sequence=sequence)
             )
 
     async def apply(self, envelope: EventEnvelope) -> Outcome:

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kpi_common.auth import KeyRing, load_keys
 from kpi_common.db import make_engine, session_factory
@@ -27,11 +27,15 @@ SYSTEM_ACTOR = "system"
 class Ingest:
     settings: Settings
     engine: AsyncEngine
-    uow: UnitOfWork
+    sessions: async_sessionmaker[AsyncSession]
     catalogues: CatalogueRegistry
     keys: KeyRing
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
+
+    def uow(self) -> UnitOfWork:
+        """A new unit of work: one per request, never shared between concurrent tasks."""
+        return UnitOfWork(self.sessions)
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
@@ -55,7 +59,7 @@ async def bootstrap(settings: Settings) -> Ingest:
     ingest = Ingest(
         settings=settings,
         engine=engine,
-        uow=UnitOfWork(sessions),
+        sessions=sessions,
         catalogues=CatalogueRegistry(),
         keys=load_keys(settings.api_keys_file),
         relay=OutboxRelay(sessions, settings.nats_url, batch=settings.relay_batch, replicas=settings.stream_replicas),
@@ -63,6 +67,6 @@ async def bootstrap(settings: Settings) -> Ingest:
     if settings.load_bundled_catalogues:
         for document in bundled_catalogue_documents():
             command = RegisterCatalogueVersion(document=document, registered_by=SYSTEM_ACTOR)
-            await handlers.register_catalogue_version(command, ingest.uow, ingest.catalogues, allow_existing=True)
+            await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues, allow_existing=True)
     ingest.relay_task = asyncio.create_task(ingest.relay.run(), name="outbox-relay")
     return ingest

@@ -56,11 +56,17 @@ def _number(points: Fraction | None) -> str | None:
 
 
 async def period_result(
-    session: AsyncSession, catalogues: CatalogueStore, tracking: TrackedProjection, cache: ResultCache, scope: dict[str, Any]
+    session: AsyncSession,
+    catalogues: CatalogueStore,
+    tracking: TrackedProjection,
+    cache: ResultCache,
+    scope: dict[str, Any],
 ) -> PeriodResult:
     catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
     if catalogue is None:
-        raise Problem(404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here")
+        raise Problem(
+            404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here"
+        )
     position = await tracking.position(session)
     key = (*scope.values(), position)
     cached = cache.get(key)
@@ -77,7 +83,9 @@ async def period_result(
         recorded = RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
         period_inputs.setdefault(row.unit_id, {})[row.indicator] = recorded
     scores = score_period(catalogue, period_inputs)
-    result = PeriodResult(catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()}))
+    result = PeriodResult(
+        catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()})
+    )
     cache.put(key, result)
     return result
 
@@ -92,7 +100,10 @@ def rankings_view(result: PeriodResult, scope: dict[str, Any]) -> dict[str, Any]
         "stage": scope["stage"],
         "as_of_sequence": result.position,
         "max_points": _number(Fraction(catalogue.total_max_points)) if catalogue.total_max_points is not None else None,
-        "pillars": [{"code": p.code, "name_vi": p.name_vi, "name_en": p.name_en, "max_points": str(p.max_points)} for p in pillars],
+        "pillars": [
+            {"code": p.code, "name_vi": p.name_vi, "name_en": p.name_en, "max_points": str(p.max_points)}
+            for p in pillars
+        ],
         "rankings": [
             {
                 "rank": ranked.rank,
@@ -140,7 +151,9 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, 
         card |= {
             "points": _number(indicator.points),
             "status": indicator.status,
-            "inputs": {name: value if isinstance(value, bool) else str(value) for name, value in indicator.inputs.items()},
+            "inputs": {
+                name: value if isinstance(value, bool) else str(value) for name, value in indicator.inputs.items()
+            },
             "value": _number(indicator.value) if indicator.value is not None else None,
             "formula": indicator.formula,
             "event_id": indicator.event_id,

@@ -23,7 +23,9 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-async def unit_scores(session: AsyncSession, scope: dict[str, Any], unit: str, code: str | None = None) -> list[dict[str, Any]]:
+async def unit_scores(
+    session: AsyncSession, scope: dict[str, Any], unit: str, code: str | None = None
+) -> list[dict[str, Any]]:
     query = select(scores).where(*(scores.c[name] == value for name, value in scope.items()), scores.c.unit_id == unit)
     if code is not None:
         query = query.where(scores.c.code == code)

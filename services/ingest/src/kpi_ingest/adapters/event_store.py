@@ -104,7 +104,9 @@ class EventStore:
     async def mark_published(self, up_to_sequence: int) -> None:
         await self.session.execute(delete(outbox).where(outbox.c.sequence <= up_to_sequence))
 
-    async def record_catalogue_version(self, catalogue_id: str, version: str, content_sha256: str, sequence: int) -> None:
+    async def record_catalogue_version(
+        self, catalogue_id: str, version: str, content_sha256: str, sequence: int
+    ) -> None:
         await self.session.execute(
             insert(catalogue_versions).values(
                 catalogue_id=catalogue_id, version=version, content_sha256=content_sha256, sequence=sequence
@@ -123,7 +125,8 @@ class EventStore:
 
     async def catalogue_versions(self) -> list[tuple[str, str, str]]:
         rows = await self.session.execute(
-            select(catalogue_versions.c.catalogue_id, catalogue_versions.c.version, catalogue_versions.c.content_sha256)
-            .order_by(catalogue_versions.c.catalogue_id, catalogue_versions.c.version)
+            select(
+                catalogue_versions.c.catalogue_id, catalogue_versions.c.version, catalogue_versions.c.content_sha256
+            ).order_by(catalogue_versions.c.catalogue_id, catalogue_versions.c.version)
         )
         return [(row.catalogue_id, row.version, row.content_sha256) for row in rows]

@@ -37,7 +37,13 @@ event_counter = Table(
 outbox = Table(
     "outbox",
     metadata,
-    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), ForeignKey("events.sequence"), primary_key=True, autoincrement=False),
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("events.sequence"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("nats_subject", String(300), nullable=False),
 )
 

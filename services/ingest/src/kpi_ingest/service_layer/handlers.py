@@ -75,7 +75,9 @@ def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
     return Recorded(earlier, replayed=True)
 
 
-async def _validated_event(command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry) -> MeasurementRecorded:
+async def _validated_event(
+    command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry
+) -> MeasurementRecorded:
     async with uow:
         catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
     if catalogue is None:
@@ -88,7 +90,9 @@ async def _validated_event(command: RecordMeasurement, uow: UnitOfWork, catalogu
         errors.append(FieldError("unit_id", "lowercase letters, digits, '-' and '_' only"))
     node = catalogue.node(command.indicator)
     if node is None:
-        errors.append(FieldError("indicator", f"{catalogue.id}@{catalogue.version} has no indicator {command.indicator}"))
+        errors.append(
+            FieldError("indicator", f"{catalogue.id}@{catalogue.version} has no indicator {command.indicator}")
+        )
         raise InvalidMeasurement(f"unknown indicator {command.indicator}", errors)
     if not node.scored:
         errors.append(FieldError("indicator", f"{node.code} is not scored in this catalogue version"))

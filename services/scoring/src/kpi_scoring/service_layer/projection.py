@@ -68,7 +68,9 @@ class ScoreProjection:
         node = catalogue.node(event.indicator)
         everyone = node is not None and is_peer_relative(node.rule)
         period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else event.unit_id)
-        peers = {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
+        peers = {
+            leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)
+        }
         affected = _with_ancestors(catalogue, event.indicator)
         units = sorted(period_inputs) if everyone else [event.unit_id]
         rows = []
@@ -103,7 +105,7 @@ def _with_ancestors(catalogue: Catalogue, code: str) -> list[str]:
     while node is not None and node.parent is not None:
         codes.append(node.parent)
         node = catalogue.node(node.parent)
-    return codes + [TOTAL_CODE]
+    return [*codes, TOTAL_CODE]
 
 
 def _score_rows(
@@ -112,6 +114,7 @@ def _score_rows(
     rows = []
     for code in codes:
         indicator = unit_score.indicators.get(code)
+        status: str
         if indicator is not None:
             status, points, explanation = indicator.status, indicator.points, explain_indicator(catalogue, indicator)
             max_points = indicator.max_points

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from kpi_common.health import health_router
-from kpi_common.scope import ScopeDep
 from kpi_common.problems import install_problem_handlers
+from kpi_common.scope import ScopeDep
 from kpi_reporting import views
 from kpi_reporting.bootstrap import Reporting, build
 from kpi_reporting.config import Settings
@@ -28,7 +28,9 @@ router = APIRouter(prefix="/v1", tags=["reports"])
 
 async def _result(reporting: Reporting, scope: dict[str, Any]) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
-        return await views.period_result(session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope)
+        return await views.period_result(
+            session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope
+        )
 
 
 @router.get("/rankings")

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from kpi_common.health import health_router
-from kpi_common.scope import ScopeDep
 from kpi_common.problems import Problem, install_problem_handlers
-from kpi_scoring import views
 from kpi_common.projection_service import ProjectionService
+from kpi_common.scope import ScopeDep
+from kpi_scoring import views
 from kpi_scoring.bootstrap import build
 from kpi_scoring.config import Settings
 

