@@ -101,10 +101,14 @@ class StreamFollower:
         self._nats_url, self._durable, self._projection, self._replicas = nats_url, durable, projection, replicas
         self.stop = asyncio.Event()
         self.nats: Any = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.run(), name=f"{self._durable}-consumer")
 
     async def run(self) -> None:
         from kpi_common.messaging import connect
@@ -122,7 +126,13 @@ class StreamFollower:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=1.0)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 10.0) -> None:
+        """Finish and acknowledge the batch in hand, then drain the connection."""
         self.stop.set()
+        if self._task is not None:
+            done, _ = await asyncio.wait([self._task], timeout=timeout)
+            if not done:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
         if self.nats is not None and not self.nats.is_closed:
             await self.nats.drain()

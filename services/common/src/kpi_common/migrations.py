@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,16 @@ def alembic_config(migrations_dir: Path, url: str) -> Config:
 
 
 def upgrade(migrations_dir: Path, url: str, revision: str = "head") -> None:
-    """Apply migrations (blocking; from async code use `asyncio.to_thread`)."""
-    command.upgrade(alembic_config(migrations_dir, url), revision)
+    """Apply migrations, blocking. Alembic's env runs its own event loop, so inside a running loop
+    the migration runs on a worker thread."""
+    config = alembic_config(migrations_dir, url)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        command.upgrade(config, revision)
+        return
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(command.upgrade, config, revision).result()
 
 
 def run_env(target_metadata: MetaData) -> None:

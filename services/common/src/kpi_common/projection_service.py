@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy import Table, text
@@ -19,10 +18,9 @@ class ProjectionService:
     sessions: async_sessionmaker[AsyncSession]
     tracking: TrackedProjection
     follower: StreamFollower
-    task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self.follower.run(), name=f"{self.tracking.consumer}-consumer")
+        self.follower.start()
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
@@ -34,9 +32,6 @@ class ProjectionService:
 
     async def close(self) -> None:
         await self.follower.close()
-        if self.task is not None:
-            await asyncio.wait([self.task], timeout=5)
-            self.task.cancel()
         await self.engine.dispose()
 
 
