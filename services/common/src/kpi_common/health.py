@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 ReadinessCheck = Callable[[], Awaitable[None]]
 
 
-def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
+def health_router(checks: Mapping[str, ReadinessCheck]) -> APIRouter:
     router = APIRouter(tags=["health"])
 
     @router.get("/healthz")

@@ -50,10 +50,11 @@ class TrackedProjection:
         self._sessions, self.consumer = sessions, consumer
         self._positions, self._dead_letters, self._apply = positions, dead_letters, apply
 
-    async def position(self, session: AsyncSession) -> int:
-        found = await session.scalar(
-            select(self._positions.c.last_sequence).where(self._positions.c.consumer == self.consumer)
-        )
+    async def position(self, session: AsyncSession, *, lock: bool = False) -> int:
+        """The last applied sequence; with `lock`, held until the transaction ends, so two instances
+        of one consumer can never apply the same event twice."""
+        query = select(self._positions.c.last_sequence).where(self._positions.c.consumer == self.consumer)
+        found = await session.scalar(query.with_for_update() if lock else query)
         return int(found) if found is not None else 0
 
     async def _advance(self, session: AsyncSession, previous: int, sequence: int) -> None:
@@ -68,7 +69,7 @@ class TrackedProjection:
 
     async def apply(self, envelope: EventEnvelope) -> Outcome:
         async with self._sessions() as session:
-            last = await self.position(session)
+            last = await self.position(session, lock=True)
             if envelope.sequence <= last:
                 return Outcome.ALREADY_APPLIED
             if envelope.sequence > last + 1:
@@ -80,7 +81,7 @@ class TrackedProjection:
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
         async with self._sessions() as session:
-            last = await self.position(session)
+            last = await self.position(session, lock=True)
             if envelope.sequence != last + 1:
                 return
             await session.execute(

@@ -12,5 +12,6 @@ class Settings(BaseSettings):
     nats_url: str = "nats://127.0.0.1:4222"
     stream_replicas: int = 1
     consumer_name: str = "reporting"
+    run_consumer: bool = True  # false for API-only replicas when scaled out
     host: str = "127.0.0.1"
     port: int = 8003

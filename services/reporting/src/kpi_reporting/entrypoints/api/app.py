@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.reporting = build(settings)
-        app.state.reporting.service.start()
+        if settings.run_consumer:
+            app.state.reporting.service.start()
         try:
             yield
         finally:
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def nats() -> None:
         await app.state.reporting.service.check_nats()
 
-    app.include_router(health_router({"database": database, "nats": nats}))
+    checks = {"database": database, "nats": nats} if settings.run_consumer else {"database": database}
+    app.include_router(health_router(checks))
     app.include_router(router)
     return app

@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.scoring = build(settings)
-        app.state.scoring.start()
+        if settings.run_consumer:
+            app.state.scoring.start()
         try:
             yield
         finally:
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def nats() -> None:
         await app.state.scoring.check_nats()
 
-    app.include_router(health_router({"database": database, "nats": nats}))
+    checks = {"database": database, "nats": nats} if settings.run_consumer else {"database": database}
+    app.include_router(health_router(checks))
     app.include_router(router)
     return app
