@@ -8,62 +8,22 @@ from collections import Counter
 from pathlib import Path
 
 import nats
-import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common import embedded, streams
 from kpi_common.catalogue_store import CatalogueStore
-from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
-from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
 from kpi_core.events import EventEnvelope
-from kpi_ingest import MIGRATIONS_DIR as INGEST_MIGRATIONS
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
-from kpi_ingest.service_layer import handlers
-from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
 from kpi_reporting.adapters import orm as reporting_orm
 from kpi_reporting.service_layer.projection import HistoryProjection
-from tests.conftest import ROOT, fixture_catalogue
-
-
-async def wait_until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not reached")
-        await asyncio.sleep(0.05)
-
-
-async def record_some(uow_factory, registry: CatalogueRegistry, count: int, start: int = 0) -> None:  # type: ignore[no-untyped-def]
-    for index in range(start, start + count):
-        command = RecordMeasurement(
-            catalogue_id="mini-dti",
-            catalogue_version="1.0",
-            period=2024,
-            unit_id=f"unit-{index % 5}",
-            indicator="3.1",
-            inputs={"a": index, "b": 1000},
-            idempotency_key=f"key-{index}",
-            submitted_by="tester",
-        )
-        await handlers.record_measurement(command, uow_factory(), registry)
-
-
-@pytest.fixture
-async def ingest_sessions(database_url: str):  # type: ignore[no-untyped-def]
-    upgrade(INGEST_MIGRATIONS, database_url)
-    engine = make_engine(database_url)
-    sessions = session_factory(engine)
-    registry = CatalogueRegistry()
-    command = RegisterCatalogueVersion(document=fixture_catalogue(), registered_by="admin")
-    await handlers.register_catalogue_version(command, UnitOfWork(sessions), registry)
-    yield sessions, registry
-    await engine.dispose()
+from tests.conftest import ROOT
+from tests.integration.helpers import outbox_size, record_some, wait_until
 
 
 async def stream_sequences(nats_url: str) -> list[tuple[int, str | None]]:
@@ -79,11 +39,6 @@ async def stream_sequences(nats_url: str) -> list[tuple[int, str | None]]:
         assert (message.headers or {}).get("Nats-Msg-Id") == envelope.id
     await client.close()
     return found
-
-
-async def outbox_size(sessions) -> int:  # type: ignore[no-untyped-def]
-    async with sessions() as session:
-        return len(await EventStore(session).pending_outbox(10_000))
 
 
 async def test_relay_publishes_every_event_in_sequence_order_with_its_id(nats_url: str, ingest_sessions) -> None:  # type: ignore[no-untyped-def]

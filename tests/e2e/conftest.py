@@ -1,0 +1,75 @@
+"""The whole system as a user runs it: nats-server and the three services as processes, over HTTP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kpi_common import auth, embedded
+
+PROVINCES = ("gia-lai", "binh-dinh", "da-nang")
+
+
+@dataclass
+class RunningSystem:
+    ingest: httpx.Client
+    scoring: httpx.Client
+    reporting: httpx.Client
+    keys: dict[str, str]
+    system: embedded.System
+
+    def post_measurement(self, key: str, body: dict[str, Any], idempotency_key: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[key]}", "Idempotency-Key": idempotency_key}
+        return self.ingest.post("/v1/measurements", json=body, headers=headers)
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError("the system did not reach the expected state")
+            time.sleep(0.05)
+
+    def wait_until_projected(self, sequence: int, scope: dict[str, Any]) -> dict[str, Any]:
+        """Poll the rankings until reporting has applied `sequence`; returns the rankings."""
+        found: dict[str, Any] = {}
+
+        def projected() -> bool:
+            nonlocal found
+            response = self.reporting.get("/v1/rankings", params=scope)
+            found = response.json()
+            return response.status_code == 200 and found["as_of_sequence"] >= sequence
+
+        self.wait_for(projected)
+        return found
+
+
+def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> RunningSystem:
+    keys_file = var_dir / "api-keys.yaml"
+    keys = {unit: auth.add_key(keys_file, unit, ["reporter"], [unit]) for unit in PROVINCES}
+    keys["admin"] = auth.add_key(keys_file, "admin", ["admin", "auditor"], [])
+    ports = {name: embedded.free_port() for name in embedded.SERVICES}
+    system = embedded.start_system(
+        var_dir,
+        ports=ports,
+        nats_port=embedded.free_port(),
+        database_urls=database_urls,
+        keys_file=keys_file,
+        log_dir=var_dir,
+    )
+    clients = {name: httpx.Client(base_url=service.url, timeout=10.0) for name, service in system.services.items()}
+    return RunningSystem(clients["ingest"], clients["scoring"], clients["reporting"], keys, system)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
+    var_dir = tmp_path_factory.mktemp("var")
+    urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+    running = start_running_system(var_dir, urls)
+    yield running
+    running.system.stop()
