@@ -221,11 +221,6 @@ def test_relative_to_best_over_a_period_scores_each_unit_against_the_best(mini_d
     assert {unit: s.node_points["3.2"] for unit, s in scores.items()} == {"hue": 5, "hanoi": 20, "hcm": 15}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="peer_stats reads node.rule.measure, which a parts rule with a peer-relative part does not have "
-    "(AttributeError); is_peer_relative says such a node needs peers (scoring.py:231)",
-)
 def test_a_parts_rule_with_a_peer_minmax_part_is_scored_over_the_period(mini_data, recorded):
     rule = {
         "kind": "parts",

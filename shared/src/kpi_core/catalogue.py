@@ -14,9 +14,9 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kpi_core.rules import PartsRule, Rule, SumOfChildrenRule, Tier, rule_input_names
+from kpi_core.rules import PEER_RELATIVE_KINDS, PartsRule, Rule, SumOfChildrenRule, Tier, rule_input_names, walk_rules
 
 CATALOGUE_FORMAT = "kpi-ledger.catalogue/v1"
 InputType = Literal["count", "number", "percent", "boolean", "category", "points", "text"]
@@ -101,8 +101,8 @@ class ReferenceResult(_Model):
 
 class Catalogue(_Model):
     format: Literal["kpi-ledger.catalogue/v1"] = "kpi-ledger.catalogue/v1"
-    id: str
-    version: str
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=100)
+    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=50)
     kind: Literal["points", "kpi"]
     title_vi: str
     title_en: str | None = None
@@ -216,6 +216,7 @@ def _node_rule_defects(node: Node) -> Iterator[str]:
         if name not in declared:
             yield f"node {node.code}: rule uses undeclared input '{name}'"
     yield from _tier_defects(node.code, node.rule)
+    yield from _award_defects(node)
     if isinstance(node.rule, PartsRule) and node.max_points is not None:
         parts_total = sum((part.max_points for part in node.rule.parts), Decimal(0))
         if parts_total != node.max_points:
@@ -232,6 +233,22 @@ def _tier_defects(code: str, rule: Rule) -> Iterator[str]:
     if isinstance(rule, PartsRule):
         for part in rule.parts:
             yield from _tier_defects(code, part.rule)
+
+
+def _award_defects(node: Node) -> Iterator[str]:
+    """No tier or level may award more than its node (or part) can give; one peer rule per node."""
+    peer_rules = [rule for rule in walk_rules(node.rule) if rule.kind in PEER_RELATIVE_KINDS]
+    if len(peer_rules) > 1:
+        yield f"node {node.code}: more than one peer-relative rule"
+    limits: list[tuple[Rule | None, Decimal | None]] = [(node.rule, node.max_points)]
+    if isinstance(node.rule, PartsRule):
+        limits += [(part.rule, part.max_points) for part in node.rule.parts]
+    for rule, limit in limits:
+        awards = [tier.points for tier in getattr(rule, "tiers", ())] + [
+            level.points for level in getattr(rule, "levels", ())
+        ]
+        if limit is not None and any(points > limit for points in awards):
+            yield f"node {node.code}: a tier or level awards more than {limit} points"
 
 
 def _points_defects(catalogue: Catalogue) -> Iterator[str]:

@@ -11,11 +11,11 @@ from kpi_core.catalogue import InputSpec, Node
 from kpi_core.rules import (
     LevelsRule,
     Measure,
-    PartsRule,
     RatioRule,
     Rule,
     SumOfChildrenRule,
     rule_input_names,
+    walk_rules,
 )
 from kpi_core.scoring import InputValue
 
@@ -69,7 +69,7 @@ def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
         return FieldError(where, f"'{value}' is not a number")
     if not number.is_finite():
         return FieldError(where, "must be a finite number")
-    if number < 0:
+    if number < 0 and spec.type in ("count", "percent", "points"):
         return FieldError(where, "cannot be negative")
     if spec.type == "count" and number != number.to_integral_value():
         return FieldError(where, "a count must be a whole number")
@@ -78,21 +78,14 @@ def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
 
 def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:
     allowed = set(spec.options or ())
-    for levels_rule in _walk(rule):
+    for levels_rule in walk_rules(rule):
         if isinstance(levels_rule, LevelsRule) and levels_rule.input == spec.name:
             allowed |= {level.value for level in levels_rule.levels}
     return allowed
 
 
-def _walk(rule: Rule) -> Iterator[Rule]:
-    yield rule
-    if isinstance(rule, PartsRule):
-        for part in rule.parts:
-            yield from _walk(part.rule)
-
-
 def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
-    for inner in _walk(rule):
+    for inner in walk_rules(rule):
         measure: Measure | None = getattr(inner, "measure", None)
         if measure is None or measure.input is not None:
             continue

@@ -6,6 +6,7 @@ exact: the files write them as strings and they are read as `Decimal` (see docs/
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -65,8 +66,8 @@ class Level(_Frozen):
 
 class RatioRule(_Frozen):
     kind: Literal["ratio"]
-    numerator: tuple[str, ...]
-    denominator: tuple[str, ...]
+    numerator: tuple[str, ...] = Field(min_length=1)
+    denominator: tuple[str, ...] = Field(min_length=1)
     full_at: Decimal | None = None
     share: bool = True
     note: str | None = None
@@ -195,6 +196,16 @@ def rule_input_names(rule: Rule) -> tuple[str, ...]:
         case SumOfChildrenRule():
             pass
     return tuple(dict.fromkeys(names))
+
+
+def walk_rules(rule: Rule | None) -> Iterator[Rule]:
+    """A rule and, for parts, every part's rule, depth first."""
+    if rule is None:
+        return
+    yield rule
+    if isinstance(rule, PartsRule):
+        for part in rule.parts:
+            yield from walk_rules(part.rule)
 
 
 def is_peer_relative(rule: Rule | None) -> bool:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from kpi_core.catalogue import Catalogue, Node
 from kpi_core.rules import (
+    PEER_RELATIVE_KINDS,
     CountCappedRule,
     DirectPointsRule,
     LevelsRule,
@@ -30,6 +31,7 @@ from kpi_core.rules import (
     YearOverYearRule,
     YesNoRule,
     is_peer_relative,
+    walk_rules,
 )
 
 InputValue = Decimal | bool | str
@@ -226,9 +228,10 @@ def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats
 
 def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> PeerStats | None:
     """Min and max of a peer-relative node's measure over the units that reported it."""
-    if node.rule is None or not is_peer_relative(node.rule):
+    peer_rule = next((rule for rule in walk_rules(node.rule) if rule.kind in PEER_RELATIVE_KINDS), None)
+    if peer_rule is None:
         return None
-    measure: Measure = node.rule.measure  # type: ignore[union-attr]
+    measure: Measure = peer_rule.measure  # type: ignore[union-attr]
     values = []
     for unit_inputs in period_inputs.values():
         recorded = unit_inputs.get(node.code)

