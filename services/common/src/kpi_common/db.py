@@ -29,10 +29,10 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """An async engine; on SQLite, WAL, foreign keys, a busy timeout and BEGIN IMMEDIATE.
+    """An async engine; on SQLite, WAL, foreign keys, a busy timeout and explicit BEGIN.
 
-    BEGIN IMMEDIATE takes SQLite's write lock when a transaction starts, so a transaction that
-    reads and then writes can never fail to upgrade its lock halfway (SQLITE_BUSY_SNAPSHOT).
+    SQLite transactions are deferred: a transaction that must read and then write starts with a
+    write (`EventStore.lock`), so it never has to upgrade its lock halfway (SQLITE_BUSY_SNAPSHOT).
     """
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
@@ -53,7 +53,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN")
 
     return engine
 

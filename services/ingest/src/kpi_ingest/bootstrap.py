@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kpi_common.auth import KeyRing, load_keys
-from kpi_common.db import make_engine, session_factory
+from kpi_common.db import is_sqlite, make_engine, session_factory
 from kpi_core.commands import RegisterCatalogueVersion
 from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
 from kpi_ingest.config import Settings
@@ -28,6 +28,7 @@ class Ingest:
     settings: Settings
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    write_lock: asyncio.Lock | None
     catalogues: CatalogueRegistry
     keys: KeyRing
     relay: OutboxRelay
@@ -35,7 +36,7 @@ class Ingest:
 
     def uow(self) -> UnitOfWork:
         """A new unit of work: one per request, never shared between concurrent tasks."""
-        return UnitOfWork(self.sessions)
+        return UnitOfWork(self.sessions, self.write_lock)
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
@@ -56,13 +57,21 @@ class Ingest:
 async def bootstrap(settings: Settings) -> Ingest:
     engine = make_engine(settings.database_url)
     sessions = session_factory(engine)
+    write_lock = asyncio.Lock() if is_sqlite(settings.database_url) else None
     ingest = Ingest(
         settings=settings,
         engine=engine,
         sessions=sessions,
+        write_lock=write_lock,
         catalogues=CatalogueRegistry(),
         keys=load_keys(settings.api_keys_file),
-        relay=OutboxRelay(sessions, settings.nats_url, batch=settings.relay_batch, replicas=settings.stream_replicas),
+        relay=OutboxRelay(
+            sessions,
+            settings.nats_url,
+            batch=settings.relay_batch,
+            replicas=settings.stream_replicas,
+            write_lock=write_lock,
+        ),
     )
     if settings.load_bundled_catalogues:
         for document in bundled_catalogue_documents():

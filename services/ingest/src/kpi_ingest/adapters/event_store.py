@@ -63,6 +63,12 @@ class EventStore:
         await self.session.execute(insert(outbox).values(sequence=sequence, nats_subject=event.nats_subject()))
         return StoredEvent(envelope, request_sha256)
 
+    async def lock(self) -> None:
+        """Take the append lock now (a no-op write on the counter row), before reading what an append depends on."""
+        await self.session.execute(
+            update(event_counter).where(event_counter.c.id == 1).values(last_sequence=event_counter.c.last_sequence)
+        )
+
     async def next_sequence(self) -> int:
         """Lock the counter row for the rest of the transaction and take the next sequence."""
         result = await self.session.execute(

@@ -25,9 +25,16 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], nats_url: str, *, batch: int = 500, replicas: int = 1
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        nats_url: str,
+        *,
+        batch: int = 500,
+        replicas: int = 1,
+        write_lock: asyncio.Lock | None = None,
     ) -> None:
         self._sessions, self._nats_url, self._batch, self._replicas = sessions, nats_url, batch, replicas
+        self._write_lock = write_lock or asyncio.Lock()
         self.wake = asyncio.Event()
         self._stop = asyncio.Event()
         self.nats: Client | None = None
@@ -63,7 +70,7 @@ class OutboxRelay:
                 last = stored.sequence
         finally:
             if last:
-                async with self._sessions() as session:
+                async with self._write_lock, self._sessions() as session:
                     await EventStore(session).mark_published(last)
                     await session.commit()
         return len(pending)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from kpi_core.catalogue import CatalogueInvalid, parse_catalogue
+from kpi_core.catalogue import Catalogue, CatalogueInvalid, parse_catalogue
 from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
 from kpi_core.events import SUBJECT_TOKEN, CatalogueVersionRegistered, MeasurementRecorded
 from kpi_core.measurements import FieldError, check_inputs
@@ -43,11 +43,12 @@ async def record_measurement(command: RecordMeasurement, uow: UnitOfWork, catalo
     fingerprint = request_fingerprint(command)
     async with uow:
         earlier = await uow.events.by_idempotency_key(command.submitted_by, command.idempotency_key)
-    if earlier is not None:
-        return _replay(earlier, fingerprint)
-    event = await _validated_event(command, uow, catalogues)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
+        catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
+    event = _validated_event(command, catalogue)
     try:
-        async with uow:
+        async with uow.writing():
             stored = await uow.events.append(
                 event,
                 actor=command.submitted_by,
@@ -75,11 +76,7 @@ def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
     return Recorded(earlier, replayed=True)
 
 
-async def _validated_event(
-    command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry
-) -> MeasurementRecorded:
-    async with uow:
-        catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
+def _validated_event(command: RecordMeasurement, catalogue: Catalogue | None) -> MeasurementRecorded:
     if catalogue is None:
         raise UnknownCatalogue(
             f"catalogue {command.catalogue_id} version {command.catalogue_version} is not registered",
@@ -128,7 +125,8 @@ async def register_catalogue_version(
     except CatalogueInvalid as invalid:
         raise InvalidCatalogue(str(invalid), [FieldError("document", defect) for defect in invalid.defects]) from None
     content_sha256 = catalogue.content_hash()
-    async with uow:
+    async with uow.writing():
+        await uow.events.lock()
         existing = await uow.events.catalogue_version(catalogue.id, catalogue.version)
         if existing is not None:
             if allow_existing and existing[0] == content_sha256:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -10,12 +11,25 @@ from kpi_ingest.adapters.event_store import EventStore
 
 
 class UnitOfWork:
+    """One per request. `writing()` marks a transaction that appends: on SQLite such transactions
+    queue on a process-wide lock instead of spinning in SQLite's busy handler."""
+
     events: EventStore
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], write_lock: asyncio.Lock | None = None) -> None:
         self._sessions = sessions
+        self._write_lock = write_lock
+        self._holds_lock = False
+        self._for_writing = False
+
+    def writing(self) -> UnitOfWork:
+        self._for_writing = True
+        return self
 
     async def __aenter__(self) -> UnitOfWork:
+        if self._for_writing and self._write_lock is not None:
+            await self._write_lock.acquire()
+            self._holds_lock = True
         self._session = self._sessions()
         self.events = EventStore(self._session)
         return self
@@ -23,8 +37,14 @@ class UnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._session.rollback()
-        await self._session.close()
+        try:
+            await self._session.rollback()
+            await self._session.close()
+        finally:
+            self._for_writing = False
+            if self._holds_lock and self._write_lock is not None:
+                self._holds_lock = False
+                self._write_lock.release()
 
     async def commit(self) -> None:
         await self._session.commit()

@@ -1,0 +1,141 @@
+"""The whole path over HTTP: measurement in, event stored and streamed, score out, ranking served."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import fixture_catalogue
+from tests.e2e.conftest import RunningSystem
+
+pytestmark = pytest.mark.e2e
+SCOPE = {"catalogue": "mini-dti", "version": "1.0", "period": 2024}
+
+
+def body(unit: str, indicator: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "catalogue_id": "mini-dti",
+        "catalogue_version": "1.0",
+        "period": 2024,
+        "unit_id": unit,
+        "indicator": indicator,
+        "inputs": inputs,
+        "evidence": [{"title": "Báo cáo số liệu", "number": "12/BC-STTTT", "date": "2025-01-15"}],
+    }
+
+
+@pytest.fixture(scope="module")
+def with_catalogue(running: RunningSystem) -> RunningSystem:
+    response = running.ingest.post(
+        "/v1/catalogues", json=fixture_catalogue(), headers={"Authorization": f"Bearer {running.keys['admin']}"}
+    )
+    assert response.status_code == 201, response.text
+    return running
+
+
+def test_three_provinces_report_and_the_ranking_and_scorecard_follow(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    submissions = [
+        # gia-lai: 1.1 chair 10, 1.2 yes 10, 3.1 60% of 80% → 15, 3.2 50% → 10: total 45
+        ("gia-lai", "1.1", {"a": "chair"}),
+        ("gia-lai", "1.2", {"a": True}),
+        ("gia-lai", "3.1", {"a": 600, "b": 1000}),
+        ("gia-lai", "3.2", {"a": 1, "b": 2}),
+        # binh-dinh: 1.1 vice chair 5, 3.1 90% → capped 20, 3.2 100% → 20: total 45 (tie with gia-lai)
+        ("binh-dinh", "1.1", {"a": "vice_chair"}),
+        ("binh-dinh", "3.1", {"a": 900, "b": 1000}),
+        ("binh-dinh", "3.2", {"a": 7, "b": 7}),
+        # da-nang: 1.2 no 0, 3.1 20% → 5: total 5
+        ("da-nang", "1.2", {"a": False}),
+        ("da-nang", "3.1", {"a": 200, "b": 1000}),
+    ]
+    last = 0
+    for index, (unit, indicator, inputs) in enumerate(submissions):
+        response = system.post_measurement(unit, body(unit, indicator, inputs), f"e2e-{index}")
+        assert response.status_code == 201, response.text
+        assert response.json()["replayed"] is False
+        last = response.json()["sequence"]
+    rankings = system.wait_until_projected(last, SCOPE)
+    table = [(row["rank_label"], row["unit_id"], row["total"], row["pillars"]) for row in rankings["rankings"]]
+    assert table == [
+        ("1/3", "binh-dinh", "45.00", {"1": "5.00", "3": "40.00"}),
+        ("1/3", "gia-lai", "45.00", {"1": "20.00", "3": "25.00"}),
+        ("3/3", "da-nang", "5.00", {"1": "0.00", "3": "5.00"}),
+    ]
+    card = system.reporting.get("/v1/units/gia-lai/scorecard", params=SCOPE).json()
+    assert (card["total"], card["rank_label"], card["max_points"]) == ("45.00", "1/3", "60")
+    infrastructure = next(pillar for pillar in card["pillars"] if pillar["code"] == "3")
+    share = next(child for child in infrastructure["children"] if child["code"] == "3.1")
+    assert (share["points"], share["max_points"], share["status"], share["inputs"]) == (
+        "15.00",
+        "20",
+        "scored",
+        {"a": "600", "b": "1000"},
+    )
+    system.wait_for(lambda: system.scoring.get("/v1/units/da-nang/scores/*", params=SCOPE).status_code == 200)
+    explained = system.scoring.get("/v1/units/gia-lai/scores/3.1", params=SCOPE).json()
+    assert explained["points"] == "15.00"
+    assert explained["explanation"]["inputs"] == {"a": "600", "b": "1000"}
+    assert explained["explanation"]["formula"] == "min((600)/(1000) = 0.6 / 0.8, 1) × 20 = 15"
+
+
+def test_a_correction_moves_the_ranking(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    response = system.post_measurement("da-nang", body("da-nang", "1.1", {"a": "chair"}), "e2e-correction-1")
+    response = system.post_measurement("da-nang", body("da-nang", "3.2", {"a": 9, "b": 9}), "e2e-correction-2")
+    rankings = system.wait_until_projected(response.json()["sequence"], SCOPE)["rankings"]
+    assert [(row["unit_id"], row["total"]) for row in rankings][-1] == ("da-nang", "35.00")
+
+
+def test_a_key_cannot_write_for_another_unit(with_catalogue: RunningSystem) -> None:
+    response = with_catalogue.post_measurement("gia-lai", body("da-nang", "1.2", {"a": True}), "e2e-cross-unit")
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"field": "unit_id", "message": "not bound to this key"}]
+
+
+def test_a_repeated_idempotency_key_stores_one_event(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    first = system.post_measurement("gia-lai", body("gia-lai", "1.2", {"a": True}), "e2e-repeat")
+    again = system.post_measurement("gia-lai", body("gia-lai", "1.2", {"a": True}), "e2e-repeat")
+    other = system.post_measurement("gia-lai", body("gia-lai", "1.2", {"a": False}), "e2e-repeat")
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 409)
+    assert again.json()["event_id"] == first.json()["event_id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    follow = system.post_measurement("gia-lai", body("gia-lai", "1.2", {"a": True}), "e2e-after-repeat")
+    assert follow.json()["sequence"] == first.json()["sequence"] + 1
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "field"),
+    [
+        ({"indicator": "9.9"}, 422, "indicator"),
+        ({"inputs": {"a": 1200, "b": 1000}, "indicator": "3.1"}, 422, "inputs.a"),
+        ({"inputs": {"a": 10, "b": 0}, "indicator": "3.1"}, 422, "inputs.b"),
+        ({"inputs": {"a": "mayor"}, "indicator": "1.1"}, 422, "inputs.a"),
+        ({"period": 1890}, 422, "period"),
+        ({"catalogue_version": "9.9"}, 422, "catalogue_id"),
+    ],
+)
+def test_bad_input_gets_a_problem_naming_the_field(
+    with_catalogue: RunningSystem, change: dict[str, Any], status: int, field: str
+) -> None:
+    request = {**body("gia-lai", "1.2", {"a": True}), **change}
+    response = with_catalogue.post_measurement("gia-lai", request, f"e2e-bad-{field}-{change}")
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert field in [error["field"] for error in response.json()["errors"]]
+
+
+def test_writes_need_a_key_and_an_idempotency_key(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    anonymous = system.ingest.post("/v1/measurements", json=body("gia-lai", "1.2", {"a": True}))
+    assert anonymous.status_code == 401
+    keyless = system.ingest.post(
+        "/v1/measurements",
+        json=body("gia-lai", "1.2", {"a": True}),
+        headers={"Authorization": f"Bearer {system.keys['gia-lai']}"},
+    )
+    assert keyless.status_code == 400
+    assert keyless.json()["errors"] == [{"field": "Idempotency-Key", "message": "required"}]
