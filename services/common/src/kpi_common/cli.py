@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from kpi_common import auth, embedded, streams
+from kpi_core.schemas import all_schemas
 
 DEFAULT_PORTS = {"ingest": 8001, "scoring": 8002, "reporting": 8003}
 
@@ -107,6 +108,17 @@ def nats_config(_args: argparse.Namespace) -> int:
     return 0
 
 
+def write_schemas(args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in all_schemas().items():
+        (folder / f"{name}.schema.json").write_text(
+            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        print(folder / f"{name}.schema.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kpi-ledger")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     key_parser.set_defaults(handler=add_key)
     config_parser = commands.add_parser("nats-config", help="print the JetStream stream and consumer declarations")
     config_parser.set_defaults(handler=nats_config)
+    schemas_parser = commands.add_parser("schemas", help="write the JSON Schemas of the catalogue format and events")
+    schemas_parser.add_argument("folder", nargs="?", default="docs/schemas")
+    schemas_parser.set_defaults(handler=write_schemas)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

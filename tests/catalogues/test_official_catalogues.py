@@ -1,0 +1,67 @@
+"""Each official catalogue holds what its source states: node counts, point totals, recorded defects."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+from kpi_core.catalogue import Catalogue
+
+
+def levels(catalogue: Catalogue) -> Counter[str]:
+    return Counter(node.level for node in catalogue.nodes)
+
+
+def defect(catalogue: Catalogue, node: str | None, field: str) -> tuple[str, str | None]:
+    found = next(item for item in catalogue.defects if item.node == node and item.field == field)
+    return found.source_text, found.used
+
+
+def test_hcmc_districts_has_9_pillars_51_components_and_660_points(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["hcmc-dti-districts@1.0"]
+    assert levels(catalogue) == Counter({"pillar": 9, "component": 51})
+    assert catalogue.total_max_points == Decimal(660)
+    assert [(root.code, root.max_points) for root in catalogue.roots] == [
+        (code, Decimal(points))
+        for code, points in [
+            ("1", 60),
+            ("2", 50),
+            ("3", 70),
+            ("4", 60),
+            ("5", 35),
+            ("6", 185),
+            ("7", 90),
+            ("8", 90),
+            ("9", 20),
+        ]
+    ]
+    assert sum(Decimal(leaf.max_points or 0) for leaf in catalogue.leaves()) == Decimal(660)
+    assert catalogue.peer_group == "hcmc-districts"
+    assert len(catalogue.context_fields) >= 20
+
+
+def test_hcmc_districts_records_the_690_total_and_the_150_point_tier(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["hcmc-dti-districts@1.0"]
+    total_text, total_used = defect(catalogue, None, "total")
+    assert total_used == "660"
+    assert "690" in total_text or any("690" in item.source_text for item in catalogue.defects)
+    assert defect(catalogue, "3.3", "threshold") == ("Từ 50% - 80%: 150 điểm", "15")
+    tiers = catalogue.nodes_by_code["3.3"].rule.tiers  # type: ignore[union-attr]
+    assert [tier.points for tier in tiers] == [Decimal(30), Decimal(15), Decimal(0)]
+
+
+def test_binh_dinh_has_27_indicators_each_derived_from_a_national_one(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["binhdinh-smartcity-kpi@1.0"]
+    indicators = [node for node in catalogue.nodes if node.level == "indicator"]
+    assert len(indicators) == 27
+    assert catalogue.kind == "kpi" and catalogue.total_max_points is None
+    assert catalogue.derived_from is not None and catalogue.derived_from.id == "vn-smartcity-kpi"
+    assert all(node.national_ref for node in indicators)
+    assert all(node.lead_agency for node in indicators)
+
+
+def test_binh_dinh_records_that_indicator_27_has_another_indicators_method(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["binhdinh-smartcity-kpi@1.0"]
+    text, used = defect(catalogue, "27", "name")
+    assert "Mức độ đóng góp" in text
+    assert used is not None and "L3.N3.PN1.01" in used
