@@ -224,10 +224,30 @@ def test_survey_scale_value_outside_the_scale_raises_input_error(make_rule, step
         rule_points(make_rule({"kind": "survey_scale", "input": "a"}), F(0), {"a": D(step)})
 
 
-def test_year_over_year_is_not_scored_by_rule_points(make_rule):
-    rule = make_rule({"kind": "year_over_year", "measure": {"input": "a"}})
-    with pytest.raises(NotImplementedError, match="year_over_year"):
-        rule_points(rule, F(10), {"a": D(1)})
+def test_year_over_year_with_full_at_gives_full_points_from_the_threshold(make_rule):
+    rule = make_rule(
+        {"kind": "year_over_year", "measure": {"numerator": ["a"], "denominator": ["b"]}, "full_at": "0.1"}
+    )
+    assert rule_points(rule, F(10), {"a": D("0.01"), "b": D("0.2")})[0] == F(5)  # ratio 0.05 of 0.1
+    assert rule_points(rule, F(10), {"a": D("0.02"), "b": D("0.2")})[0] == F(10)  # exactly at 0.1
+    assert rule_points(rule, F(10), {"a": D("0.9"), "b": D("0.6")})[0] == F(10)
+
+
+def test_year_over_year_with_tiers_scores_the_change_by_tier(make_rule):
+    rule = make_rule(
+        {
+            "kind": "year_over_year",
+            "measure": {"numerator": ["a"], "denominator": ["b"]},
+            "tiers": [
+                {"at_least": "1.1", "points": "10"},
+                {"at_least": "1", "points": "5"},
+                {"otherwise": True, "points": "0"},
+            ],
+        }
+    )
+    assert rule_points(rule, F(10), {"a": D(110), "b": D(100)})[0] == F(10)
+    assert rule_points(rule, F(10), {"a": D(109), "b": D(100)})[0] == F(5)
+    assert rule_points(rule, F(10), {"a": D(99), "b": D(100)})[0] == F(0)
 
 
 # the rule models themselves

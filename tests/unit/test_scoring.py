@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from kpi_core.catalogue import Catalogue, parse_catalogue
-from kpi_core.scoring import PeerStats, RecordedInputs, display_points, score_indicator, score_period, score_unit
+from kpi_core.scoring import (
+    PeerStats,
+    RecordedInputs,
+    display_points,
+    score_indicator,
+    score_period,
+    score_unit,
+)
 
 D = Decimal
 F = Fraction
@@ -61,10 +68,38 @@ def test_a_scored_indicator_carries_its_value_formula_and_source_event(mini, rec
     assert (score.event_id, score.sequence, score.inputs) == ("ev-3.1-4", 4, {"a": D(2), "b": D(5)})
 
 
-def test_a_year_over_year_indicator_is_unsupported_with_zero_points(make_node, recorded):
-    node = make_node({"kind": "year_over_year", "measure": {"input": "a"}}, a="number")
-    score = score_indicator(node, recorded("9.9", a=3))
-    assert (score.status, score.points) == ("unsupported", F(0))
+YOY_RULE = {
+    "kind": "year_over_year",
+    "measure": {"numerator": ["a"], "denominator": ["b"]},
+    "previous": {"input": "b", "from_input": "a"},
+    "full_at": "1.1",
+}
+
+
+def test_a_year_over_year_input_missing_this_period_comes_from_the_previous_period(make_node, recorded):
+    node = make_node(YOY_RULE, a="number", b="number")
+    catalogue = _catalogue_of(node)
+    this_year = {"u1": {"9.9": recorded("9.9", 5, a=105)}}
+    last_year = {"u1": {"9.9": recorded("9.9", 2, a=100)}}
+    score = score_period(catalogue, this_year, last_year)["u1"].indicators["9.9"]
+    # 105/100 = 1.05 of the 1.1 needed for full points: 1.05 / 1.1 × 10
+    assert score.points == F(105, 100) / F(11, 10) * 10
+    assert score.inputs == {"a": D(105), "b": D(100)}
+    assert (score.event_id, score.previous_event_id) == ("ev-9.9-5", "ev-9.9-2")
+
+
+def test_a_year_over_year_input_reported_this_period_wins_over_the_previous_period(make_node, recorded):
+    node = make_node(YOY_RULE, a="number", b="number")
+    this_year = {"u1": {"9.9": recorded("9.9", 5, a=110, b=100)}}
+    last_year = {"u1": {"9.9": recorded("9.9", 2, a=50)}}
+    score = score_period(_catalogue_of(node), this_year, last_year)["u1"].indicators["9.9"]
+    assert (score.points, score.previous_event_id) == (F(10), None)
+
+
+def test_a_year_over_year_indicator_without_a_previous_value_scores_zero_as_missing(make_node, recorded):
+    node = make_node(YOY_RULE, a="number", b="number")
+    score = score_period(_catalogue_of(node), {"u1": {"9.9": recorded("9.9", 5, a=110)}}, {})["u1"].indicators["9.9"]
+    assert (score.status, score.points, score.formula) == ("missing", F(0), "input 'b' is missing")
 
 
 def test_a_kpi_value_indicator_has_a_value_but_no_points(make_node, recorded):
@@ -238,3 +273,18 @@ def test_a_parts_rule_with_a_peer_minmax_part_is_scored_over_the_period(mini_dat
     }
     scores = score_period(catalogue, period)
     assert {unit: s.node_points["3.2"] for unit, s in scores.items()} == {"hue": 10, "hanoi": 10, "hcm": F(25, 2)}
+
+
+def _catalogue_of(node):
+    pillar = {"code": "9", "level": "pillar", "name_vi": "Trụ cột", "max_points": "10"}
+    return Catalogue.model_validate(
+        {
+            "id": "t",
+            "version": "1",
+            "kind": "points",
+            "title_vi": "t",
+            "peer_group": "p",
+            "source": {"document": "t"},
+            "nodes": [pillar, {**node.model_dump(mode="json", exclude_none=True), "parent": "9"}],
+        }
+    )

@@ -127,11 +127,22 @@ class RelativeToBestRule(_Frozen):
     note: str | None = None
 
 
+class PreviousPeriod(_Frozen):
+    """An input that, when the unit does not report it, is taken from its previous period's measurement."""
+
+    input: str
+    from_input: str
+
+
 class YearOverYearRule(_Frozen):
+    """This period against the previous one: the measure compares them, then tiers or a capped ratio score it."""
+
     kind: Literal["year_over_year"]
     measure: Measure
-    compare: str | None = None
+    previous: PreviousPeriod | None = None
+    full_at: Decimal | None = None
     tiers: tuple[Tier, ...] = ()
+    compare: str | None = None
     note: str | None = None
 
 

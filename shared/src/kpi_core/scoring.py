@@ -48,6 +48,7 @@ class RecordedInputs:
     event_id: str
     sequence: int
     not_applicable_reason: str | None = None
+    previous_event_id: str | None = None  # where an input taken from the previous period came from
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,7 @@ class IndicatorScore:
     event_id: str | None = None
     sequence: int | None = None
     peer: PeerStats | None = None
+    previous_event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,14 @@ def rule_points(
                 raise InputError("peer-relative rule scored without peer values")
             points = _peer_points(rule, value, peer, max_points)
             return points, value, f"{shown}; peers min {_fmt(peer.minimum)} max {_fmt(peer.maximum)} → {_fmt(points)}"
+        case YearOverYearRule():
+            value, shown = measure_value(rule.measure, inputs)
+            if rule.tiers:
+                points = _tier_points(rule.tiers, value)
+                return points, value, f"{shown} → tier {_fmt(points)}"
+            threshold = Fraction(rule.full_at) if rule.full_at is not None else Fraction(1)
+            points = min(value / threshold, Fraction(1)) * max_points
+            return points, value, f"min({shown} / {_fmt(threshold)}, 1) × {_fmt(max_points)} = {_fmt(points)}"
         case ValueRule():
             measured, shown = measure_value(rule.measure, inputs)
             return Fraction(0), measured * 100 if rule.measure.percent else measured, shown
@@ -215,14 +225,18 @@ def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats
         inputs=recorded.inputs,
         event_id=recorded.event_id,
         sequence=recorded.sequence,
+        previous_event_id=recorded.previous_event_id,
     )
     if recorded.not_applicable_reason is not None:
         formula = f"not applicable ({recorded.not_applicable_reason}) → max"
         return replace(base, status="not_applicable", points=max_points, formula=formula)
     assert node.rule is not None
-    if isinstance(node.rule, YearOverYearRule):
-        return replace(base, status="unsupported", points=Fraction(0), formula="year over year: not scored yet")
-    points, value, formula = rule_points(node.rule, max_points or Fraction(0), recorded.inputs, peer)
+    try:
+        points, value, formula = rule_points(node.rule, max_points or Fraction(0), recorded.inputs, peer)
+    except InputError as missing:  # e.g. no previous period for a year-over-year rule: no data scores 0
+        return replace(
+            base, status="missing", points=Fraction(0) if max_points is not None else None, formula=str(missing)
+        )
     return replace(base, points=points if max_points is not None else None, value=value, formula=formula, peer=peer)
 
 
@@ -268,9 +282,37 @@ def score_unit(
     return UnitScore(unit, indicators, node_points, total)
 
 
+def with_previous_period(
+    catalogue: Catalogue,
+    period_inputs: Mapping[str, Mapping[str, RecordedInputs]],
+    previous_period: Mapping[str, Mapping[str, RecordedInputs]],
+) -> dict[str, dict[str, RecordedInputs]]:
+    """Fill year-over-year inputs a unit did not report from its own previous period's measurement."""
+    filled = {unit: dict(inputs) for unit, inputs in period_inputs.items()}
+    for node in catalogue.leaves():
+        rule = node.rule
+        if not isinstance(rule, YearOverYearRule) or rule.previous is None:
+            continue
+        for unit, inputs in filled.items():
+            current = inputs.get(node.code)
+            earlier = previous_period.get(unit, {}).get(node.code)
+            if current is None or earlier is None or rule.previous.input in current.inputs:
+                continue
+            value = earlier.inputs.get(rule.previous.from_input)
+            if value is not None and current.not_applicable_reason is None:
+                merged = {**current.inputs, rule.previous.input: value}
+                inputs[node.code] = replace(current, inputs=merged, previous_event_id=earlier.event_id)
+    return filled
+
+
 def score_period(
-    catalogue: Catalogue, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]
+    catalogue: Catalogue,
+    period_inputs: Mapping[str, Mapping[str, RecordedInputs]],
+    previous_period: Mapping[str, Mapping[str, RecordedInputs]] | None = None,
 ) -> dict[str, UnitScore]:
-    """All units of one catalogue version and period (peer-relative rules see every unit)."""
+    """All units of one catalogue version and period (peer-relative rules see every unit;
+    year-over-year rules see each unit's previous period)."""
+    if previous_period:
+        period_inputs = with_previous_period(catalogue, period_inputs, previous_period)
     peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}
     return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}

@@ -72,6 +72,20 @@ async def period_result(
     cached = cache.get(key)
     if cached is not None:
         return cached
+    period_inputs = await _latest_inputs(session, catalogue, scope)
+    previous = await _latest_inputs(session, catalogue, {**scope, "period": scope["period"] - 1})
+    scores = score_period(catalogue, period_inputs, previous)
+    result = PeriodResult(
+        catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()})
+    )
+    cache.put(key, result)
+    return result
+
+
+async def _latest_inputs(
+    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]
+) -> dict[str, dict[str, RecordedInputs]]:
+    """The latest measurement of every unit and indicator in scope (history is read in sequence order)."""
     query = (
         select(measurement_history)
         .where(*(measurement_history.c[name] == value for name, value in scope.items()))
@@ -82,12 +96,7 @@ async def period_result(
         inputs = typed_inputs(catalogue.node(row.indicator), json.loads(row.inputs))
         recorded = RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
         period_inputs.setdefault(row.unit_id, {})[row.indicator] = recorded
-    scores = score_period(catalogue, period_inputs)
-    result = PeriodResult(
-        catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()})
-    )
-    cache.put(key, result)
-    return result
+    return period_inputs
 
 
 def rankings_view(result: PeriodResult, scope: dict[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,16 @@ from kpi_common.db import upsert
 from kpi_core.catalogue import Catalogue
 from kpi_core.events import CatalogueVersionRegistered, EventEnvelope, MeasurementRecorded, decode_event
 from kpi_core.measurements import typed_inputs
-from kpi_core.rules import is_peer_relative
-from kpi_core.scoring import IndicatorScore, RecordedInputs, UnitScore, display_points, peer_stats, score_unit
+from kpi_core.rules import YearOverYearRule, is_peer_relative
+from kpi_core.scoring import (
+    IndicatorScore,
+    RecordedInputs,
+    UnitScore,
+    display_points,
+    peer_stats,
+    score_unit,
+    with_previous_period,
+)
 from kpi_scoring.adapters.orm import measurements, scores
 
 TOTAL_CODE = "*"
@@ -65,19 +73,39 @@ class ScoreProjection:
             ],
             key=[*scope, "unit_id", "indicator"],
         )
+        await _rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope.sequence)
         node = catalogue.node(event.indicator)
-        everyone = node is not None and is_peer_relative(node.rule)
-        period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else event.unit_id)
-        peers = {
-            leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)
-        }
-        affected = _with_ancestors(catalogue, event.indicator)
-        units = sorted(period_inputs) if everyone else [event.unit_id]
-        rows = []
-        for unit in units:
-            unit_score = score_unit(catalogue, unit, period_inputs.get(unit, {}), peers)
-            rows += _score_rows(catalogue, unit_score, affected, scope, envelope.sequence)
-        await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
+        if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
+            following = {**scope, "period": event.period + 1}  # next year's score reads this year's value
+            if await _load_inputs(session, catalogue, following, event.unit_id):
+                await _rescore(session, catalogue, following, event.unit_id, event.indicator, envelope.sequence)
+
+
+async def _rescore(
+    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, indicator: str, sequence: int
+) -> None:
+    """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
+    when the indicator is peer-relative, for every unit of the period."""
+    node = catalogue.node(indicator)
+    everyone = node is not None and is_peer_relative(node.rule)
+    period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else unit)
+    if _uses_previous_period(catalogue):
+        earlier = {**scope, "period": scope["period"] - 1}
+        previous = await _load_inputs(session, catalogue, earlier, None if everyone else unit)
+        period_inputs = with_previous_period(catalogue, period_inputs, previous)
+    peers = {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
+    affected = _with_ancestors(catalogue, indicator)
+    rows = []
+    for scored_unit in sorted(period_inputs) if everyone else [unit]:
+        unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
+        rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
+    await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
+
+
+def _uses_previous_period(catalogue: Catalogue) -> bool:
+    return any(
+        isinstance(leaf.rule, YearOverYearRule) and leaf.rule.previous is not None for leaf in catalogue.leaves()
+    )
 
 
 async def _load_inputs(
@@ -158,4 +186,5 @@ def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, 
         "value": str(display_points(score.value)) if score.value is not None else None,
         "formula": score.formula,
         "peer": {"min": str(score.peer.minimum), "max": str(score.peer.maximum)} if score.peer else None,
+        "previous_period_event_id": score.previous_event_id,
     }
