@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import fixture_catalogue
@@ -139,3 +140,30 @@ def test_writes_need_a_key_and_an_idempotency_key(with_catalogue: RunningSystem)
     )
     assert keyless.status_code == 400
     assert keyless.json()["errors"] == [{"field": "Idempotency-Key", "message": "required"}]
+
+
+def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    auditor = {"Authorization": f"Bearer {system.keys['admin']}"}
+    pages, after = [], 0
+    while True:
+        page = system.ingest.get("/v1/events", params={"after": after, "limit": 4}, headers=auditor).json()
+        pages.append(page["events"])
+        if not page["events"]:
+            break
+        after = page["next_after"]
+    sequences = [event["sequence"] for page in pages for event in page]
+    assert sequences == list(range(1, len(sequences) + 1))
+    assert pages[0][0]["type"] == "vn.kpi.catalogue.registered.v1"
+    schemas = {
+        name: system.ingest.get(f"/v1/schemas/{name}").json() for name in system.ingest.get("/v1/schemas").json()
+    }
+    for event in (event for page in pages for event in page):
+        jsonschema.validate(event, schemas[event["type"]])
+    filtered = system.ingest.get(
+        "/v1/events", params={"unit": "da-nang", "type": "vn.kpi.measurement.recorded.v1"}, headers=auditor
+    ).json()
+    assert {event["data"]["unit_id"] for event in filtered["events"]} == {"da-nang"}
+    assert filtered["next_after"] == sequences[-1]
+    reporter = {"Authorization": f"Bearer {system.keys['gia-lai']}"}
+    assert system.ingest.get("/v1/events", headers=reporter).status_code == 403

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_core.events import DomainEvent, EventEnvelope, envelope_for
@@ -89,14 +89,30 @@ class EventStore:
         ).first()
         return _stored(row) if row else None
 
-    async def read_after(self, after: int, limit: int) -> list[StoredEvent]:
-        rows = await self.session.execute(
-            select(events.c.envelope, events.c.request_sha256)
-            .where(events.c.sequence > after)
-            .order_by(events.c.sequence)
-            .limit(limit)
-        )
+    async def read_after(
+        self,
+        after: int,
+        limit: int,
+        *,
+        event_type: str | None = None,
+        catalogue_id: str | None = None,
+        unit_id: str | None = None,
+    ) -> list[StoredEvent]:
+        """Events after a sequence, in order; the log has no gaps, so a cursor never passes over one."""
+        query = select(events.c.envelope, events.c.request_sha256).where(events.c.sequence > after)
+        for column, value in (
+            (events.c.type, event_type),
+            (events.c.catalogue_id, catalogue_id),
+            (events.c.unit_id, unit_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        rows = await self.session.execute(query.order_by(events.c.sequence).limit(limit))
         return [_stored(row) for row in rows]
+
+    async def head(self) -> int:
+        """The last committed sequence."""
+        return int(await self.session.scalar(select(func.coalesce(func.max(events.c.sequence), 0))) or 0)
 
     async def pending_outbox(self, limit: int) -> list[tuple[str, StoredEvent]]:
         rows = await self.session.execute(
