@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -119,6 +120,13 @@ def write_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def sync(args: argparse.Namespace) -> int:
+    from kpi_common.sync import follow
+
+    asyncio.run(follow(args.nats, args.durable, Path(args.out)))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kpi-ledger")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     schemas_parser = commands.add_parser("schemas", help="write the JSON Schemas of the catalogue format and events")
     schemas_parser.add_argument("folder", nargs="?", default="docs/schemas")
     schemas_parser.set_defaults(handler=write_schemas)
+    sync_parser = commands.add_parser(
+        "sync", help="the reference sync consumer: copy the stream into a JSON Lines file"
+    )
+    sync_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
+    sync_parser.add_argument("--durable", default="national-sync", help="the durable consumer's name (one per copy)")
+    sync_parser.add_argument("--out", default="var/sync/events.jsonl")
+    sync_parser.set_defaults(handler=sync)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

@@ -1,0 +1,71 @@
+"""The reference sync consumer: follows the stream with its own durable consumer into a JSON Lines file.
+
+It is what a national DTI sync job needs to copy: every event exactly once, in sequence order,
+across stops, crashes and redeliveries. The file is the consumer's own store and its position:
+one CloudEvent per line; the last complete line says where to resume.
+
+    kpi-ledger sync --nats nats://127.0.0.1:4222 --durable national-sync --out national.jsonl
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+
+from kpi_common.consumer import Outcome, run_consumer
+from kpi_common.messaging import connect
+from kpi_common.streams import ensure_stream
+from kpi_core.events import EventEnvelope
+
+
+class JsonLinesCopy:
+    """A projection into a file: appended, flushed and fsynced before the message is acknowledged."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.last_sequence = self._recover()
+
+    def _recover(self) -> int:
+        """Drop a line cut short by a crash, and return the sequence of the last complete line."""
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return 0
+        content = self.path.read_bytes()
+        complete = content[: content.rfind(b"\n") + 1]
+        if complete != content:
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(complete))
+        lines = complete.splitlines()
+        return int(json.loads(lines[-1])["sequence"]) if lines else 0
+
+    async def apply(self, envelope: EventEnvelope) -> Outcome:
+        if envelope.sequence <= self.last_sequence:
+            return Outcome.ALREADY_APPLIED
+        if envelope.sequence > self.last_sequence + 1:
+            return Outcome.NOT_YET
+        with self.path.open("ab") as handle:
+            handle.write(envelope.to_bytes() + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.last_sequence = envelope.sequence
+        return Outcome.APPLIED
+
+    async def skip(self, envelope: EventEnvelope, reason: str) -> None:
+        raise RuntimeError(f"event {envelope.sequence} cannot be copied: {reason}")  # a copy never skips
+
+
+async def follow(nats_url: str, durable: str, out: Path) -> None:
+    copy = JsonLinesCopy(out)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    client = await connect(nats_url, f"kpi-sync-{durable}")
+    try:
+        await ensure_stream(client.jetstream())
+        await run_consumer(client.jetstream(), durable, copy, stop)
+    finally:
+        await client.drain()
