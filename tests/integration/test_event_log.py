@@ -134,7 +134,7 @@ async def test_a_rolled_back_append_leaves_no_gap_in_the_sequence(uow: UnitOfWor
     assert stored.sequence == 2
 
 
-async def test_a_reader_tailing_by_sequence_never_skips_an_event_under_concurrent_writers(migrated_url: str) -> None:
+async def test_readers_following_the_cursor_never_skip_an_event_under_concurrent_writers(migrated_url: str) -> None:
     """Writers take sequences and commit after random delays; a reader follows `after=cursor` meanwhile."""
     engine = (
         make_engine(migrated_url, pool_size=20, max_overflow=10)
@@ -143,30 +143,42 @@ async def test_a_reader_tailing_by_sequence_never_skips_an_event_under_concurren
     )
     sessions = session_factory(engine)
     writers, done = 40, asyncio.Event()
-    event = MeasurementRecorded(
-        catalogue_id="c", catalogue_version="1", period=2024, unit_id="u", indicator="1", inputs={}, submitted_by="t"
-    )
 
-    async def write() -> None:
+    async def write(index: int) -> None:
+        unit = f"u{index % 2}"
+        event = MeasurementRecorded(
+            catalogue_id="c",
+            catalogue_version="1",
+            period=2024,
+            unit_id=unit,
+            indicator="1",
+            inputs={},
+            submitted_by="t",
+        )
         async with sessions() as session:
-            await EventStore(session).append(event, actor="t")
+            await EventStore(session).append(event, actor="t", unit_id=unit)
             await asyncio.sleep(random.uniform(0, 0.05))  # a slow transaction holding its sequence
             await session.commit()
 
-    async def tail() -> list[int]:
+    async def tail(**filters: str) -> list[int]:
         seen: list[int] = []
+        cursor = 0
         while True:
             async with sessions() as session:
-                batch = await EventStore(session).read_after(seen[-1] if seen else 0, 100)
+                batch, cursor = await EventStore(session).page(cursor, 3, **filters)
                 await session.rollback()
             seen += [stored.sequence for stored in batch]
             if done.is_set() and not batch:
                 return seen
             await asyncio.sleep(0.001)
 
-    reader = asyncio.create_task(tail())
-    await asyncio.gather(*(write() for _ in range(writers)))
+    everything = asyncio.create_task(tail())
+    one_unit = asyncio.create_task(tail(unit_id="u1"))
+    await asyncio.gather(*(write(index) for index in range(writers)))
     done.set()
-    seen = await reader
+    seen, seen_u1 = await everything, await one_unit
     await engine.dispose()
     assert seen == list(range(1, writers + 1))
+    async with session_factory(make_engine(migrated_url))() as session:
+        expected_u1 = [stored.sequence for stored in await EventStore(session).read_after(0, 1000, unit_id="u1")]
+    assert seen_u1 == expected_u1 and len(expected_u1) == writers // 2

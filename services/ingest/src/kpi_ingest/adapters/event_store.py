@@ -110,6 +110,16 @@ class EventStore:
         rows = await self.session.execute(query.order_by(events.c.sequence).limit(limit))
         return [_stored(row) for row in rows]
 
+    async def page(self, after: int, limit: int, **filters: str | None) -> tuple[list[StoredEvent], int]:
+        """A page of events after a cursor and the cursor to resume from.
+
+        Nothing can commit below the head later (appends commit in sequence order), so a short
+        filtered page moves the cursor to the head without passing over a future match."""
+        head = await self.head()
+        found = await self.read_after(after, limit, **filters)
+        last = found[-1].sequence if found else after
+        return found, last if len(found) == limit else max(head, last, after)
+
     async def head(self) -> int:
         """The last committed sequence."""
         return int(await self.session.scalar(select(func.coalesce(func.max(events.c.sequence), 0))) or 0)
