@@ -82,8 +82,29 @@ class CatalogueVersionRegistered(_Event):
         return f"kpi.catalogue.registered.v1.{self.catalogue_id}._"
 
 
-DomainEvent = MeasurementRecorded | CatalogueVersionRegistered
-EVENT_TYPES: dict[str, type[_Event]] = {cls.type: cls for cls in (MeasurementRecorded, CatalogueVersionRegistered)}
+class AuditCheckpointSigned(_Event):
+    """The operator signed the chain head at a sequence; anyone holding this can later prove history was kept."""
+
+    type: ClassVar[str] = "vn.kpi.audit.checkpoint.v1"
+
+    sequence: int
+    chain_sha256: str
+    algorithm: Literal["ed25519"] = "ed25519"
+    public_key: str
+    signature: str
+    signed_by: str
+
+    def subject(self) -> str:
+        return f"audit/{self.sequence}"
+
+    def nats_subject(self) -> str:
+        return "kpi.audit.checkpoint.v1._._"
+
+
+DomainEvent = MeasurementRecorded | CatalogueVersionRegistered | AuditCheckpointSigned
+EVENT_TYPES: dict[str, type[_Event]] = {
+    cls.type: cls for cls in (MeasurementRecorded, CatalogueVersionRegistered, AuditCheckpointSigned)
+}
 
 # Old event shapes are read through explicit upcasters: (type) -> function(data) -> current data.
 UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}

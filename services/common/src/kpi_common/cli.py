@@ -127,6 +127,24 @@ def sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Re-walk ingest's hash chain straight from its database (no service needed)."""
+    from kpi_common.db import make_engine, session_factory
+    from kpi_ingest.service_layer.audit import verify_log
+    from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+
+    async def run() -> dict[str, object]:
+        engine = make_engine(args.database_url or _database_url(Path(args.var).resolve(), "ingest"))
+        try:
+            return (await verify_log(UnitOfWork(session_factory(engine)))).as_dict()
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kpi-ledger")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     sync_parser.add_argument("--durable", default="national-sync", help="the durable consumer's name (one per copy)")
     sync_parser.add_argument("--out", default="var/sync/events.jsonl")
     sync_parser.set_defaults(handler=sync)
+    verify_parser = commands.add_parser("verify", help="verify the event log's hash chain and checkpoints")
+    verify_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
+    verify_parser.add_argument("--var", default="var")
+    verify_parser.set_defaults(handler=verify)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kpi_common.auth import KeyRing, load_keys
 from kpi_common.db import is_sqlite, make_engine, session_factory
+from kpi_common.signing import Signer, load_or_create_signer
 from kpi_core.commands import RegisterCatalogueVersion
 from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
 from kpi_ingest.config import Settings
@@ -33,6 +34,7 @@ class Ingest:
     keys: KeyRing
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
+    signer: Signer | None = None
 
     def uow(self) -> UnitOfWork:
         """A new unit of work: one per request, never shared between concurrent tasks."""
@@ -77,5 +79,6 @@ async def bootstrap(settings: Settings) -> Ingest:
         for document in bundled_catalogue_documents():
             command = RegisterCatalogueVersion(document=document, registered_by=SYSTEM_ACTOR)
             await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues, allow_existing=True)
+    ingest.signer = load_or_create_signer(settings.checkpoint_key_file)
     ingest.relay_task = asyncio.create_task(ingest.relay.run(), name="outbox-relay")
     return ingest

@@ -18,3 +18,5 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8001
     relay_batch: int = 500
+    checkpoint_key_file: Path = Path("var/checkpoint-key.pem")
+    trusted_checkpoint_keys: list[str] = []  # Ed25519 public keys (hex) a verification accepts; empty: any

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_core.audit import chain_sha256, event_sha256
 from kpi_core.events import DomainEvent, EventEnvelope, envelope_for
 from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox
 
@@ -42,9 +43,12 @@ class EventStore:
         unit_id: str | None = None,
     ) -> StoredEvent:
         """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock)."""
-        sequence = await self.next_sequence()
+        sequence, previous_chain = await self.next_sequence()
         recorded_at = datetime.now(UTC)
         envelope = envelope_for(event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at)
+        canonical = envelope.to_bytes()
+        digest = event_sha256(canonical)
+        chained = chain_sha256(previous_chain, digest)
         await self.session.execute(
             insert(events).values(
                 sequence=sequence,
@@ -57,8 +61,13 @@ class EventStore:
                 actor=actor,
                 idempotency_key=idempotency_key,
                 request_sha256=request_sha256,
-                envelope=envelope.to_bytes().decode("utf-8"),
+                envelope=canonical.decode("utf-8"),
+                event_sha256=digest,
+                chain_sha256=chained,
             )
+        )
+        await self.session.execute(
+            update(event_counter).where(event_counter.c.id == 1).values(last_chain_sha256=chained)
         )
         await self.session.execute(insert(outbox).values(sequence=sequence, nats_subject=event.nats_subject()))
         return StoredEvent(envelope, request_sha256)
@@ -69,15 +78,40 @@ class EventStore:
             update(event_counter).where(event_counter.c.id == 1).values(last_sequence=event_counter.c.last_sequence)
         )
 
-    async def next_sequence(self) -> int:
-        """Lock the counter row for the rest of the transaction and take the next sequence."""
+    async def next_sequence(self) -> tuple[int, str]:
+        """Lock the counter row for the rest of the transaction; the next sequence and the chain head before it."""
         result = await self.session.execute(
             update(event_counter)
             .where(event_counter.c.id == 1)
             .values(last_sequence=event_counter.c.last_sequence + 1)
-            .returning(event_counter.c.last_sequence)
+            .returning(event_counter.c.last_sequence, event_counter.c.last_chain_sha256)
         )
-        return int(result.scalar_one())
+        sequence, previous_chain = result.one()
+        return int(sequence), str(previous_chain)
+
+    async def chain_head(self) -> tuple[int, str]:
+        row = (
+            await self.session.execute(select(event_counter.c.last_sequence, event_counter.c.last_chain_sha256))
+        ).one()
+        return int(row.last_sequence), str(row.last_chain_sha256)
+
+    async def chain_rows(self, after: int, limit: int) -> list[tuple[int, bytes, str | None, str | None]]:
+        """Stored rows as the chain verifier reads them: sequence, canonical bytes, stored hashes."""
+        rows = await self.session.execute(
+            select(events.c.sequence, events.c.envelope, events.c.event_sha256, events.c.chain_sha256)
+            .where(events.c.sequence > after)
+            .order_by(events.c.sequence)
+            .limit(limit)
+        )
+        return [(row.sequence, row.envelope.encode("utf-8"), row.event_sha256, row.chain_sha256) for row in rows]
+
+    async def of_type(self, event_type: str) -> list[StoredEvent]:
+        rows = await self.session.execute(
+            select(events.c.envelope, events.c.request_sha256)
+            .where(events.c.type == event_type)
+            .order_by(events.c.sequence)
+        )
+        return [_stored(row) for row in rows]
 
     async def by_idempotency_key(self, actor: str, key: str) -> StoredEvent | None:
         row = (

@@ -22,6 +22,8 @@ events = Table(
     Column("idempotency_key", String(200), nullable=True),
     Column("request_sha256", String(64), nullable=True),
     Column("envelope", Text, nullable=False),
+    Column("event_sha256", String(64), nullable=True),
+    Column("chain_sha256", String(64), nullable=True),
     UniqueConstraint("actor", "idempotency_key", name="uq_events_actor_idempotency_key"),
 )
 
@@ -32,6 +34,7 @@ event_counter = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_sequence", BigInteger, nullable=False),
+    Column("last_chain_sha256", String(64), nullable=False, server_default="0" * 64),
 )
 
 outbox = Table(

@@ -1,0 +1,32 @@
+"""Audit: verify the hash chain, sign checkpoints of its head."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from kpi_common.problems import Problem
+from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.service_layer import audit
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+
+
+@router.get("/verify")
+async def verify(ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Re-walk the event log's hash chain; report the first break and every signed checkpoint (auditor key)."""
+    require_role(key, "auditor", "admin")
+    trusted = frozenset(ingest.settings.trusted_checkpoint_keys)
+    return (await audit.verify_log(ingest.uow(), trusted)).as_dict()
+
+
+@router.post("/checkpoints", status_code=201)
+async def sign_checkpoint(ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Sign the chain head with the operator's key and publish it as an event (admin key)."""
+    require_role(key, "admin")
+    if ingest.signer is None:
+        raise Problem(503, "No signing key", "no checkpoint key is configured")
+    stored = await audit.sign_checkpoint(ingest.uow(), ingest.signer, key.id)
+    ingest.relay.wake.set()
+    return {"event_id": stored.envelope.id, "event_sequence": stored.sequence, **stored.envelope.data}

@@ -1,0 +1,105 @@
+"""Verifying the hash chain and signing checkpoints of its head."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kpi_common.signing import Signer, signature_is_valid
+from kpi_core.audit import ChainVerifier, checkpoint_statement
+from kpi_core.events import AuditCheckpointSigned, decode_event
+from kpi_ingest.adapters.event_store import StoredEvent
+from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+
+PAGE = 2000
+
+
+@dataclass
+class VerifyReport:
+    events: int
+    head_sequence: int
+    head_sha256: str
+    first_break: dict[str, Any] | None = None
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None and all(checkpoint["valid"] for checkpoint in self.checkpoints)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "head_sequence": self.head_sequence,
+            "head_sha256": self.head_sha256,
+            "first_break": self.first_break,
+            "checkpoints": self.checkpoints,
+        }
+
+
+async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = frozenset()) -> VerifyReport:
+    """Re-walk the whole log; report the first break and the state of every signed checkpoint."""
+    async with uow:
+        checkpoint_events = await uow.events.of_type(AuditCheckpointSigned.type)
+    attested = {_checkpoint(stored).sequence for stored in checkpoint_events}
+    heads: dict[int, str] = {}
+    verifier = ChainVerifier()
+    after, count = 0, 0
+    while verifier.first_break is None:
+        async with uow:
+            rows = await uow.events.chain_rows(after, PAGE)
+        if not rows:
+            break
+        for row in rows:
+            verifier.feed(*row)
+            if verifier.first_break is None and row[0] in attested:
+                heads[row[0]] = verifier.head
+        count += len(rows)
+        after = rows[-1][0]
+    sequence, head = verifier.head_at()
+    report = VerifyReport(count, sequence, head)
+    if verifier.first_break is not None:
+        report.first_break = vars(verifier.first_break)
+    for stored in checkpoint_events:
+        checkpoint = _checkpoint(stored)
+        signed = signature_is_valid(
+            checkpoint.public_key,
+            checkpoint.signature,
+            checkpoint_statement(checkpoint.sequence, checkpoint.chain_sha256),
+        )
+        matches = heads.get(checkpoint.sequence) == checkpoint.chain_sha256
+        trusted = not trusted_public_keys or checkpoint.public_key in trusted_public_keys
+        report.checkpoints.append(
+            {
+                "sequence": checkpoint.sequence,
+                "event_sequence": stored.sequence,
+                "signature_valid": signed,
+                "matches_chain": matches,
+                "trusted_key": trusted,
+                "valid": signed and matches and trusted,
+            }
+        )
+    return report
+
+
+def _checkpoint(stored: StoredEvent) -> AuditCheckpointSigned:
+    event = decode_event(stored.envelope)
+    assert isinstance(event, AuditCheckpointSigned)
+    return event
+
+
+async def sign_checkpoint(uow: UnitOfWork, signer: Signer, actor: str) -> StoredEvent:
+    """Append a checkpoint that signs the chain head as it stands just before it."""
+    async with uow.writing():
+        await uow.events.lock()
+        sequence, head = await uow.events.chain_head()
+        event = AuditCheckpointSigned(
+            sequence=sequence,
+            chain_sha256=head,
+            public_key=signer.public_key_hex,
+            signature=signer.sign(checkpoint_statement(sequence, head)),
+            signed_by=actor,
+        )
+        stored = await uow.events.append(event, actor=actor)
+        await uow.commit()
+    return stored

@@ -1,0 +1,169 @@
+"""Tamper evidence on SQLite and PostgreSQL: changes made directly in the database are found and pinpointed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kpi_common.db import make_engine, session_factory
+from kpi_common.migrations import upgrade
+from kpi_common.signing import load_or_create_signer
+from kpi_core.audit import GENESIS_SHA256
+from kpi_ingest import MIGRATIONS_DIR
+from kpi_ingest.service_layer import audit
+from kpi_ingest.service_layer.catalogues import CatalogueRegistry
+from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from tests.integration.helpers import record_some
+
+Statement = str | tuple[str, dict[str, object]]
+
+
+async def bypass(sessions: async_sessionmaker[AsyncSession], *statements: Statement) -> None:
+    """What an operator with database access could do: lift the guard and rewrite rows."""
+    async with sessions() as session:
+        sqlite = session.get_bind().dialect.name == "sqlite"
+        if sqlite:
+            await session.execute(text("DROP TRIGGER IF EXISTS events_append_only_update"))
+            await session.execute(text("DROP TRIGGER IF EXISTS events_append_only_delete"))
+        else:
+            await session.execute(text("ALTER TABLE events DISABLE TRIGGER events_append_only_row"))
+        for statement in statements:
+            sql, parameters = (statement, {}) if isinstance(statement, str) else statement
+            await session.execute(text(sql), parameters)
+        await session.commit()
+
+
+@pytest.fixture
+async def log(ingest_sessions) -> tuple[async_sessionmaker[AsyncSession], CatalogueRegistry]:  # type: ignore[no-untyped-def]
+    sessions, registry = ingest_sessions
+    await record_some(lambda: UnitOfWork(sessions), registry, 9)
+    return sessions, registry
+
+
+async def test_an_untouched_log_verifies(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert (report.ok, report.events, report.head_sequence) == (True, 10, 10)
+    assert report.head_sha256 != GENESIS_SHA256
+
+
+async def test_an_edited_event_is_pinpointed(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    await bypass(
+        sessions, 'UPDATE events SET envelope = replace(envelope, \'"a":"4"\', \'"a":"400"\') WHERE sequence = 6'
+    )
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None
+    assert (report.ok, report.first_break["sequence"], report.first_break["problem"]) == (
+        False,
+        6,
+        "event content does not match its hash",
+    )
+    assert report.head_sequence == 5
+
+
+async def test_an_edit_with_its_hash_recomputed_breaks_the_chain(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    async with sessions() as session:
+        envelope = (await session.execute(text("SELECT envelope FROM events WHERE sequence = 4"))).scalar_one()
+    forged = envelope.replace('"a":"2"', '"a":"200"')
+    digest = hashlib.sha256(forged.encode("utf-8")).hexdigest()
+    await bypass(
+        sessions,
+        (
+            "UPDATE events SET envelope = :forged, event_sha256 = :digest WHERE sequence = 4",
+            {"forged": forged, "digest": digest},
+        ),
+    )
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None
+    assert (report.first_break["sequence"], report.first_break["problem"]) == (
+        4,
+        "chain hash does not follow its predecessor",
+    )
+
+
+async def test_a_deleted_event_is_found_missing(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    await bypass(sessions, "DELETE FROM outbox WHERE sequence = 3", "DELETE FROM events WHERE sequence = 3")
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break == {"sequence": 3, "problem": "missing event", "expected": "3", "found": "4"}
+
+
+async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    signer = load_or_create_signer(tmp_path / "key.pem")
+    stored = await audit.sign_checkpoint(UnitOfWork(sessions), signer, "admin")
+    assert (stored.sequence, stored.envelope.data["sequence"]) == (11, 10)
+    assert (await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))).ok
+    # Rewrite event 2 and recompute every hash after it, as a careful forger would.
+    async with sessions() as session:
+        rows = (await session.execute(text("SELECT sequence, envelope FROM events ORDER BY sequence"))).all()
+    chain, statements = GENESIS_SHA256, []
+    rewrite = (
+        "UPDATE events SET envelope = :envelope, event_sha256 = :digest, chain_sha256 = :chain "
+        "WHERE sequence = :sequence"
+    )
+    for sequence, envelope in rows:
+        if sequence == 2:
+            envelope = envelope.replace('"a":"0"', '"a":"999"')
+        digest = hashlib.sha256(envelope.encode("utf-8")).hexdigest()
+        chain = hashlib.sha256(f"{chain}{digest}".encode("ascii")).hexdigest()
+        statements.append((rewrite, {"envelope": envelope, "digest": digest, "chain": chain, "sequence": sequence}))
+    await bypass(sessions, *statements)
+    report = await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))
+    assert report.first_break is None  # the chain itself is consistent again...
+    assert report.checkpoints == [  # ...but no longer the one the operator signed
+        {
+            "sequence": 10,
+            "event_sequence": 11,
+            "signature_valid": True,
+            "matches_chain": False,
+            "trusted_key": True,
+            "valid": False,
+        }
+    ]
+    assert not report.ok
+
+
+async def test_the_command_line_verification_exits_non_zero_on_a_break(log, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    command = [sys.executable, "-m", "kpi_common.cli", "verify", "--database-url", database_url]
+    assert subprocess.run(command, capture_output=True, check=False).returncode == 0
+    await bypass(sessions, "UPDATE events SET actor = 'mallory', envelope = envelope || ' ' WHERE sequence = 7")
+    broken = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert broken.returncode == 1
+    assert '"sequence": 7' in broken.stdout
+
+
+def test_the_migration_chains_events_stored_before_the_chain_existed(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+    upgrade(MIGRATIONS_DIR, url, "2026_11_24_0001")
+    connection = sqlite3.connect(tmp_path / "old.db")
+    for sequence in (1, 2, 3):
+        connection.execute(
+            "INSERT INTO events (sequence, event_id, type, subject, recorded_at, actor, envelope) "
+            "VALUES (?, ?, 't', 's', 'r', 'a', ?)",
+            (sequence, f"id-{sequence}", f'{{"sequence":{sequence}}}'),
+        )
+    connection.execute("UPDATE event_counter SET last_sequence = 3")
+    connection.commit()
+    connection.close()
+    upgrade(MIGRATIONS_DIR, url)
+
+    async def check() -> audit.VerifyReport:
+        engine = make_engine(url)
+        report = await audit.verify_log(UnitOfWork(session_factory(engine)))
+        await engine.dispose()
+        return report
+
+    report = asyncio.run(check())
+    assert (report.ok, report.events) == (True, 3)
