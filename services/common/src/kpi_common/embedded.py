@@ -167,6 +167,7 @@ def start_system(
             env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": nats_url, **(extra_env or {})}
             if name == "ingest":
                 env[f"{prefix}API_KEYS_FILE"] = str(keys_file)
+                env.setdefault(f"{prefix}CHECKPOINT_KEY_FILE", str(var_dir / "checkpoint-key.pem"))
             log_file = log_dir / f"{name}.log" if log_dir else None
             system.services[name] = start_service(name, ports[name], env, log_file)
             wait_ready(system.services[name])
