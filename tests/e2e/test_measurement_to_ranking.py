@@ -167,3 +167,30 @@ def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere
     assert filtered["next_after"] == sequences[-1]
     reporter = {"Authorization": f"Bearer {system.keys['gia-lai']}"}
     assert system.ingest.get("/v1/events", headers=reporter).status_code == 403
+
+
+def test_as_of_answers_exactly_what_the_system_answered_then(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    script = [
+        ("gia-lai", "3.2", {"a": 1, "b": 4}),
+        ("binh-dinh", "1.2", {"a": True}),
+        ("da-nang", "3.1", {"a": 800, "b": 1000}),
+        ("gia-lai", "3.2", {"a": 3, "b": 4}),
+    ]
+    snapshots = []
+    for index, (unit, indicator, inputs) in enumerate(script):
+        response = system.post_measurement(unit, body(unit, indicator, inputs), f"e2e-as-of-{index}")
+        sequence = response.json()["sequence"]
+        rankings = system.wait_until_projected(sequence, SCOPE)
+        card = system.reporting.get("/v1/units/gia-lai/scorecard", params=SCOPE).json()
+        snapshots.append((sequence, response.json()["recorded_at"], rankings, card))
+    for sequence, recorded_at, rankings, card in snapshots:
+        by_sequence = system.reporting.get("/v1/rankings", params={**SCOPE, "as_of": sequence}).json()
+        by_time = system.reporting.get("/v1/rankings", params={**SCOPE, "as_of": recorded_at}).json()
+        assert by_sequence["rankings"] == by_time["rankings"] == rankings["rankings"]
+        assert by_sequence["as_of_sequence"] == by_time["as_of_sequence"] == sequence
+        past_card = system.reporting.get("/v1/units/gia-lai/scorecard", params={**SCOPE, "as_of": sequence}).json()
+        assert past_card["pillars"] == card["pillars"] and past_card["total"] == card["total"]
+    assert snapshots[0][2]["rankings"] != snapshots[-1][2]["rankings"]
+    bad = system.reporting.get("/v1/rankings", params={**SCOPE, "as_of": "yesterday"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "as_of"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
@@ -55,12 +56,45 @@ def _number(points: Fraction | None) -> str | None:
     return str(shown) if shown is not None else None
 
 
+@dataclass(frozen=True)
+class AsOf:
+    """A past moment: an event sequence, or a recorded time (UTC, the format events carry)."""
+
+    sequence: int | None = None
+    recorded_at: str | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> AsOf | None:
+        if raw is None:
+            return None
+        if raw.isdigit():
+            return cls(sequence=int(raw))
+        try:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise Problem(
+                422,
+                "Invalid as_of",
+                "as_of is an event sequence or an ISO 8601 time",
+                [{"field": "as_of", "message": raw}],
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return cls(recorded_at=moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+    def conditions(self) -> list[Any]:
+        if self.sequence is not None:
+            return [measurement_history.c.sequence <= self.sequence]
+        return [measurement_history.c.recorded_at <= self.recorded_at]
+
+
 async def period_result(
     session: AsyncSession,
     catalogues: CatalogueStore,
     tracking: TrackedProjection,
     cache: ResultCache,
     scope: dict[str, Any],
+    as_of: AsOf | None = None,
 ) -> PeriodResult:
     catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
     if catalogue is None:
@@ -68,12 +102,16 @@ async def period_result(
             404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here"
         )
     position = await tracking.position(session)
-    key = (*scope.values(), position)
+    if as_of is not None and as_of.sequence is not None:
+        position = min(position, as_of.sequence)
+    key = (*scope.values(), position, as_of)
     cached = cache.get(key)
     if cached is not None:
         return cached
-    period_inputs = await _latest_inputs(session, catalogue, scope)
-    previous = await _latest_inputs(session, catalogue, {**scope, "period": scope["period"] - 1})
+    period_inputs = await _latest_inputs(session, catalogue, scope, as_of)
+    previous = await _latest_inputs(session, catalogue, {**scope, "period": scope["period"] - 1}, as_of)
+    if as_of is not None and as_of.recorded_at is not None:
+        position = max((recorded.sequence for unit in period_inputs.values() for recorded in unit.values()), default=0)
     scores = score_period(catalogue, period_inputs, previous)
     result = PeriodResult(
         catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()})
@@ -83,12 +121,13 @@ async def period_result(
 
 
 async def _latest_inputs(
-    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]
+    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], as_of: AsOf | None = None
 ) -> dict[str, dict[str, RecordedInputs]]:
     """The latest measurement of every unit and indicator in scope (history is read in sequence order)."""
     query = (
         select(measurement_history)
         .where(*(measurement_history.c[name] == value for name, value in scope.items()))
+        .where(*(as_of.conditions() if as_of else []))
         .order_by(measurement_history.c.sequence)
     )
     period_inputs: dict[str, dict[str, RecordedInputs]] = {}

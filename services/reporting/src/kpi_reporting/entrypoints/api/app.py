@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from kpi_common.health import health_router
 from kpi_common.problems import install_problem_handlers
@@ -26,23 +26,30 @@ ReportingDep = Annotated[Reporting, Depends(get_reporting)]
 router = APIRouter(prefix="/v1", tags=["reports"])
 
 
-async def _result(reporting: Reporting, scope: dict[str, Any]) -> views.PeriodResult:
+AsOfQuery = Annotated[
+    str | None,
+    Query(description="A past moment: an event sequence (e.g. 1200) or a recorded time (e.g. 2025-03-31T17:00:00Z)"),
+]
+
+
+async def _result(reporting: Reporting, scope: dict[str, Any], as_of: str | None) -> views.PeriodResult:
+    moment = views.AsOf.parse(as_of)
     async with reporting.service.sessions() as session:
         return await views.period_result(
-            session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope
+            session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope, moment
         )
 
 
 @router.get("/rankings")
-async def get_rankings(scope: ScopeDep, reporting: ReportingDep) -> dict[str, Any]:
-    """Units ranked by total (ties share a rank), with per-pillar points."""
-    return views.rankings_view(await _result(reporting, scope), scope)
+async def get_rankings(scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None) -> dict[str, Any]:
+    """Units ranked by total (ties share a rank), with per-pillar points; `as_of` answers for a past moment."""
+    return views.rankings_view(await _result(reporting, scope, as_of), scope)
 
 
 @router.get("/units/{unit}/scorecard")
-async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep) -> dict[str, Any]:
-    """One unit's scorecard: every pillar and indicator with inputs, points, max and status."""
-    return views.scorecard_view(await _result(reporting, scope), scope, unit)
+async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None) -> dict[str, Any]:
+    """One unit's scorecard: every pillar and indicator with inputs, points, max and status; `as_of` as for rankings."""
+    return views.scorecard_view(await _result(reporting, scope, as_of), scope, unit)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
