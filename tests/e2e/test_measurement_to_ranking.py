@@ -194,3 +194,12 @@ def test_as_of_answers_exactly_what_the_system_answered_then(with_catalogue: Run
     assert snapshots[0][2]["rankings"] != snapshots[-1][2]["rankings"]
     bad = system.reporting.get("/v1/rankings", params={**SCOPE, "as_of": "yesterday"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "as_of"
+
+
+def test_history_lists_every_submission_of_a_unit_in_order_with_who_and_when(with_catalogue: RunningSystem) -> None:
+    history = with_catalogue.reporting.get("/v1/units/gia-lai/history", params={**SCOPE, "indicator": "3.2"}).json()
+    assert [entry["inputs"] for entry in history][:1] == [{"a": "1", "b": "2"}]
+    assert [entry["inputs"] for entry in history][-2:] == [{"a": "1", "b": "4"}, {"a": "3", "b": "4"}]
+    assert {entry["submitted_by"] for entry in history} == {"gia-lai"}
+    assert [entry["sequence"] for entry in history] == sorted(entry["sequence"] for entry in history)
+    assert all(entry["recorded_at"].endswith("Z") for entry in history)

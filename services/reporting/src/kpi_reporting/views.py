@@ -212,3 +212,30 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, 
     if kids:
         card["children"] = [_node_card(catalogue, score, kid) for kid in kids]
     return card
+
+
+async def history_view(
+    session: AsyncSession, scope: dict[str, Any], unit: str, indicator: str | None, as_of: AsOf | None
+) -> list[dict[str, Any]]:
+    """Every measurement of a unit in scope, in order: who, when, what, from which event."""
+    query = (
+        select(measurement_history)
+        .where(*(measurement_history.c[name] == value for name, value in scope.items() if name != "stage"))
+        .where(measurement_history.c.unit_id == unit, *(as_of.conditions() if as_of else []))
+        .order_by(measurement_history.c.sequence)
+    )
+    if indicator is not None:
+        query = query.where(measurement_history.c.indicator == indicator)
+    return [
+        {
+            "sequence": row.sequence,
+            "event_id": row.event_id,
+            "recorded_at": row.recorded_at,
+            "submitted_by": row.submitted_by,
+            "stage": row.stage,
+            "indicator": row.indicator,
+            "inputs": json.loads(row.inputs),
+            "not_applicable_reason": row.not_applicable_reason,
+        }
+        for row in await session.execute(query)
+    ]

@@ -52,6 +52,20 @@ async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_
     return views.scorecard_view(await _result(reporting, scope, as_of), scope, unit)
 
 
+@router.get("/units/{unit}/history")
+async def get_history(
+    unit: str,
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    indicator: Annotated[str | None, Query()] = None,
+    as_of: AsOfQuery = None,
+) -> list[dict[str, Any]]:
+    """Every measurement of a unit for a catalogue version and period, in order, with who and when."""
+    moment = views.AsOf.parse(as_of)
+    async with reporting.service.sessions() as session:
+        return await views.history_view(session, scope, unit, indicator, moment)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
