@@ -156,3 +156,16 @@ def test_typed_inputs_round_trip_the_checked_inputs_through_their_stored_form(mi
 def test_typed_inputs_keep_categories_and_booleans_and_read_numbers_exactly(make_node):
     node = make_node({"kind": "yes_no", "input": "b"}, a="category", b="boolean", c="number")
     assert typed_inputs(node, {"a": "chair", "b": True, "c": "0.1"}) == {"a": "chair", "b": True, "c": D("0.1")}
+
+
+def test_a_year_over_year_input_the_previous_period_supplies_may_be_left_out(make_node):
+    rule = {
+        "kind": "year_over_year",
+        "measure": {"numerator": ["a"], "denominator": ["b"]},
+        "previous": {"input": "b", "from_input": "a"},
+    }
+    node = make_node(rule, a="percent", b="percent")
+    assert check_inputs(node, {"a": "0.6"}) == ({"a": Decimal("0.6")}, [])
+    assert check_inputs(node, {"b": "0.6"})[1] == [
+        FieldError("inputs.a", "input 'a' is required by the year_over_year rule")
+    ]

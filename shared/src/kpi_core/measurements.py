@@ -14,6 +14,7 @@ from kpi_core.rules import (
     RatioRule,
     Rule,
     SumOfChildrenRule,
+    YearOverYearRule,
     rule_input_names,
     walk_rules,
 )
@@ -42,8 +43,11 @@ def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputVal
             errors.append(parsed)
         else:
             values[name] = parsed
+    from_previous_period = {
+        rule.previous.input for rule in walk_rules(node.rule) if isinstance(rule, YearOverYearRule) and rule.previous
+    }
     for name in rule_input_names(node.rule):
-        if name not in raw:
+        if name not in raw and name not in from_previous_period:
             errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {node.rule.kind} rule"))
     if not errors:
         errors.extend(_rule_errors(node.rule, values))
@@ -87,8 +91,8 @@ def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:
 def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
     for inner in walk_rules(rule):
         measure: Measure | None = getattr(inner, "measure", None)
-        if measure is None or measure.input is not None:
-            continue
+        if measure is None or measure.input is not None or not set(measure.input_names) <= set(values):
+            continue  # a single input, or a ratio whose missing part comes from the previous period
         top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))
         bottom = sum((_decimal(values, name) for name in measure.denominator), Decimal(0))
         where = f"inputs.{'+'.join(measure.denominator)}"

@@ -145,6 +145,24 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def rebuild(args: argparse.Namespace) -> int:
+    """Drop a projection and replay it from the stream (stop the service first)."""
+    import importlib
+
+    from kpi_common.rebuild import rebuild as replay
+
+    var_dir = Path(args.var).resolve()
+    settings_module = importlib.import_module(f"kpi_{args.service}.config")
+    bootstrap = importlib.import_module(f"kpi_{args.service}.bootstrap")
+    orm = importlib.import_module(f"kpi_{args.service}.adapters.orm")
+    url = args.database_url or _database_url(var_dir, args.service)
+    embedded.migrate(args.service, url)
+    settings = settings_module.Settings(database_url=url, nats_url=args.nats)
+    position = asyncio.run(replay(bootstrap.projection_service(settings), orm.metadata, args.nats))
+    print(f"{args.service}: rebuilt from the stream up to sequence {position}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kpi-ledger")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +197,12 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
     verify_parser.add_argument("--var", default="var")
     verify_parser.set_defaults(handler=verify)
+    rebuild_parser = commands.add_parser("rebuild", help="drop a projection and replay it from the stream")
+    rebuild_parser.add_argument("service", choices=["scoring", "reporting"])
+    rebuild_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
+    rebuild_parser.add_argument("--database-url", default=None)
+    rebuild_parser.add_argument("--var", default="var")
+    rebuild_parser.set_defaults(handler=rebuild)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 

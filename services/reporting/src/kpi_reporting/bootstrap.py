@@ -31,3 +31,8 @@ def build(settings: Settings) -> Reporting:
         apply=HistoryProjection(store).apply,
     )
     return Reporting(service, store, ResultCache())
+
+
+def projection_service(settings: Settings) -> ProjectionService:
+    """What `kpi-ledger rebuild reporting` replays."""
+    return build(settings).service

@@ -19,3 +19,8 @@ def build(settings: Settings) -> ProjectionService:
         dead_letters=dead_letters,
         apply=ScoreProjection(CatalogueStore(catalogues)).apply,
     )
+
+
+def projection_service(settings: Settings) -> ProjectionService:
+    """What `kpi-ledger rebuild scoring` replays."""
+    return build(settings)
