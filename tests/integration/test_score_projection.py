@@ -22,7 +22,7 @@ from kpi_common.tracking import TrackedProjection
 from kpi_core.catalogue import parse_catalogue
 from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded, envelope_for
 from kpi_core.scoring import RecordedInputs, display_points, score_period
-from kpi_scoring import MIGRATIONS_DIR
+from kpi_scoring import MIGRATIONS_DIR, views
 from kpi_scoring.adapters.orm import catalogues, consumer_positions, dead_letters, scores
 from kpi_scoring.service_layer.projection import ScoreProjection
 from tests.conftest import fixture_catalogue
@@ -113,6 +113,15 @@ async def test_peer_relative_and_year_over_year_scores_follow_every_change(proje
     await stream.measure(2024, "quan-3", "5.1", a=5)  # the best unit corrects down: everyone's 5.1 moves
     rows = await projected(sessions, 2024)
     assert (rows[("quan-1", "5.1")], rows[("thu-duc", "5.1")], rows[("quan-3", "5.1")]) == ("0.00", "10.00", "3.33")
+    async with sessions() as session:
+        changed = await views.changes_by_event(session, stream.sequence)
+    moved = {
+        (change["unit_id"], change["code"]): (change["points_before"], change["points_after"]) for change in changed
+    }
+    assert moved[("thu-duc", "5.1")] == ("5.00", "10.00")  # another unit's score, changed by quan-3's correction
+    assert moved[("quan-3", "5.1")] == ("10.00", "3.33")
+    assert ("quan-1", "5.1") not in moved  # still the minimum: unchanged, so not listed
+    assert moved[("thu-duc", "*")] == ("5.00", "10.00")
     await stream.measure(2023, "quan-1", "6.13", a="0.58", b="0.5")  # last year corrected: 0.6/0.58 < 1.1
     rows = await projected(sessions, 2024)
     assert rows[("quan-1", "6.13")] == str(display_points(Fraction(60, 58) / Fraction(11, 10) * 10))

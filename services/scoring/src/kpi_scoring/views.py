@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kpi_scoring.adapters.orm import scores
+from kpi_core.scoring import display_points
+from kpi_scoring.adapters.orm import score_changes, scores
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -30,3 +32,26 @@ async def unit_scores(
     if code is not None:
         query = query.where(scores.c.code == code)
     return [_row(row) for row in await session.execute(query.order_by(scores.c.code))]
+
+
+async def changes_by_event(session: AsyncSession, sequence: int) -> list[dict[str, Any]]:
+    """Every score the event with this sequence changed, from what to what."""
+    query = select(score_changes).where(score_changes.c.sequence == sequence)
+    rows = await session.execute(query.order_by(score_changes.c.unit_id, score_changes.c.code))
+    return [
+        {
+            "catalogue": row.catalogue_id,
+            "version": row.version,
+            "period": row.period,
+            "stage": row.stage,
+            "unit_id": row.unit_id,
+            "code": row.code,
+            "points_before": _shown(row.points_before),
+            "points_after": _shown(row.points_after),
+        }
+        for row in rows
+    ]
+
+
+def _shown(exact: str | None) -> str | None:
+    return str(display_points(Fraction(exact))) if exact is not None else None

@@ -47,4 +47,19 @@ scores = Table(
     Column("sequence", BigInteger, nullable=False),
 )
 
+# Lineage: every change of a score, with the event that caused it (an event links to every score it affected).
+score_changes = Table(
+    "score_changes",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("stage", String(30), primary_key=True),
+    Column("unit_id", String(100), primary_key=True),
+    Column("code", String(50), primary_key=True),
+    Column("points_before", String(100), nullable=True),
+    Column("points_after", String(100), nullable=True),
+)
+
 SCOPE_COLUMNS = _SCOPE

@@ -13,7 +13,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.catalogue_store import CatalogueStore
@@ -31,7 +31,7 @@ from kpi_core.scoring import (
     score_unit,
     with_previous_period,
 )
-from kpi_scoring.adapters.orm import measurements, scores
+from kpi_scoring.adapters.orm import measurements, score_changes, scores
 
 TOTAL_CODE = "*"
 
@@ -99,7 +99,37 @@ async def _rescore(
     for scored_unit in sorted(period_inputs) if everyone else [unit]:
         unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
         rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
+    await _record_changes(session, scope, rows, sequence)
     await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
+
+
+async def _record_changes(
+    session: AsyncSession, scope: dict[str, Any], rows: list[dict[str, Any]], sequence: int
+) -> None:
+    """Lineage: which scores this event changed, from what to what."""
+    units = sorted({row["unit_id"] for row in rows})
+    codes = sorted({row["code"] for row in rows})
+    query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
+        *(scores.c[name] == value for name, value in scope.items()),
+        scores.c.unit_id.in_(units),
+        scores.c.code.in_(codes),
+    )
+    before = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
+    changes = [
+        {
+            **scope,
+            "sequence": sequence,
+            "unit_id": row["unit_id"],
+            "code": row["code"],
+            "points_before": before.get((row["unit_id"], row["code"])),
+            "points_after": row["points_exact"],
+        }
+        for row in rows
+        if before.get((row["unit_id"], row["code"])) != row["points_exact"]
+        or (row["unit_id"], row["code"]) not in before
+    ]
+    if changes:
+        await session.execute(insert(score_changes), changes)
 
 
 def _uses_previous_period(catalogue: Catalogue) -> bool:

@@ -44,6 +44,13 @@ async def get_unit_score(unit: str, code: str, scope: ScopeDep, scoring: Scoring
     return found[0]
 
 
+@router.get("/events/{sequence}/scores")
+async def get_scores_changed_by_event(sequence: int, scoring: ScoringDep) -> list[dict[str, Any]]:
+    """Lineage: every score an event changed (peer-relative rules can change other units' scores too)."""
+    async with scoring.sessions() as session:
+        return await views.changes_by_event(session, sequence)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
