@@ -203,3 +203,32 @@ def test_history_lists_every_submission_of_a_unit_in_order_with_who_and_when(wit
     assert {entry["submitted_by"] for entry in history} == {"gia-lai"}
     assert [entry["sequence"] for entry in history] == sorted(entry["sequence"] for entry in history)
     assert all(entry["recorded_at"].endswith("Z") for entry in history)
+
+
+def test_diff_lists_the_ranks_and_scores_that_moved_and_the_events_responsible(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    before = system.reporting.get("/v1/rankings", params=SCOPE).json()
+    start = before["as_of_sequence"]
+    old_total = next(row["total"] for row in before["rankings"] if row["unit_id"] == "da-nang")
+    response = system.post_measurement("da-nang", body("da-nang", "1.2", {"a": True}), "e2e-diff-1")
+    end = response.json()["sequence"]
+    system.wait_until_projected(end, SCOPE)
+    diff = system.reporting.get("/v1/diff", params={**SCOPE, "from": start, "to": end}).json()
+    assert (diff["from_sequence"], diff["to_sequence"]) == (start, end)
+    assert [(event["sequence"], event["unit_id"], event["indicator"]) for event in diff["events"]] == [
+        (end, "da-nang", "1.2")
+    ]
+    new_total = f"{float(old_total) + 10:.2f}"
+    assert {(change["unit_id"], change["code"]): (change["from"], change["to"]) for change in diff["scores"]} == {
+        ("da-nang", "1.2"): ("0.00", "10.00"),
+        ("da-nang", "1"): ("10.00", "20.00"),
+    }
+    after = system.reporting.get("/v1/rankings", params=SCOPE).json()
+    ranks_before = {row["unit_id"]: (row["rank_label"], row["total"]) for row in before["rankings"]}
+    ranks_after = {row["unit_id"]: (row["rank_label"], row["total"]) for row in after["rankings"]}
+    moved_units = sorted(unit for unit in ranks_after if ranks_after[unit] != ranks_before.get(unit))
+    assert [rank["unit_id"] for rank in diff["ranks"]] == moved_units
+    da_nang = next(rank for rank in diff["ranks"] if rank["unit_id"] == "da-nang")
+    assert (da_nang["from"]["total"], da_nang["to"]["total"]) == (old_total, new_total)
+    unchanged = system.reporting.get("/v1/diff", params={**SCOPE, "from": end, "to": end}).json()
+    assert (unchanged["ranks"], unchanged["scores"], unchanged["events"]) == ([], [], [])

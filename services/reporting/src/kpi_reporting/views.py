@@ -215,21 +215,24 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, 
 
 
 async def history_view(
-    session: AsyncSession, scope: dict[str, Any], unit: str, indicator: str | None, as_of: AsOf | None
+    session: AsyncSession, scope: dict[str, Any], unit: str | None, indicator: str | None, as_of: AsOf | None
 ) -> list[dict[str, Any]]:
-    """Every measurement of a unit in scope, in order: who, when, what, from which event."""
+    """Every measurement in scope (of one unit, or all), in order: who, when, what, from which event."""
     query = (
         select(measurement_history)
         .where(*(measurement_history.c[name] == value for name, value in scope.items() if name != "stage"))
-        .where(measurement_history.c.unit_id == unit, *(as_of.conditions() if as_of else []))
+        .where(*(as_of.conditions() if as_of else []))
         .order_by(measurement_history.c.sequence)
     )
+    if unit is not None:
+        query = query.where(measurement_history.c.unit_id == unit)
     if indicator is not None:
         query = query.where(measurement_history.c.indicator == indicator)
     return [
         {
             "sequence": row.sequence,
             "event_id": row.event_id,
+            "unit_id": row.unit_id,
             "recorded_at": row.recorded_at,
             "submitted_by": row.submitted_by,
             "stage": row.stage,
@@ -239,3 +242,41 @@ async def history_view(
         }
         for row in await session.execute(query)
     ]
+
+
+def diff_view(before: PeriodResult, after: PeriodResult, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """What changed between two moments: ranks, every score that moved, and the events in between."""
+    ranks_before = {ranked.unit: ranked for ranked in before.ranking}
+    ranks_after = {ranked.unit: ranked for ranked in after.ranking}
+    ranks = []
+    for unit in sorted(set(ranks_before) | set(ranks_after)):
+        old, new = ranks_before.get(unit), ranks_after.get(unit)
+        if old is None or new is None or (old.rank, old.of, old.total) != (new.rank, new.of, new.total):
+            ranks.append(
+                {
+                    "unit_id": unit,
+                    "from": {"rank_label": old.label, "total": _number(old.total)} if old else None,
+                    "to": {"rank_label": new.label, "total": _number(new.total)} if new else None,
+                }
+            )
+    scores = []
+    for unit in sorted(set(before.scores) | set(after.scores)):
+        old_points = before.scores[unit].node_points if unit in before.scores else {}
+        new_points = after.scores[unit].node_points if unit in after.scores else {}
+        for code in sorted(set(old_points) | set(new_points)):
+            if old_points.get(code) != new_points.get(code):
+                scores.append(
+                    {
+                        "unit_id": unit,
+                        "code": code,
+                        "from": _number(old_points.get(code)),
+                        "to": _number(new_points.get(code)),
+                    }
+                )
+    return {
+        "from_sequence": before.position,
+        "to_sequence": after.position,
+        "ranks": ranks,
+        "scores": scores,
+        "events": [event for event in events if before.position < event["sequence"] <= after.position],
+    }

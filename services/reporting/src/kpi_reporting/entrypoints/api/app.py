@@ -66,6 +66,21 @@ async def get_history(
         return await views.history_view(session, scope, unit, indicator, moment)
 
 
+@router.get("/diff")
+async def get_diff(
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    from_: Annotated[str, Query(alias="from", description="The earlier moment: a sequence or a time")],
+    to: Annotated[str | None, Query(description="The later moment (default: now)")] = None,
+) -> dict[str, Any]:
+    """What changed for a catalogue version and period between two moments: ranks, scores, and the events."""
+    before = await _result(reporting, scope, from_)
+    after = await _result(reporting, scope, to)
+    async with reporting.service.sessions() as session:
+        events = await views.history_view(session, scope, None, None, views.AsOf.parse(to))
+    return views.diff_view(before, after, [event for event in events if event["stage"] == scope["stage"]])
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
