@@ -14,6 +14,7 @@ import pytest
 from kpi_common import auth, embedded
 
 PROVINCES = ("gia-lai", "binh-dinh", "da-nang")
+DISTRICTS = ("quan-1", "quan-3", "thu-duc", "binh-chanh")
 
 
 @dataclass
@@ -51,7 +52,7 @@ class RunningSystem:
 
 def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> RunningSystem:
     keys_file = var_dir / "api-keys.yaml"
-    keys = {unit: auth.add_key(keys_file, unit, ["reporter"], [unit]) for unit in PROVINCES}
+    keys = {unit: auth.add_key(keys_file, unit, ["reporter"], [unit]) for unit in PROVINCES + DISTRICTS}
     keys["admin"] = auth.add_key(keys_file, "admin", ["admin", "auditor"], [])
     ports = {name: embedded.free_port() for name in embedded.SERVICES}
     system = embedded.start_system(

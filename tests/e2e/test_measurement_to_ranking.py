@@ -145,7 +145,10 @@ def test_writes_need_a_key_and_an_idempotency_key(with_catalogue: RunningSystem)
 def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere(with_catalogue: RunningSystem) -> None:
     system = with_catalogue
     auditor = {"Authorization": f"Bearer {system.keys['admin']}"}
-    assert system.post_measurement("da-nang", body("da-nang", "1.2", {"a": False}), "e2e-feed").status_code in (200, 201)
+    assert system.post_measurement("da-nang", body("da-nang", "1.2", {"a": False}), "e2e-feed").status_code in (
+        200,
+        201,
+    )
     assert system.ingest.post("/v1/audit/checkpoints", headers=auditor).status_code == 201
     pages, after = [], 0
     while True:
