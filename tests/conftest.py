@@ -11,6 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import settings
+
+# Timing is not behaviour: on a loaded 2-core machine a slow example must not fail a property test.
+settings.register_profile("kpi-ledger", deadline=None)
+settings.load_profile("kpi-ledger")
 
 from kpi_common import embedded
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,6 +23,7 @@ class RecordMeasurement(_Command):
     inputs: dict[str, Any] = {}
     not_applicable_reason: str | None = None
     evidence: tuple[Evidence, ...] = ()
+    responds_to: str | None = None
     idempotency_key: str
     submitted_by: str
 
@@ -30,3 +31,66 @@ class RecordMeasurement(_Command):
 class RegisterCatalogueVersion(_Command):
     document: dict[str, Any]
     registered_by: str
+
+
+class VerifyMeasurement(_Command):
+    """An evaluator accepts a unit's self-assessed value for one component, or replaces it with a reason."""
+
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    unit_id: str
+    indicator: str
+    decision: Literal["accepted", "adjusted"]
+    inputs: dict[str, Any] = {}
+    not_applicable_reason: str | None = None
+    reason: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    idempotency_key: str
+    submitted_by: str
+
+
+class RequestEvidence(_Command):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    unit_id: str
+    indicator: str
+    message: str
+    requested_by: str
+
+
+class ClosePeriod(_Command):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    reason: str | None = None
+    closed_by: str
+
+
+class ReopenUnit(_Command):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    unit_id: str
+    reason: str
+    reopened_by: str
+
+
+class ReportContext(_Command):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    unit_id: str
+    values: dict[str, Any]
+    submitted_by: str
+
+
+class PublishResult(_Command):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    stage: Stage = "verification"
+    replaces: str | None = None
+    reason: str | None = None
+    published_by: str

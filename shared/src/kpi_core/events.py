@@ -56,12 +56,114 @@ class MeasurementRecorded(_Event):
     not_applicable_reason: str | None = None
     evidence: tuple[Evidence, ...] = ()
     submitted_by: str
+    # verification stage only: the evaluator accepted the self-assessed value or replaced it, with a reason
+    decision: Literal["accepted", "adjusted"] | None = None
+    reason: str | None = None
+    verifies_event_id: str | None = None
+    # a resubmission that answers an evaluator's request for evidence
+    responds_to: str | None = None
 
     def subject(self) -> str:
         return f"{self.catalogue_id}/{self.catalogue_version}/{self.period}/{self.unit_id}/{self.indicator}"
 
     def nats_subject(self) -> str:
         return f"kpi.measurement.recorded.v1.{self.catalogue_id}.{self.unit_id}"
+
+
+class _PeriodEvent(_Event):
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+
+    def subject(self) -> str:
+        return f"{self.catalogue_id}/{self.catalogue_version}/{self.period}"
+
+    def nats_subject(self) -> str:
+        noun_verb = self.type.removeprefix("vn.kpi.")
+        return f"kpi.{noun_verb}.{self.catalogue_id}.{getattr(self, 'unit_id', '_')}"
+
+
+class EvidenceRequested(_PeriodEvent):
+    """An evaluator asked a unit for more evidence on one component."""
+
+    type: ClassVar[str] = "vn.kpi.evidence.requested.v1"
+
+    unit_id: str
+    indicator: str
+    message: str
+    requested_by: str
+
+    def subject(self) -> str:
+        return f"{super().subject()}/{self.unit_id}/{self.indicator}"
+
+
+class PeriodClosed(_PeriodEvent):
+    """Submissions for a catalogue version and period are closed; late ones are refused."""
+
+    type: ClassVar[str] = "vn.kpi.period.closed.v1"
+
+    closed_by: str
+    reason: str | None = None
+
+
+class UnitReopened(_PeriodEvent):
+    """An evaluator reopened a closed period for one unit."""
+
+    type: ClassVar[str] = "vn.kpi.period.reopened.v1"
+
+    unit_id: str
+    reason: str
+    reopened_by: str
+
+    def subject(self) -> str:
+        return f"{super().subject()}/{self.unit_id}"
+
+
+class ContextReported(_PeriodEvent):
+    """A unit's general information ("Thông tin chung") for a period: population, civil servants..."""
+
+    type: ClassVar[str] = "vn.kpi.context.reported.v1"
+
+    unit_id: str
+    values: dict[str, str | bool]
+    submitted_by: str
+
+    def subject(self) -> str:
+        return f"{super().subject()}/{self.unit_id}"
+
+
+class RankedUnit(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit_id: str
+    rank: int
+    of: int
+    total: str
+    pillars: dict[str, str]
+
+
+class RankMove(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit_id: str
+    from_rank: str | None
+    to_rank: str | None
+
+
+class ResultPublished(_PeriodEvent):
+    """An approver published the ranking of a catalogue version and period; it is frozen as recorded here.
+    A restatement names the publication it replaces and lists every rank that moved."""
+
+    type: ClassVar[str] = "vn.kpi.result.published.v1"
+
+    publication_id: str
+    stage: Stage
+    as_of_sequence: int
+    ranking: tuple[RankedUnit, ...]
+    replaces: str | None = None
+    moved: tuple[RankMove, ...] = ()
+    reason: str | None = None
+    published_by: str
 
 
 class CatalogueVersionRegistered(_Event):
@@ -101,9 +203,28 @@ class AuditCheckpointSigned(_Event):
         return "kpi.audit.checkpoint.v1._._"
 
 
-DomainEvent = MeasurementRecorded | CatalogueVersionRegistered | AuditCheckpointSigned
+DomainEvent = (
+    MeasurementRecorded
+    | CatalogueVersionRegistered
+    | AuditCheckpointSigned
+    | EvidenceRequested
+    | PeriodClosed
+    | UnitReopened
+    | ContextReported
+    | ResultPublished
+)
 EVENT_TYPES: dict[str, type[_Event]] = {
-    cls.type: cls for cls in (MeasurementRecorded, CatalogueVersionRegistered, AuditCheckpointSigned)
+    cls.type: cls
+    for cls in (
+        MeasurementRecorded,
+        CatalogueVersionRegistered,
+        AuditCheckpointSigned,
+        EvidenceRequested,
+        PeriodClosed,
+        UnitReopened,
+        ContextReported,
+        ResultPublished,
+    )
 }
 
 # Old event shapes are read through explicit upcasters: (type) -> function(data) -> current data.

@@ -6,13 +6,14 @@ Arithmetic is exact (`Fraction`) throughout; rounding happens only for display
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Literal
 
 from kpi_core.catalogue import Catalogue, Node
+from kpi_core.events import MeasurementRecorded
 from kpi_core.rules import (
     PEER_RELATIVE_KINDS,
     CountCappedRule,
@@ -316,3 +317,17 @@ def score_period(
         period_inputs = with_previous_period(catalogue, period_inputs, previous_period)
     peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}
     return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}
+
+
+def collect_inputs(
+    catalogue: Catalogue, records: Iterable[tuple[MeasurementRecorded, str, int]]
+) -> dict[str, dict[str, RecordedInputs]]:
+    """The latest measurement of every unit and indicator, from (event, event id, sequence) in sequence order."""
+    from kpi_core.measurements import typed_inputs  # measurements imports this module's value types
+
+    period_inputs: dict[str, dict[str, RecordedInputs]] = {}
+    for event, event_id, sequence in records:
+        inputs = typed_inputs(catalogue.node(event.indicator), event.inputs)
+        recorded = RecordedInputs(event.indicator, inputs, event_id, sequence, event.not_applicable_reason)
+        period_inputs.setdefault(event.unit_id, {})[event.indicator] = recorded
+    return period_inputs

@@ -58,3 +58,23 @@ catalogue_versions = Table(
     Column("content_sha256", String(64), nullable=False),
     Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
 )
+
+# Where submissions stand, kept in the same transaction as the events that change it.
+closed_periods = Table(
+    "closed_periods",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True, autoincrement=False),
+    Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+)
+
+reopened_units = Table(
+    "reopened_units",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True, autoincrement=False),
+    Column("unit_id", String(100), primary_key=True),
+    Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+)

@@ -37,3 +37,15 @@ class IdempotencyConflict(IngestError):
 
 class Forbidden(IngestError):
     status, title = 403, "Forbidden"
+
+
+class PeriodClosedError(IngestError):
+    status, title = 409, "Period closed"
+
+
+class NotFound(IngestError):
+    status, title = 404, "Not found"
+
+
+class Conflict(IngestError):
+    status, title = 409, "Conflict"

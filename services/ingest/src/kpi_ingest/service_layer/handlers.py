@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
 from kpi_core.catalogue import Catalogue, CatalogueInvalid, parse_catalogue
@@ -21,6 +23,7 @@ from kpi_ingest.service_layer.errors import (
     IdempotencyConflict,
     InvalidCatalogue,
     InvalidMeasurement,
+    PeriodClosedError,
     UnknownCatalogue,
 )
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -32,40 +35,97 @@ class Recorded:
     replayed: bool
 
 
-def request_fingerprint(command: RecordMeasurement) -> str:
+Guard = Callable[[UnitOfWork], Awaitable[None]]
+
+
+def request_fingerprint(command: BaseModel) -> str:
     """What makes two requests "the same body" for idempotency: everything but the key itself."""
     body = command.model_dump(mode="json", exclude={"idempotency_key"})
     canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def record_measurement(command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry) -> Recorded:
-    fingerprint = request_fingerprint(command)
-    async with uow:
-        earlier = await uow.events.by_idempotency_key(command.submitted_by, command.idempotency_key)
-        if earlier is not None:
-            return _replay(earlier, fingerprint)
-        catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
-    event = _validated_event(command, catalogue)
+async def earlier_request(uow: UnitOfWork, actor: str, key: str, fingerprint: str) -> Recorded | None:
+    """The event an earlier request with this Idempotency-Key stored, if any (409 if its body differed)."""
+    earlier = await uow.events.by_idempotency_key(actor, key)
+    return _replay(earlier, fingerprint) if earlier is not None else None
+
+
+async def append_once(
+    uow: UnitOfWork,
+    event: MeasurementRecorded,
+    *,
+    actor: str,
+    idempotency_key: str,
+    fingerprint: str,
+    guard: Guard | None = None,
+) -> Recorded:
+    """Append under the write lock after `guard` passes; a concurrent twin with the same key replays."""
     try:
         async with uow.writing():
+            await uow.events.lock()
+            if guard is not None:
+                await guard(uow)
             stored = await uow.events.append(
                 event,
-                actor=command.submitted_by,
-                idempotency_key=command.idempotency_key,
+                actor=actor,
+                idempotency_key=idempotency_key,
                 request_sha256=fingerprint,
-                catalogue_id=command.catalogue_id,
-                unit_id=command.unit_id,
+                catalogue_id=event.catalogue_id,
+                unit_id=event.unit_id,
             )
             await uow.commit()
             return Recorded(stored, replayed=False)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as its replay.
         async with uow:
-            earlier = await uow.events.by_idempotency_key(command.submitted_by, command.idempotency_key)
+            earlier = await earlier_request(uow, actor, idempotency_key, fingerprint)
         if earlier is None:
             raise
-        return _replay(earlier, fingerprint)
+        return earlier
+
+
+async def record_measurement(command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry) -> Recorded:
+    fingerprint = request_fingerprint(command)
+    async with uow:
+        earlier = await earlier_request(uow, command.submitted_by, command.idempotency_key, fingerprint)
+        if earlier is not None:
+            return earlier
+        catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
+        if command.responds_to is not None:
+            await _check_response(uow, command)
+    event = _validated_event(command, catalogue)
+
+    async def submissions_open(uow: UnitOfWork) -> None:
+        scope = (command.catalogue_id, command.catalogue_version, command.period)
+        if not await uow.workflow.accepts_submissions(*scope, command.unit_id):
+            raise PeriodClosedError(
+                f"period {command.period} of {command.catalogue_id}@{command.catalogue_version} is closed for "
+                f"submissions; an evaluator can reopen unit {command.unit_id}",
+                [FieldError("period", "closed for submissions")],
+            )
+
+    return await append_once(
+        uow,
+        event,
+        actor=command.submitted_by,
+        idempotency_key=command.idempotency_key,
+        fingerprint=fingerprint,
+        guard=submissions_open,
+    )
+
+
+async def _check_response(uow: UnitOfWork, command: RecordMeasurement) -> None:
+    request = await uow.workflow.evidence_request(command.responds_to or "")
+    if request is None or (request.unit_id, request.indicator, request.period) != (
+        command.unit_id,
+        command.indicator,
+        command.period,
+    ):
+        raise InvalidMeasurement(
+            "responds_to must name an evidence request for this unit, indicator and period",
+            [FieldError("responds_to", "no such evidence request for this component")],
+        )
 
 
 def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
@@ -113,6 +173,7 @@ def _validated_event(command: RecordMeasurement, catalogue: Catalogue | None) ->
         not_applicable_reason=command.not_applicable_reason,
         evidence=command.evidence,
         submitted_by=command.submitted_by,
+        responds_to=command.responds_to,
     )
 
 

@@ -8,6 +8,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_ingest.adapters.event_store import EventStore
+from kpi_ingest.adapters.workflow_store import WorkflowStore
 
 
 class UnitOfWork:
@@ -15,6 +16,7 @@ class UnitOfWork:
     queue on a process-wide lock instead of spinning in SQLite's busy handler."""
 
     events: EventStore
+    workflow: WorkflowStore
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], write_lock: asyncio.Lock | None = None) -> None:
         self._sessions = sessions
@@ -32,6 +34,7 @@ class UnitOfWork:
             self._holds_lock = True
         self._session = self._sessions()
         self.events = EventStore(self._session)
+        self.workflow = WorkflowStore(self._session)
         return self
 
     async def __aexit__(

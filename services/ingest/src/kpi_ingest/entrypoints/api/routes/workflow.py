@@ -1,0 +1,151 @@
+"""The assessment cycle over HTTP: verify, request evidence, close and reopen, general information, publish."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header
+from pydantic import BaseModel, ConfigDict, Field
+
+from kpi_common.problems import Problem
+from kpi_core.commands import ClosePeriod, PublishResult, ReopenUnit, ReportContext, RequestEvidence, VerifyMeasurement
+from kpi_core.events import Evidence, Stage
+from kpi_ingest.adapters.event_store import StoredEvent
+from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.schemas import InputValue
+from kpi_ingest.service_layer import workflow
+
+router = APIRouter(prefix="/v1", tags=["assessment workflow"])
+
+
+class _Scope(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    catalogue_id: str = Field(min_length=1, max_length=100)
+    catalogue_version: str = Field(min_length=1, max_length=50)
+    period: int = Field(ge=2000, le=2100)
+
+
+class VerificationIn(_Scope):
+    unit_id: str = Field(min_length=1, max_length=100)
+    indicator: str = Field(min_length=1, max_length=50)
+    decision: Annotated[str, Field(pattern="^(accepted|adjusted)$")]
+    inputs: dict[str, InputValue] = Field(default_factory=dict)
+    not_applicable_reason: str | None = Field(default=None, min_length=3, max_length=2000)
+    reason: str | None = Field(default=None, min_length=3, max_length=2000)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=50)
+
+
+class EvidenceRequestIn(_Scope):
+    unit_id: str = Field(min_length=1, max_length=100)
+    indicator: str = Field(min_length=1, max_length=50)
+    message: str = Field(min_length=3, max_length=2000)
+
+
+class CloseIn(_Scope):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ReopenIn(_Scope):
+    unit_id: str = Field(min_length=1, max_length=100)
+    reason: str = Field(min_length=3, max_length=2000)
+
+
+class ContextIn(_Scope):
+    unit_id: str = Field(min_length=1, max_length=100)
+    values: dict[str, InputValue] = Field(min_length=1)
+
+
+class PublicationIn(_Scope):
+    stage: Stage = "verification"
+    replaces: str | None = None
+    reason: str | None = Field(default=None, min_length=3, max_length=2000)
+
+
+def _accepted(stored: StoredEvent, **extra: Any) -> dict[str, Any]:
+    return {"event_id": stored.envelope.id, "sequence": stored.sequence, "type": stored.envelope.type, **extra}
+
+
+@router.post("/verifications", status_code=201)
+async def post_verification(
+    body: VerificationIn, ingest: IngestDep, key: ApiKeyDep, idempotency_key: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """Evaluator: accept a unit's self-assessed value for a component, or replace it with a reason."""
+    require_role(key, "evaluator")
+    if not idempotency_key:
+        raise Problem(
+            400,
+            "Idempotency-Key required",
+            "send an Idempotency-Key header",
+            [{"field": "Idempotency-Key", "message": "required"}],
+        )
+    command = VerifyMeasurement(
+        **body.model_dump(exclude={"evidence"}),
+        evidence=tuple(body.evidence),
+        idempotency_key=idempotency_key,
+        submitted_by=key.id,
+    )
+    recorded = await workflow.verify_measurement(command, ingest.uow(), ingest.catalogues)
+    ingest.relay.wake.set()
+    return _accepted(recorded.event, replayed=recorded.replayed)
+
+
+@router.post("/evidence-requests", status_code=201)
+async def post_evidence_request(body: EvidenceRequestIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Evaluator: ask a unit for more evidence on a component; the unit answers with `responds_to` = this event id."""
+    require_role(key, "evaluator")
+    stored = await workflow.request_evidence(
+        RequestEvidence(**body.model_dump(), requested_by=key.id), ingest.uow(), ingest.catalogues
+    )
+    ingest.relay.wake.set()
+    return _accepted(stored)
+
+
+@router.post("/periods/close", status_code=201)
+async def post_close(body: CloseIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Evaluator or admin: close a catalogue version's period for submissions."""
+    require_role(key, "evaluator", "admin")
+    stored = await workflow.close_period(
+        ClosePeriod(**body.model_dump(), closed_by=key.id), ingest.uow(), ingest.catalogues
+    )
+    ingest.relay.wake.set()
+    return _accepted(stored)
+
+
+@router.post("/periods/reopen", status_code=201)
+async def post_reopen(body: ReopenIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Evaluator: reopen a closed period for one unit, with a reason."""
+    require_role(key, "evaluator")
+    stored = await workflow.reopen_unit(
+        ReopenUnit(**body.model_dump(), reopened_by=key.id), ingest.uow(), ingest.catalogues
+    )
+    ingest.relay.wake.set()
+    return _accepted(stored)
+
+
+@router.post("/context", status_code=201)
+async def post_context(body: ContextIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Reporter: a unit's general information for a period (population, civil servants, information systems...)."""
+    require_role(key, "reporter")
+    if not key.may_report_for(body.unit_id):
+        raise Problem(
+            403,
+            "Forbidden",
+            f"key {key.id} may not report for unit {body.unit_id}",
+            [{"field": "unit_id", "message": "not bound to this key"}],
+        )
+    command = ReportContext(**body.model_dump(), submitted_by=key.id)
+    stored = await workflow.report_context(command, ingest.uow(), ingest.catalogues)
+    ingest.relay.wake.set()
+    return _accepted(stored)
+
+
+@router.post("/publications", status_code=201)
+async def post_publication(body: PublicationIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+    """Approver: publish (freeze) the ranking of a period; to correct it, publish a restatement naming `replaces`."""
+    require_role(key, "approver")
+    stored = await workflow.publish_result(
+        PublishResult(**body.model_dump(), published_by=key.id), ingest.uow(), ingest.catalogues
+    )
+    ingest.relay.wake.set()
+    return _accepted(stored, publication=stored.envelope.data)
