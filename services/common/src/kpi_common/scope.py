@@ -11,7 +11,10 @@ def scope_params(
     catalogue: Annotated[str, Query(examples=["vn-dti-province"])],
     version: Annotated[str, Query(examples=["1.0"])],
     period: Annotated[int, Query(ge=2000, le=2100)],
-    stage: Annotated[str, Query(pattern="^(self_assessment|verification)$")] = "self_assessment",
+    stage: Annotated[
+        str,
+        Query(pattern="^(self_assessment|verification|published)$", description="published: as an approver froze it"),
+    ] = "self_assessment",
 ) -> dict[str, Any]:
     return {"catalogue_id": catalogue, "version": version, "period": period, "stage": stage}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -138,14 +138,28 @@ async def _latest_inputs(
     return period_inputs
 
 
-def rankings_view(result: PeriodResult, scope: dict[str, Any]) -> dict[str, Any]:
+def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | None = None) -> dict[str, Any]:
+    """The ranking by total, or by one pillar's points (`pillar`)."""
     catalogue = result.catalogue
     pillars = [root for root in catalogue.roots if root.scored]
+    ranking = result.ranking
+    if pillar is not None:
+        if pillar not in {p.code for p in pillars}:
+            raise Problem(
+                422,
+                "Unknown pillar",
+                f"{catalogue.id} has no scored pillar {pillar}",
+                [{"field": "pillar", "message": pillar}],
+            )
+        ranking = rank_units(
+            {unit: score.node_points.get(pillar, Fraction(0)) for unit, score in result.scores.items()}
+        )
     return {
         "catalogue": scope["catalogue_id"],
         "version": scope["version"],
         "period": scope["period"],
         "stage": scope["stage"],
+        "pillar": pillar,
         "as_of_sequence": result.position,
         "max_points": _number(Fraction(catalogue.total_max_points)) if catalogue.total_max_points is not None else None,
         "pillars": [
@@ -157,15 +171,26 @@ def rankings_view(result: PeriodResult, scope: dict[str, Any]) -> dict[str, Any]
                 "rank": ranked.rank,
                 "rank_label": ranked.label,
                 "unit_id": ranked.unit,
-                "total": _number(ranked.total),
+                "total": _number(result.scores[ranked.unit].total),
                 "pillars": {p.code: _number(result.scores[ranked.unit].node_points.get(p.code)) for p in pillars},
             }
-            for ranked in result.ranking
+            for ranked in ranking
         ],
     }
 
 
-def scorecard_view(result: PeriodResult, scope: dict[str, Any], unit: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CardContext:
+    """What a scorecard shows beside the unit's own scores."""
+
+    other_stage: UnitScore | None = None
+    previous_period: UnitScore | None = None
+    verifications: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def scorecard_view(
+    result: PeriodResult, scope: dict[str, Any], unit: str, context: CardContext, general_information: dict[str, Any]
+) -> dict[str, Any]:
     score = result.scores.get(unit)
     if score is None:
         raise Problem(404, "Not found", f"unit {unit} has no measurements in this catalogue version and period")
@@ -182,23 +207,31 @@ def scorecard_view(result: PeriodResult, scope: dict[str, Any], unit: str) -> di
         "max_points": str(catalogue.total_max_points) if catalogue.total_max_points is not None else None,
         "rank": ranked.rank,
         "rank_label": ranked.label,
-        "pillars": [_node_card(catalogue, score, root) for root in catalogue.roots],
+        "previous_period_total": _number(context.previous_period.total) if context.previous_period else None,
+        "general_information": general_information,
+        "pillars": [_node_card(catalogue, score, root, scope["stage"], context) for root in catalogue.roots],
     }
 
 
-def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, Any]:
+def _node_card(catalogue: Catalogue, score: UnitScore, node: Node, stage: str, context: CardContext) -> dict[str, Any]:
     card: dict[str, Any] = {
         "code": node.code,
         "name_vi": node.name_vi,
         "name_en": node.name_en,
         "max_points": str(node.max_points) if node.max_points is not None else None,
         "scored": node.scored,
+        "lead_agency": node.lead_agency,
+        "cooperating_agencies": list(node.cooperating_agencies),
+        "deadline": node.deadline,
     }
+    points = score.node_points.get(node.code) if node.scored else None
     indicator = score.indicators.get(node.code)
+    card["points"] = _number(points)
+    card["status"] = indicator.status if indicator is not None else None
+    if points is not None and node.max_points is not None:
+        card["points_missing"] = _number(Fraction(node.max_points) - points)
     if indicator is not None:
         card |= {
-            "points": _number(indicator.points),
-            "status": indicator.status,
             "inputs": {
                 name: value if isinstance(value, bool) else str(value) for name, value in indicator.inputs.items()
             },
@@ -206,11 +239,21 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node) -> dict[str, 
             "formula": indicator.formula,
             "event_id": indicator.event_id,
         }
-    else:
-        card["points"] = _number(score.node_points.get(node.code)) if node.scored else None
+        if node.code in context.verifications:
+            card["verification"] = context.verifications[node.code]
+    if context.other_stage is not None and node.scored:
+        other = context.other_stage.node_points.get(node.code)
+        self_points, verified = (points, other) if stage == "self_assessment" else (other, points)
+        card["self_assessed_points"] = _number(self_points)
+        card["verified_points"] = _number(verified)
+        card["gap"] = _number(verified - self_points) if verified is not None and self_points is not None else None
+    if context.previous_period is not None and points is not None:
+        before = context.previous_period.node_points.get(node.code)
+        card["previous_period_points"] = _number(before)
+        card["change"] = _number(points - before) if before is not None else None
     kids = catalogue.children_of(node.code)
     if kids:
-        card["children"] = [_node_card(catalogue, score, kid) for kid in kids]
+        card["children"] = [_node_card(catalogue, score, kid, stage, context) for kid in kids]
     return card
 
 

@@ -1,4 +1,4 @@
-"""Applying events to the reporting history: catalogues and measurements, appended in order."""
+"""Applying events to the reporting history: catalogues, measurements and the workflow timeline, in order."""
 
 from __future__ import annotations
 
@@ -8,8 +8,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.catalogue_store import CatalogueStore
 from kpi_common.db import insert_ignoring_duplicates
-from kpi_core.events import CatalogueVersionRegistered, EventEnvelope, MeasurementRecorded, decode_event
-from kpi_reporting.adapters.orm import measurement_history
+from kpi_core.events import (
+    CatalogueVersionRegistered,
+    ContextReported,
+    EventEnvelope,
+    EvidenceRequested,
+    MeasurementRecorded,
+    PeriodClosed,
+    ResultPublished,
+    UnitReopened,
+    decode_event,
+)
+from kpi_reporting.adapters.orm import measurement_history, timeline
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+TimelineEvent = EvidenceRequested | PeriodClosed | UnitReopened | ContextReported | ResultPublished
 
 
 class HistoryProjection:
@@ -21,18 +34,48 @@ class HistoryProjection:
         if isinstance(event, CatalogueVersionRegistered):
             await self.catalogues.store(session, event)
         elif isinstance(event, MeasurementRecorded):
-            row = {
-                "sequence": envelope.sequence,
-                "event_id": envelope.id,
-                "recorded_at": envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                "catalogue_id": event.catalogue_id,
-                "version": event.catalogue_version,
-                "period": event.period,
-                "stage": event.stage,
-                "unit_id": event.unit_id,
-                "indicator": event.indicator,
-                "inputs": json.dumps(event.inputs, sort_keys=True),
-                "not_applicable_reason": event.not_applicable_reason,
-                "submitted_by": event.submitted_by,
-            }
-            await insert_ignoring_duplicates(session, measurement_history, row)
+            await insert_ignoring_duplicates(session, measurement_history, _measurement_row(event, envelope))
+        elif isinstance(event, TimelineEvent):
+            await insert_ignoring_duplicates(session, timeline, _timeline_row(event, envelope))
+
+
+def _measurement_row(event: MeasurementRecorded, envelope: EventEnvelope) -> dict[str, object]:
+    return {
+        "sequence": envelope.sequence,
+        "event_id": envelope.id,
+        "recorded_at": envelope.time.strftime(TIME_FORMAT),
+        "catalogue_id": event.catalogue_id,
+        "version": event.catalogue_version,
+        "period": event.period,
+        "stage": event.stage,
+        "unit_id": event.unit_id,
+        "indicator": event.indicator,
+        "inputs": json.dumps(event.inputs, sort_keys=True),
+        "not_applicable_reason": event.not_applicable_reason,
+        "submitted_by": event.submitted_by,
+        "decision": event.decision,
+        "reason": event.reason,
+        "verifies_event_id": event.verifies_event_id,
+        "responds_to": event.responds_to,
+    }
+
+
+def _timeline_row(event: TimelineEvent, envelope: EventEnvelope) -> dict[str, object]:
+    actor = next(
+        getattr(event, name)
+        for name in ("requested_by", "closed_by", "reopened_by", "submitted_by", "published_by")
+        if hasattr(event, name)
+    )
+    return {
+        "sequence": envelope.sequence,
+        "event_id": envelope.id,
+        "type": envelope.type,
+        "recorded_at": envelope.time.strftime(TIME_FORMAT),
+        "catalogue_id": event.catalogue_id,
+        "version": event.catalogue_version,
+        "period": event.period,
+        "unit_id": getattr(event, "unit_id", None),
+        "indicator": getattr(event, "indicator", None),
+        "actor": actor,
+        "data": json.dumps(envelope.data, ensure_ascii=False, sort_keys=True),
+    }

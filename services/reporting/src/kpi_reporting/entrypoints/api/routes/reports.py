@@ -1,0 +1,74 @@
+"""Rankings, scorecards, history and diffs over HTTP."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from kpi_common.scope import ScopeDep
+from kpi_reporting import reports, timeline_views, views
+from kpi_reporting.bootstrap import Reporting
+
+
+def get_reporting(request: Request) -> Reporting:
+    return request.app.state.reporting  # type: ignore[no-any-return]
+
+
+ReportingDep = Annotated[Reporting, Depends(get_reporting)]
+AsOfQuery = Annotated[
+    str | None,
+    Query(description="A past moment: an event sequence (e.g. 1200) or a recorded time (e.g. 2025-03-31T17:00:00Z)"),
+]
+PillarQuery = Annotated[str | None, Query(description="Rank by this pillar's points instead of the total")]
+PublicationQuery = Annotated[str | None, Query(description="With stage=published: this publication, not the latest")]
+router = APIRouter(prefix="/v1", tags=["reports"])
+
+
+@router.get("/rankings")
+async def get_rankings(
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    as_of: AsOfQuery = None,
+    pillar: PillarQuery = None,
+    publication: PublicationQuery = None,
+) -> dict[str, Any]:
+    """Units ranked (ties share a rank, shown "rank/N"), overall or per pillar; self-assessed,
+    verified, or as published; `as_of` answers for a past moment."""
+    return await reports.rankings(reporting, scope, as_of, pillar, publication)
+
+
+@router.get("/units/{unit}/scorecard")
+async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None) -> dict[str, Any]:
+    """A unit's scorecard: points, max, points missing, status, agencies and deadline per component,
+    self-assessed and verified side by side with the gap, the change since the previous period, and
+    the unit's general information."""
+    return await reports.scorecard(reporting, scope, unit, as_of)
+
+
+@router.get("/units/{unit}/history")
+async def get_history(
+    unit: str,
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    indicator: Annotated[str | None, Query()] = None,
+    as_of: AsOfQuery = None,
+) -> list[dict[str, Any]]:
+    """Every event about a unit in a catalogue version and period, in order, with who and when."""
+    async with reporting.service.sessions() as session:
+        return await timeline_views.unit_history(session, scope, unit, indicator, views.AsOf.parse(as_of))
+
+
+@router.get("/diff")
+async def get_diff(
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    from_: Annotated[str, Query(alias="from", description="The earlier moment: a sequence or a time")],
+    to: Annotated[str | None, Query(description="The later moment (default: now)")] = None,
+) -> dict[str, Any]:
+    """What changed for a catalogue version and period between two moments: ranks, scores, and the events."""
+    before = await reports.result(reporting, scope, views.AsOf.parse(from_))
+    after = await reports.result(reporting, scope, views.AsOf.parse(to))
+    async with reporting.service.sessions() as session:
+        events = await views.history_view(session, scope, None, None, views.AsOf.parse(to))
+    return views.diff_view(before, after, [event for event in events if event["stage"] == scope["stage"]])

@@ -1,0 +1,71 @@
+"""Assembling rankings and scorecards for a request: computed stages, published results, past moments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kpi_common.problems import Problem
+from kpi_reporting import timeline_views, views
+from kpi_reporting.bootstrap import Reporting
+
+
+async def result(reporting: Reporting, scope: dict[str, Any], moment: views.AsOf | None) -> views.PeriodResult:
+    async with reporting.service.sessions() as session:
+        return await views.period_result(
+            session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope, moment
+        )
+
+
+async def publication(
+    reporting: Reporting,
+    scope: dict[str, Any],
+    moment: views.AsOf | None,
+    publication_id: str | None,
+    pillar: str | None,
+) -> dict[str, Any]:
+    async with reporting.service.sessions() as session:
+        found = await timeline_views.publications(session, scope, moment)
+    published = timeline_views.published_view(found, publication_id, pillar)
+    if published is None:
+        raise Problem(404, "Not published", "no publication for this catalogue version and period (at that moment)")
+    return published
+
+
+async def rankings(
+    reporting: Reporting, scope: dict[str, Any], as_of: str | None, pillar: str | None, publication_id: str | None
+) -> dict[str, Any]:
+    moment = views.AsOf.parse(as_of)
+    if scope["stage"] == "published":
+        return await publication(reporting, scope, moment, publication_id, pillar)
+    return views.rankings_view(await result(reporting, scope, moment), scope, pillar)
+
+
+async def scorecard(reporting: Reporting, scope: dict[str, Any], unit: str, as_of: str | None) -> dict[str, Any]:
+    moment = views.AsOf.parse(as_of)
+    published: dict[str, Any] | None = None
+    if scope["stage"] == "published":
+        # exactly as published: the stage it froze, at the sequence it froze
+        published = await publication(reporting, scope, moment, None, None)
+        scope = {**scope, "stage": published["published_stage"]}
+        moment = views.AsOf(sequence=published["as_of_sequence"])
+    current = await result(reporting, scope, moment)
+    other_stage = "verification" if scope["stage"] == "self_assessment" else "self_assessment"
+    other = await result(reporting, {**scope, "stage": other_stage}, moment)
+    previous = await result(reporting, {**scope, "period": scope["period"] - 1}, moment)
+    async with reporting.service.sessions() as session:
+        context = views.CardContext(
+            other_stage=other.scores.get(unit),
+            previous_period=previous.scores.get(unit),
+            verifications=await timeline_views.verifications(session, scope, unit, moment),
+        )
+        information = await timeline_views.general_information(session, scope, unit, moment)
+    card = views.scorecard_view(current, scope, unit, context, information)
+    if published is not None:
+        entry = next((row for row in published["rankings"] if row["unit_id"] == unit), None)
+        card |= {
+            "stage": "published",
+            "publication_id": published["publication_id"],
+            "rank": entry["rank"] if entry else None,
+            "rank_label": entry["rank_label"] if entry else None,
+        }
+    return card

@@ -1,0 +1,182 @@
+"""Read-side queries over the workflow: verifications, general information, publications, a unit's history."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_core.events import ContextReported, ResultPublished
+from kpi_reporting.adapters.orm import measurement_history, timeline
+from kpi_reporting.views import AsOf
+
+
+def _in_scope(table: Any, scope: dict[str, Any], as_of: AsOf | None) -> list[Any]:
+    conditions = [table.c[name] == scope[name] for name in ("catalogue_id", "version", "period")]
+    if as_of is not None:
+        column = table.c.sequence if as_of.sequence is not None else table.c.recorded_at
+        conditions.append(column <= (as_of.sequence if as_of.sequence is not None else as_of.recorded_at))
+    return conditions
+
+
+async def verifications(
+    session: AsyncSession, scope: dict[str, Any], unit: str, as_of: AsOf | None
+) -> dict[str, dict[str, Any]]:
+    """The evaluator's latest decision on each component of a unit."""
+    query = (
+        select(measurement_history)
+        .where(*_in_scope(measurement_history, scope, as_of))
+        .where(measurement_history.c.unit_id == unit, measurement_history.c.stage == "verification")
+        .order_by(measurement_history.c.sequence)
+    )
+    return {
+        row.indicator: {
+            "decision": row.decision,
+            "reason": row.reason,
+            "verified_by": row.submitted_by,
+            "verified_at": row.recorded_at,
+            "self_assessment_event_id": row.verifies_event_id,
+            "event_id": row.event_id,
+        }
+        for row in await session.execute(query)
+    }
+
+
+async def general_information(
+    session: AsyncSession, scope: dict[str, Any], unit: str, as_of: AsOf | None
+) -> dict[str, Any]:
+    """A unit's general information for the period: the latest value of every field reported."""
+    query = (
+        select(timeline.c.data)
+        .where(*_in_scope(timeline, scope, as_of))
+        .where(timeline.c.type == ContextReported.type, timeline.c.unit_id == unit)
+        .order_by(timeline.c.sequence)
+    )
+    values: dict[str, Any] = {}
+    for data in (await session.execute(query)).scalars():
+        values |= json.loads(data)["values"]
+    return values
+
+
+async def publications(session: AsyncSession, scope: dict[str, Any], as_of: AsOf | None) -> list[dict[str, Any]]:
+    query = (
+        select(timeline)
+        .where(*_in_scope(timeline, scope, as_of))
+        .where(timeline.c.type == ResultPublished.type)
+        .order_by(timeline.c.sequence)
+    )
+    return [
+        {**json.loads(row.data), "event_id": row.event_id, "sequence": row.sequence, "published_at": row.recorded_at}
+        for row in await session.execute(query)
+    ]
+
+
+def published_view(
+    found: list[dict[str, Any]], publication_id: str | None, pillar: str | None
+) -> dict[str, Any] | None:
+    """A publication exactly as recorded (the latest, or the one named), with what restated it, if anything."""
+    chosen = (
+        next((p for p in found if p["publication_id"] == publication_id), None)
+        if publication_id
+        else (found[-1] if found else None)
+    )
+    if chosen is None:
+        return None
+    restated_by = next((p["publication_id"] for p in found if p.get("replaces") == chosen["publication_id"]), None)
+    rows = [
+        {
+            "rank": entry["rank"],
+            "rank_label": f"{entry['rank']}/{entry['of']}",
+            "unit_id": entry["unit_id"],
+            "total": entry["total"],
+            "pillars": entry["pillars"],
+        }
+        for entry in chosen["ranking"]
+    ]
+    if pillar is not None:
+        rows = _rank_by(rows, lambda row: row["pillars"].get(pillar, "0"))
+    return {
+        "catalogue": chosen["catalogue_id"],
+        "version": chosen["catalogue_version"],
+        "period": chosen["period"],
+        "stage": "published",
+        "published_stage": chosen["stage"],
+        "pillar": pillar,
+        "publication_id": chosen["publication_id"],
+        "published_at": chosen["published_at"],
+        "published_by": chosen["published_by"],
+        "as_of_sequence": chosen["as_of_sequence"],
+        "replaces": chosen.get("replaces"),
+        "restated_by": restated_by,
+        "reason": chosen.get("reason"),
+        "moved": chosen.get("moved", []),
+        "rankings": rows,
+    }
+
+
+def _rank_by(rows: list[dict[str, Any]], points: Any) -> list[dict[str, Any]]:
+    ordered = sorted(rows, key=lambda row: (-Decimal(points(row)), row["unit_id"]))
+    ranked: list[dict[str, Any]] = []
+    for position, row in enumerate(ordered, start=1):
+        tied = ranked and Decimal(points(ranked[-1])) == Decimal(points(row))
+        rank = ranked[-1]["rank"] if tied else position
+        ranked.append({**row, "rank": rank, "rank_label": f"{rank}/{len(ordered)}"})
+    return ranked
+
+
+async def unit_history(
+    session: AsyncSession, scope: dict[str, Any], unit: str, indicator: str | None, as_of: AsOf | None
+) -> list[dict[str, Any]]:
+    """Every event about a unit in a catalogue version and period, in order: submissions, corrections,
+    not-applicable declarations, verifications with reasons, evidence requests, reopenings, general
+    information; plus the period's closings and publications. Each with who and when."""
+    entries: list[dict[str, Any]] = []
+    query = (
+        select(measurement_history)
+        .where(*_in_scope(measurement_history, scope, as_of))
+        .where(measurement_history.c.unit_id == unit)
+    )
+    if indicator is not None:
+        query = query.where(measurement_history.c.indicator == indicator)
+    for row in await session.execute(query):
+        entries.append(
+            {
+                "sequence": row.sequence,
+                "event_id": row.event_id,
+                "type": "vn.kpi.measurement.recorded.v1",
+                "recorded_at": row.recorded_at,
+                "by": row.submitted_by,
+                "unit_id": row.unit_id,
+                "indicator": row.indicator,
+                "stage": row.stage,
+                "inputs": json.loads(row.inputs),
+                "not_applicable_reason": row.not_applicable_reason,
+                "decision": row.decision,
+                "reason": row.reason,
+                "responds_to": row.responds_to,
+            }
+        )
+    query = (
+        select(timeline)
+        .where(*_in_scope(timeline, scope, as_of))
+        .where((timeline.c.unit_id == unit) | timeline.c.unit_id.is_(None))
+    )
+    for row in await session.execute(query):
+        if indicator is not None and row.indicator not in (None, indicator):
+            continue
+        entries.append(
+            {
+                "sequence": row.sequence,
+                "event_id": row.event_id,
+                "type": row.type,
+                "recorded_at": row.recorded_at,
+                "by": row.actor,
+                "unit_id": row.unit_id,
+                "indicator": row.indicator,
+                "data": json.loads(row.data),
+            }
+        )
+    return sorted(entries, key=lambda entry: entry["sequence"])
