@@ -13,11 +13,11 @@ import pytest
 import yaml
 from hypothesis import settings
 
+from kpi_common import embedded
+
 # Timing is not behaviour: on a loaded 2-core machine a slow example must not fail a property test.
 settings.register_profile("kpi-ledger", deadline=None)
 settings.load_profile("kpi-ledger")
-
-from kpi_common import embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
