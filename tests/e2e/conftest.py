@@ -26,8 +26,15 @@ class RunningSystem:
     system: embedded.System
 
     def post_measurement(self, key: str, body: dict[str, Any], idempotency_key: str) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {self.keys[key]}", "Idempotency-Key": idempotency_key}
-        return self.ingest.post("/v1/measurements", json=body, headers=headers)
+        return self.post(key, "/v1/measurements", body, idempotency_key)
+
+    def post(
+        self, key: str, path: str, body: dict[str, Any] | None = None, idempotency_key: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.keys[key]}"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        return self.ingest.post(path, json=body, headers=headers)
 
     def wait_for(self, check: Callable[[], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -54,6 +61,9 @@ def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> Runnin
     keys_file = var_dir / "api-keys.yaml"
     keys = {unit: auth.add_key(keys_file, unit, ["reporter"], [unit]) for unit in PROVINCES + DISTRICTS}
     keys["admin"] = auth.add_key(keys_file, "admin", ["admin", "auditor"], [])
+    keys["evaluator"] = auth.add_key(keys_file, "so-tttt", ["evaluator"], [])
+    keys["approver"] = auth.add_key(keys_file, "ubnd-approver", ["approver"], [])
+    keys["auditor"] = auth.add_key(keys_file, "auditor", ["auditor"], [])
     ports = {name: embedded.free_port() for name in embedded.SERVICES}
     system = embedded.start_system(
         var_dir,

@@ -24,6 +24,7 @@ class MeasurementIn(BaseModel):
     inputs: dict[str, InputValue] = Field(default_factory=dict, description="Named inputs of the indicator's formula")
     not_applicable_reason: str | None = Field(default=None, min_length=3, max_length=2000)
     evidence: list[Evidence] = Field(default_factory=list, max_length=50)
+    responds_to: str | None = Field(default=None, description="The evidence request this submission answers")
 
 
 class MeasurementAccepted(BaseModel):

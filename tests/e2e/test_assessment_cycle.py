@@ -1,0 +1,244 @@
+"""The yearly cycle for the HCMC districts catalogue: self-assessment, verification with an adjustment,
+evidence request and answer, closing, publication, a late submission that does not move the published
+ranking, a restatement that does and lists the moved ranks; and every role check on the way."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import RunningSystem
+
+pytestmark = pytest.mark.e2e
+SCOPE_BODY = {"catalogue_id": "hcmc-dti-districts", "catalogue_version": "1.0", "period": 2025}
+SCOPE = {"catalogue": "hcmc-dti-districts", "version": "1.0", "period": 2025}
+EVIDENCE = [{"title": "Quyết định thành lập Ban chỉ đạo", "number": "123/QĐ-UBND", "date": "2025-02-01"}]
+
+
+def submit(system: RunningSystem, unit: str, indicator: str, inputs: dict[str, Any], key: str, **extra: Any) -> Any:
+    body = {**SCOPE_BODY, "unit_id": unit, "indicator": indicator, "inputs": inputs, "evidence": EVIDENCE, **extra}
+    return system.post(unit, "/v1/measurements", body, key)
+
+
+def verify(system: RunningSystem, unit: str, indicator: str, key: str, **decision: Any) -> Any:
+    body = {**SCOPE_BODY, "unit_id": unit, "indicator": indicator, **decision}
+    return system.post("evaluator", "/v1/verifications", body, key)
+
+
+def rankings(system: RunningSystem, **params: Any) -> dict[str, Any]:
+    response = system.reporting.get("/v1/rankings", params={**SCOPE, **params})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
+    system = running
+    # 1. Self-assessment ("Tự đánh giá") with evidence.
+    for unit, indicator, inputs in [
+        ("quan-1", "1.1", {"a": "secretary_or_chair"}),  # 10
+        ("quan-1", "3.3", {"a": "0.55"}),  # 15
+        ("quan-3", "1.1", {"a": "secretary_or_chair"}),  # 10
+        ("quan-3", "3.3", {"a": "0.81"}),  # 30 self-assessed
+        ("thu-duc", "1.1", {"a": "deputy"}),  # 5
+        ("thu-duc", "3.3", {"a": "0.9"}),  # 30
+    ]:
+        assert submit(system, unit, indicator, inputs, f"cycle-{unit}-{indicator}").status_code == 201
+    # Role checks: who may do what.
+    assert verify(system, "quan-1", "1.1", "role-1", decision="accepted").status_code == 201
+    forbidden = [
+        system.post(
+            "quan-1",
+            "/v1/verifications",
+            {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "decision": "accepted"},
+            "r1",
+        ),
+        system.post("quan-1", "/v1/publications", SCOPE_BODY),
+        system.post("evaluator", "/v1/publications", SCOPE_BODY),
+        system.post(
+            "approver",
+            "/v1/verifications",
+            {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "decision": "accepted"},
+            "r2",
+        ),
+        system.post(
+            "auditor",
+            "/v1/measurements",
+            {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}},
+            "r3",
+        ),
+        system.post("quan-1", "/v1/periods/close", SCOPE_BODY),
+        system.post(
+            "evaluator",
+            "/v1/measurements",
+            {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}},
+            "r4",
+        ),
+        system.post(
+            "quan-1",
+            "/v1/evidence-requests",
+            {**SCOPE_BODY, "unit_id": "quan-3", "indicator": "1.1", "message": "xin minh chứng"},
+        ),
+        system.post("quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-3", "values": {"population": 1}}),
+    ]
+    assert [response.status_code for response in forbidden] == [403] * len(forbidden)
+    assert (
+        system.ingest.get("/v1/events", headers={"Authorization": f"Bearer {system.keys['quan-1']}"}).status_code == 403
+    )
+    assert (
+        system.ingest.get("/v1/events", headers={"Authorization": f"Bearer {system.keys['auditor']}"}).status_code
+        == 200
+    )
+
+    # 2. Verification ("Kết quả đánh giá"): accept, or replace with a reason.
+    assert (
+        verify(system, "quan-3", "3.3", "v-q3-33", decision="adjusted", inputs={"a": "0.6"}).status_code == 422
+    )  # no reason
+    adjusted = verify(
+        system,
+        "quan-3",
+        "3.3",
+        "v-q3-33",
+        decision="adjusted",
+        inputs={"a": "0.6"},
+        reason="Minh chứng chỉ cho thấy 60% ứng dụng",
+    )
+    assert adjusted.status_code == 201, adjusted.text
+    for unit, indicator in [("quan-1", "3.3"), ("quan-3", "1.1"), ("thu-duc", "1.1"), ("thu-duc", "3.3")]:
+        assert verify(system, unit, indicator, f"v-{unit}-{indicator}", decision="accepted").status_code == 201
+
+    # 3. Evidence request and the unit's answer, linked to it.
+    request = system.post(
+        "evaluator",
+        "/v1/evidence-requests",
+        {**SCOPE_BODY, "unit_id": "thu-duc", "indicator": "3.3", "message": "Đề nghị bổ sung danh sách ứng dụng"},
+    )
+    assert request.status_code == 201
+    answer = submit(system, "thu-duc", "3.3", {"a": "0.9"}, "cycle-answer", responds_to=request.json()["event_id"])
+    assert answer.status_code == 201, answer.text
+    assert (
+        submit(
+            system, "thu-duc", "3.3", {"a": "0.9"}, "cycle-bad-answer", responds_to=adjusted.json()["event_id"]
+        ).status_code
+        == 422
+    )
+
+    # General information ("Thông tin chung").
+    assert (
+        system.post(
+            "quan-1",
+            "/v1/context",
+            {**SCOPE_BODY, "unit_id": "quan-1", "values": {"population": 142625, "civil_servants": 320}},
+        ).status_code
+        == 201
+    )
+    bad_context = system.post("quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-1", "values": {"mayor": "x"}})
+    assert bad_context.status_code == 422 and bad_context.json()["errors"][0]["field"] == "values.mayor"
+
+    # 4. Close the period: a late submission is refused with a clear error.
+    assert (
+        system.post("evaluator", "/v1/periods/close", {**SCOPE_BODY, "reason": "Hết hạn tự đánh giá"}).status_code
+        == 201
+    )
+    late = submit(system, "quan-1", "1.1", {"a": "deputy"}, "cycle-late-1")
+    assert late.status_code == 409 and late.json()["errors"] == [
+        {"field": "period", "message": "closed for submissions"}
+    ]
+
+    # 5. Publication freezes the verified ranking.
+    published = system.post("approver", "/v1/publications", SCOPE_BODY)
+    assert published.status_code == 201, published.text
+    publication_id = published.json()["publication"]["publication_id"]
+    system.wait_for(
+        lambda: system.reporting.get("/v1/rankings", params={**SCOPE, "stage": "published"}).status_code == 200
+    )
+    frozen = rankings(system, stage="published")
+    # verified: quan-1 10 + 15 = 25; quan-3 10 + 15 (adjusted from 30) = 25; thu-duc 5 + 30 = 35
+    assert [(row["rank_label"], row["unit_id"], row["total"]) for row in frozen["rankings"]] == [
+        ("1/3", "thu-duc", "35.00"),
+        ("2/3", "quan-1", "25.00"),
+        ("2/3", "quan-3", "25.00"),
+    ]
+    assert (frozen["publication_id"], frozen["published_by"], frozen["published_stage"]) == (
+        publication_id,
+        "ubnd-approver",
+        "verification",
+    )
+
+    # Both values side by side, with the gap and the evaluator's reason.
+    card = system.reporting.get("/v1/units/quan-3/scorecard", params={**SCOPE, "stage": "verification"}).json()
+    component = next(
+        child
+        for pillar in card["pillars"]
+        if pillar["code"] == "3"
+        for child in pillar["children"]
+        if child["code"] == "3.3"
+    )
+    assert (component["self_assessed_points"], component["verified_points"], component["gap"]) == (
+        "30.00",
+        "15.00",
+        "-15.00",
+    )
+    assert component["verification"]["decision"] == "adjusted"
+    assert component["verification"]["reason"] == "Minh chứng chỉ cho thấy 60% ứng dụng"
+    assert (component["points_missing"], component["max_points"]) == ("15.00", "30")
+    information = system.reporting.get("/v1/units/quan-1/scorecard", params=SCOPE).json()["general_information"]
+    assert information == {"population": "142625", "civil_servants": "320"}
+
+    # 6. A reopened unit's late submission does not move what was published.
+    assert (
+        system.post(
+            "evaluator", "/v1/periods/reopen", {**SCOPE_BODY, "unit_id": "quan-1", "reason": "Gia hạn theo công văn 45"}
+        ).status_code
+        == 201
+    )
+    assert submit(system, "quan-1", "3.3", {"a": "0.95"}, "cycle-late-2").status_code == 201  # 30
+    assert submit(system, "quan-3", "3.3", {"a": "0.95"}, "cycle-late-3").status_code == 409  # quan-3 was not reopened
+    late_verified = verify(system, "quan-1", "3.3", "v-late", decision="accepted")
+    assert late_verified.status_code == 201
+    live = lambda: rankings(system, stage="verification")  # noqa: E731
+    system.wait_for(lambda: live()["as_of_sequence"] >= late_verified.json()["sequence"])
+    leader = live()["rankings"][0]
+    assert (leader["unit_id"], leader["total"]) == ("quan-1", "40.00")
+    assert rankings(system, stage="published")["rankings"] == frozen["rankings"]
+
+    # 7. Publishing again must be a restatement naming what it replaces; it lists every rank that moved.
+    assert system.post("approver", "/v1/publications", SCOPE_BODY).status_code == 409
+    restated = system.post(
+        "approver",
+        "/v1/publications",
+        {**SCOPE_BODY, "replaces": publication_id, "reason": "Bổ sung kết quả Quận 1 sau gia hạn"},
+    )
+    assert restated.status_code == 201, restated.text
+    assert restated.json()["publication"]["moved"] == [
+        {"unit_id": "quan-1", "from_rank": "2/3", "to_rank": "1/3"},
+        {"unit_id": "quan-3", "from_rank": "2/3", "to_rank": "3/3"},
+        {"unit_id": "thu-duc", "from_rank": "1/3", "to_rank": "2/3"},
+    ]
+    restatement_id = restated.json()["publication"]["publication_id"]
+    system.wait_for(lambda: rankings(system, stage="published")["publication_id"] == restatement_id)
+    assert rankings(system, stage="published")["replaces"] == publication_id
+    original = rankings(system, stage="published", publication=publication_id)
+    assert (original["rankings"], original["restated_by"]) == (frozen["rankings"], restatement_id)
+
+    # Exports and the audit trail.
+    exported = system.reporting.get("/v1/rankings.csv", params={**SCOPE, "stage": "published"})
+    rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
+    assert rows[0][:3] == ["Hạng (Rank)", "Đơn vị (Unit)", "Tổng điểm (Total)"]
+    assert [row[:3] for row in rows[1:]] == [
+        ["1/3", "quan-1", "40.00"],
+        ["2/3", "thu-duc", "35.00"],
+        ["3/3", "quan-3", "25.00"],
+    ]
+    history = system.reporting.get("/v1/units/thu-duc/history", params={**SCOPE, "indicator": "3.3"}).json()
+    kinds = [(entry["type"].split(".")[2], entry.get("stage"), entry["by"]) for entry in history]
+    assert kinds[:4] == [
+        ("measurement", "self_assessment", "thu-duc"),
+        ("measurement", "verification", "so-tttt"),
+        ("evidence", None, "so-tttt"),
+        ("measurement", "self_assessment", "thu-duc"),
+    ]
+    assert history[3]["responds_to"] == request.json()["event_id"]
+    assert {"period", "result"} <= {entry["type"].split(".")[2] for entry in history}
