@@ -36,6 +36,8 @@ def rankings(system: RunningSystem, **params: Any) -> dict[str, Any]:
 
 def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     system = running
+    last_year = {**SCOPE_BODY, "period": 2024, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}}
+    assert system.post("quan-1", "/v1/measurements", last_year, "cycle-2024").status_code == 201  # 5 points in 2024
     # 1. Self-assessment ("Tự đánh giá") with evidence.
     for unit, indicator, inputs in [
         ("quan-1", "1.1", {"a": "secretary_or_chair"}),  # 10
@@ -222,6 +224,29 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     assert rankings(system, stage="published")["replaces"] == publication_id
     original = rankings(system, stage="published", publication=publication_id)
     assert (original["rankings"], original["restated_by"]) == (frozen["rankings"], restatement_id)
+
+    # Per-pillar rankings and the change since last year.
+    by_pillar_3 = rankings(system, stage="verification", pillar="3")
+    assert [(row["rank_label"], row["unit_id"], row["pillars"]["3"]) for row in by_pillar_3["rankings"]] == [
+        ("1/3", "quan-1", "30.00"),
+        ("1/3", "thu-duc", "30.00"),
+        ("3/3", "quan-3", "15.00"),
+    ]
+    own = system.reporting.get("/v1/units/quan-1/scorecard", params=SCOPE).json()
+    head = next(
+        child
+        for pillar in own["pillars"]
+        if pillar["code"] == "1"
+        for child in pillar["children"]
+        if child["code"] == "1.1"
+    )
+    assert (head["previous_period_points"], head["points"], head["change"]) == ("5.00", "10.00", "5.00")
+    assert head["lead_agency"] is None or isinstance(head["lead_agency"], str)
+    sheet = system.reporting.get("/v1/units/quan-1/scorecard.csv", params=SCOPE)
+    lines = list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))
+    assert lines[0][:4] == ["Mã (Code)", "Chỉ số (Indicator)", "Điểm tối đa (Max)", "Điểm (Points)"]
+    assert [line[0] for line in lines[1:4]] == ["1", "1.1", "1.2"]
+    assert lines[-1][1:4] == ["Tổng (Total)", "660", "40.00"]
 
     # Exports and the audit trail.
     exported = system.reporting.get("/v1/rankings.csv", params={**SCOPE, "stage": "published"})
