@@ -201,6 +201,8 @@ def test_as_of_answers_exactly_what_the_system_answered_then(with_catalogue: Run
         assert by_sequence["as_of_sequence"] == by_time["as_of_sequence"] == sequence
         past_card = system.reporting.get("/v1/units/gia-lai/scorecard", params={**SCOPE, "as_of": sequence}).json()
         assert past_card["pillars"] == card["pillars"] and past_card["total"] == card["total"]
+        past_score = system.scoring.get("/v1/units/gia-lai/scores/*", params={**SCOPE, "as_of": sequence}).json()
+        assert past_score["points"] == card["total"]
     assert snapshots[0][2]["rankings"] != snapshots[-1][2]["rankings"]
     bad = system.reporting.get("/v1/rankings", params={**SCOPE, "as_of": "yesterday"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "as_of"

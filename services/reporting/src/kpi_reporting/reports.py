@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
 from kpi_reporting import timeline_views, views
 from kpi_reporting.bootstrap import Reporting
 
 
-async def result(reporting: Reporting, scope: dict[str, Any], moment: views.AsOf | None) -> views.PeriodResult:
+async def result(reporting: Reporting, scope: dict[str, Any], moment: AsOf | None) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
         return await views.period_result(
             session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope, moment
@@ -19,7 +20,7 @@ async def result(reporting: Reporting, scope: dict[str, Any], moment: views.AsOf
 async def publication(
     reporting: Reporting,
     scope: dict[str, Any],
-    moment: views.AsOf | None,
+    moment: AsOf | None,
     publication_id: str | None,
     pillar: str | None,
 ) -> dict[str, Any]:
@@ -34,20 +35,20 @@ async def publication(
 async def rankings(
     reporting: Reporting, scope: dict[str, Any], as_of: str | None, pillar: str | None, publication_id: str | None
 ) -> dict[str, Any]:
-    moment = views.AsOf.parse(as_of)
+    moment = AsOf.parse(as_of)
     if scope["stage"] == "published":
         return await publication(reporting, scope, moment, publication_id, pillar)
     return views.rankings_view(await result(reporting, scope, moment), scope, pillar)
 
 
 async def scorecard(reporting: Reporting, scope: dict[str, Any], unit: str, as_of: str | None) -> dict[str, Any]:
-    moment = views.AsOf.parse(as_of)
+    moment = AsOf.parse(as_of)
     published: dict[str, Any] | None = None
     if scope["stage"] == "published":
         # exactly as published: the stage it froze, at the sequence it froze
         published = await publication(reporting, scope, moment, None, None)
         scope = {**scope, "stage": published["published_stage"]}
-        moment = views.AsOf(sequence=published["as_of_sequence"])
+        moment = AsOf(sequence=published["as_of_sequence"])
     current = await result(reporting, scope, moment)
     other_stage = "verification" if scope["stage"] == "self_assessment" else "self_assessment"
     other = await result(reporting, {**scope, "stage": other_stage}, moment)

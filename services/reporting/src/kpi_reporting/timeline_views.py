@@ -9,16 +9,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.as_of import AsOf
 from kpi_core.events import ContextReported, ResultPublished
 from kpi_reporting.adapters.orm import measurement_history, timeline
-from kpi_reporting.views import AsOf
 
 
 def _in_scope(table: Any, scope: dict[str, Any], as_of: AsOf | None) -> list[Any]:
     conditions = [table.c[name] == scope[name] for name in ("catalogue_id", "version", "period")]
     if as_of is not None:
-        column = table.c.sequence if as_of.sequence is not None else table.c.recorded_at
-        conditions.append(column <= (as_of.sequence if as_of.sequence is not None else as_of.recorded_at))
+        conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
     return conditions
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.as_of import AsOf
 from kpi_common.catalogue_store import CatalogueStore
 from kpi_common.problems import Problem
 from kpi_common.tracking import TrackedProjection
@@ -54,38 +54,6 @@ class ResultCache:
 def _number(points: Fraction | None) -> str | None:
     shown = display_points(points)
     return str(shown) if shown is not None else None
-
-
-@dataclass(frozen=True)
-class AsOf:
-    """A past moment: an event sequence, or a recorded time (UTC, the format events carry)."""
-
-    sequence: int | None = None
-    recorded_at: str | None = None
-
-    @classmethod
-    def parse(cls, raw: str | None) -> AsOf | None:
-        if raw is None:
-            return None
-        if raw.isdigit():
-            return cls(sequence=int(raw))
-        try:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            raise Problem(
-                422,
-                "Invalid as_of",
-                "as_of is an event sequence or an ISO 8601 time",
-                [{"field": "as_of", "message": raw}],
-            ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return cls(recorded_at=moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-
-    def conditions(self) -> list[Any]:
-        if self.sequence is not None:
-            return [measurement_history.c.sequence <= self.sequence]
-        return [measurement_history.c.recorded_at <= self.recorded_at]
 
 
 async def period_result(
@@ -127,7 +95,7 @@ async def _latest_inputs(
     query = (
         select(measurement_history)
         .where(*(measurement_history.c[name] == value for name, value in scope.items()))
-        .where(*(as_of.conditions() if as_of else []))
+        .where(*([as_of.condition(measurement_history.c.sequence, measurement_history.c.recorded_at)] if as_of else []))
         .order_by(measurement_history.c.sequence)
     )
     period_inputs: dict[str, dict[str, RecordedInputs]] = {}
@@ -264,7 +232,7 @@ async def history_view(
     query = (
         select(measurement_history)
         .where(*(measurement_history.c[name] == value for name, value in scope.items() if name != "stage"))
-        .where(*(as_of.conditions() if as_of else []))
+        .where(*([as_of.condition(measurement_history.c.sequence, measurement_history.c.recorded_at)] if as_of else []))
         .order_by(measurement_history.c.sequence)
     )
     if unit is not None:

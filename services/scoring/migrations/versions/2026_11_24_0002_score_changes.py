@@ -28,6 +28,10 @@ def upgrade() -> None:
         sa.Column("code", sa.String(length=50), nullable=False),
         sa.Column("points_before", sa.String(length=100), nullable=True),
         sa.Column("points_after", sa.String(length=100), nullable=True),
+        sa.Column("recorded_at", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("max_points", sa.String(length=40), nullable=True),
+        sa.Column("explanation", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint(
             "sequence", "catalogue_id", "version", "period", "stage", "unit_id", "code", name=op.f("pk_score_changes")
         ),

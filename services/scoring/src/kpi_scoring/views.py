@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.as_of import AsOf
 from kpi_core.scoring import display_points
 from kpi_scoring.adapters.orm import score_changes, scores
 
@@ -55,3 +56,32 @@ async def changes_by_event(session: AsyncSession, sequence: int) -> list[dict[st
 
 def _shown(exact: str | None) -> str | None:
     return str(display_points(Fraction(exact))) if exact is not None else None
+
+
+async def unit_scores_as_of(
+    session: AsyncSession, scope: dict[str, Any], unit: str, code: str | None, as_of: AsOf
+) -> list[dict[str, Any]]:
+    """The scores as they stood at a past moment: each code's last change at or before it."""
+    query = (
+        select(score_changes)
+        .where(*(score_changes.c[name] == value for name, value in scope.items()), score_changes.c.unit_id == unit)
+        .where(as_of.condition(score_changes.c.sequence, score_changes.c.recorded_at))
+        .order_by(score_changes.c.sequence)
+    )
+    if code is not None:
+        query = query.where(score_changes.c.code == code)
+    latest: dict[str, Any] = {}
+    for row in await session.execute(query):
+        latest[row.code] = row
+    return [
+        {
+            "code": row.code,
+            "status": row.status,
+            "points": _shown(row.points_after),
+            "points_exact": row.points_after,
+            "max_points": row.max_points,
+            "explanation": json.loads(row.explanation),
+            "as_of_sequence": row.sequence,
+        }
+        for _, row in sorted(latest.items())
+    ]

@@ -60,6 +60,10 @@ score_changes = Table(
     Column("code", String(50), primary_key=True),
     Column("points_before", String(100), nullable=True),
     Column("points_after", String(100), nullable=True),
+    Column("recorded_at", String(32), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("max_points", String(40), nullable=True),
+    Column("explanation", Text, nullable=False),
 )
 
 SCOPE_COLUMNS = _SCOPE

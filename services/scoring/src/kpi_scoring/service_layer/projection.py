@@ -73,19 +73,25 @@ class ScoreProjection:
             ],
             key=[*scope, "unit_id", "indicator"],
         )
-        await _rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope.sequence)
+        await _rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
         node = catalogue.node(event.indicator)
         if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
             following = {**scope, "period": event.period + 1}  # next year's score reads this year's value
             if await _load_inputs(session, catalogue, following, event.unit_id):
-                await _rescore(session, catalogue, following, event.unit_id, event.indicator, envelope.sequence)
+                await _rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
 
 
 async def _rescore(
-    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, indicator: str, sequence: int
+    session: AsyncSession,
+    catalogue: Catalogue,
+    scope: dict[str, Any],
+    unit: str,
+    indicator: str,
+    envelope: EventEnvelope,
 ) -> None:
     """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
     when the indicator is peer-relative, for every unit of the period."""
+    sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     node = catalogue.node(indicator)
     everyone = node is not None and is_peer_relative(node.rule)
     period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else unit)
@@ -99,12 +105,12 @@ async def _rescore(
     for scored_unit in sorted(period_inputs) if everyone else [unit]:
         unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
         rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
-    await _record_changes(session, scope, rows, sequence)
+    await _record_changes(session, scope, rows, sequence, recorded_at)
     await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
 
 
 async def _record_changes(
-    session: AsyncSession, scope: dict[str, Any], rows: list[dict[str, Any]], sequence: int
+    session: AsyncSession, scope: dict[str, Any], rows: list[dict[str, Any]], sequence: int, recorded_at: str
 ) -> None:
     """Lineage: which scores this event changed, from what to what."""
     units = sorted({row["unit_id"] for row in rows})
@@ -123,6 +129,10 @@ async def _record_changes(
             "code": row["code"],
             "points_before": before.get((row["unit_id"], row["code"])),
             "points_after": row["points_exact"],
+            "recorded_at": recorded_at,
+            "status": row["status"],
+            "max_points": row["max_points"],
+            "explanation": row["explanation"],
         }
         for row in rows
         if before.get((row["unit_id"], row["code"])) != row["points_exact"]

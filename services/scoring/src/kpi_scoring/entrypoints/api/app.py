@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
+from kpi_common.as_of import AsOf
 from kpi_common.health import health_router
 from kpi_common.problems import Problem, install_problem_handlers
 from kpi_common.projection_service import ProjectionService
@@ -27,18 +28,33 @@ ScoringDep = Annotated[ProjectionService, Depends(get_scoring)]
 router = APIRouter(prefix="/v1", tags=["scores"])
 
 
-@router.get("/units/{unit}/scores")
-async def get_unit_scores(unit: str, scope: ScopeDep, scoring: ScoringDep) -> list[dict[str, Any]]:
-    """Every score of one unit (indicators, pillars, total "*"), with explanations."""
+AsOfQuery = Annotated[str | None, Query(description="A past moment: an event sequence or an ISO 8601 time")]
+
+
+async def _scores(
+    scoring: ProjectionService, scope: dict[str, Any], unit: str, code: str | None, as_of: str | None
+) -> list[dict[str, Any]]:
+    moment = AsOf.parse(as_of)
     async with scoring.sessions() as session:
-        return await views.unit_scores(session, scope, unit)
+        if moment is None:
+            return await views.unit_scores(session, scope, unit, code)
+        return await views.unit_scores_as_of(session, scope, unit, code, moment)
+
+
+@router.get("/units/{unit}/scores")
+async def get_unit_scores(
+    unit: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
+) -> list[dict[str, Any]]:
+    """Every score of one unit (indicators, pillars, total "*"), with explanations; `as_of` for a past moment."""
+    return await _scores(scoring, scope, unit, None, as_of)
 
 
 @router.get("/units/{unit}/scores/{code}")
-async def get_unit_score(unit: str, code: str, scope: ScopeDep, scoring: ScoringDep) -> dict[str, Any]:
+async def get_unit_score(
+    unit: str, code: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
+) -> dict[str, Any]:
     """One score with its explanation: rule, inputs, source event, formula with the numbers substituted."""
-    async with scoring.sessions() as session:
-        found = await views.unit_scores(session, scope, unit, code)
+    found = await _scores(scoring, scope, unit, code, as_of)
     if not found:
         raise Problem(404, "Not found", f"no score for unit {unit}, indicator {code} in this scope")
     return found[0]

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from kpi_common.as_of import AsOf
 from kpi_common.scope import ScopeDep
 from kpi_reporting import reports, timeline_views, views
 from kpi_reporting.bootstrap import Reporting
@@ -56,7 +57,7 @@ async def get_history(
 ) -> list[dict[str, Any]]:
     """Every event about a unit in a catalogue version and period, in order, with who and when."""
     async with reporting.service.sessions() as session:
-        return await timeline_views.unit_history(session, scope, unit, indicator, views.AsOf.parse(as_of))
+        return await timeline_views.unit_history(session, scope, unit, indicator, AsOf.parse(as_of))
 
 
 @router.get("/diff")
@@ -67,8 +68,8 @@ async def get_diff(
     to: Annotated[str | None, Query(description="The later moment (default: now)")] = None,
 ) -> dict[str, Any]:
     """What changed for a catalogue version and period between two moments: ranks, scores, and the events."""
-    before = await reports.result(reporting, scope, views.AsOf.parse(from_))
-    after = await reports.result(reporting, scope, views.AsOf.parse(to))
+    before = await reports.result(reporting, scope, AsOf.parse(from_))
+    after = await reports.result(reporting, scope, AsOf.parse(to))
     async with reporting.service.sessions() as session:
-        events = await views.history_view(session, scope, None, None, views.AsOf.parse(to))
+        events = await views.history_view(session, scope, None, None, AsOf.parse(to))
     return views.diff_view(before, after, [event for event in events if event["stage"] == scope["stage"]])
