@@ -244,3 +244,26 @@ def test_diff_lists_the_ranks_and_scores_that_moved_and_the_events_responsible(w
     assert (da_nang["from"]["total"], da_nang["to"]["total"]) == (old_total, new_total)
     unchanged = system.reporting.get("/v1/diff", params={**SCOPE, "from": end, "to": end}).json()
     assert (unchanged["ranks"], unchanged["scores"], unchanged["events"]) == ([], [], [])
+
+
+def test_a_broken_catalogue_is_refused_over_http_with_every_defect_named(with_catalogue: RunningSystem) -> None:
+    system = with_catalogue
+    admin = {"Authorization": f"Bearer {system.keys['admin']}"}
+    broken = fixture_catalogue()
+    broken["version"] = "2.0"
+    broken["nodes"][1]["max_points"] = "12"  # 1.1 no longer sums to pillar 1
+    broken["nodes"].append({**broken["nodes"][-1]})  # a duplicate code
+    broken["nodes"][4]["rule"] = {"kind": "ratio", "numerator": ["z"], "denominator": ["b"]}  # undeclared input
+    refused = system.ingest.post("/v1/catalogues", json=broken, headers=admin)
+    assert refused.status_code == 422
+    messages = [error["message"] for error in refused.json()["errors"]]
+    assert "node 1: children's max points sum to 22, max is 20" in messages
+    assert "node 3.2: duplicate code" in messages
+    assert "node 3.1: rule uses undeclared input 'z'" in messages
+    assert system.ingest.get("/v1/catalogues/mini-dti/versions/2.0").status_code == 404
+    same_version = system.ingest.post(
+        "/v1/catalogues", json={**fixture_catalogue(), "title_en": "changed"}, headers=admin
+    )
+    assert same_version.status_code == 409  # a version is immutable: a change is a new version
+    reporter = {"Authorization": f"Bearer {system.keys['gia-lai']}"}
+    assert system.ingest.post("/v1/catalogues", json=broken, headers=reporter).status_code == 403

@@ -9,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from kpi_common import embedded
-from tests.conftest import fixture_catalogue
+from tests.conftest import fixture_catalogue, postgres_database
 from tests.e2e.conftest import RunningSystem, start_running_system
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,9 @@ def measure(system: RunningSystem, index: int, period: int, unit: str, indicator
     return int(response.json()["sequence"])
 
 
-def test_rebuilt_projections_equal_the_live_ones(system: tuple[RunningSystem, dict[str, str]]) -> None:
+def test_rebuilt_projections_equal_the_live_ones(
+    system: tuple[RunningSystem, dict[str, str]], request: pytest.FixtureRequest
+) -> None:
     running, urls = system
     admin = {"Authorization": f"Bearer {running.keys['admin']}"}
     assert (
@@ -110,3 +113,47 @@ def test_rebuilt_projections_equal_the_live_ones(system: tuple[RunningSystem, di
     running.system.services["reporting"] = restarted
     embedded.wait_ready(restarted)
     assert running.reporting.get("/v1/rankings", params=SCOPE).json() == rankings
+    # The same stream rebuilt into PostgreSQL answers byte for byte what SQLite answers, now and as_of.
+    base = request.getfixturevalue("postgres_base_url")
+    answers: dict[str, list[bytes]] = {}
+    for kind in ("sqlite", "postgresql"):
+        database = urls if kind == "sqlite" else {name: postgres_database(base) for name in ("scoring", "reporting")}
+        if kind == "postgresql":
+            for name in ("scoring", "reporting"):
+                rebuild = [sys.executable, "-m", "kpi_common.cli", "rebuild", name, "--nats", running.system.nats_url]
+                completed = subprocess.run(
+                    [*rebuild, "--database-url", database[name]], capture_output=True, text=True, check=False
+                )
+                assert completed.returncode == 0, completed.stderr
+        readers = {}
+        for name in ("scoring", "reporting"):
+            prefix = f"KPI_{name.upper()}_"
+            env = {
+                f"{prefix}DATABASE_URL": database[name],
+                f"{prefix}NATS_URL": running.system.nats_url,
+                f"{prefix}RUN_CONSUMER": "false",
+            }
+            readers[name] = embedded.start_service(name, embedded.free_port(), env)
+        try:
+            for reader in readers.values():
+                embedded.wait_ready(reader)
+            answers[kind] = [
+                httpx.get(readers[service].url + path, params={**SCOPE, **params}).content
+                for service, path, params in [
+                    ("reporting", "/v1/rankings", {}),
+                    ("reporting", "/v1/rankings", {"as_of": last - 3}),
+                    ("reporting", "/v1/units/gia-lai/scorecard", {}),
+                    ("reporting", "/v1/units/gia-lai/scorecard", {"as_of": last - 3}),
+                    ("reporting", "/v1/units/gia-lai/history", {}),
+                    ("reporting", "/v1/diff", {"from": last - 3}),
+                    ("scoring", "/v1/units/gia-lai/scores", {}),
+                    ("scoring", "/v1/units/gia-lai/scores", {"as_of": last - 3}),
+                ]
+            ]
+        finally:
+            for reader in readers.values():
+                embedded.stop(reader.process)
+    assert all(
+        b'"rankings"' in answer or b'"code"' in answer or b'"sequence"' in answer for answer in answers["sqlite"]
+    )
+    assert answers["sqlite"] == answers["postgresql"]
