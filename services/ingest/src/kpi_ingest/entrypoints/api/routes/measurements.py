@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Header, Response
-
-from kpi_common.problems import Problem
 from kpi_core.commands import RecordMeasurement
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IdempotencyKeyDep, IngestDep, require_unit
 from kpi_ingest.entrypoints.api.schemas import MeasurementAccepted, MeasurementIn
 from kpi_ingest.service_layer import handlers
 
@@ -21,24 +18,10 @@ async def post_measurement(
     response: Response,
     ingest: IngestDep,
     key: ApiKeyDep,
-    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    idempotency_key: IdempotencyKeyDep,
 ) -> MeasurementAccepted:
     """Record a unit's inputs for one indicator as an immutable event (idempotent per Idempotency-Key)."""
-    if not idempotency_key:
-        raise Problem(
-            400,
-            "Idempotency-Key required",
-            "send an Idempotency-Key header",
-            [{"field": "Idempotency-Key", "message": "required"}],
-        )
-    require_role(key, "reporter")
-    if not key.may_report_for(body.unit_id):
-        raise Problem(
-            403,
-            "Forbidden",
-            f"key {key.id} may not report for unit {body.unit_id}",
-            [{"field": "unit_id", "message": "not bound to this key"}],
-        )
+    require_unit(key, body.unit_id)
     command = RecordMeasurement(
         **body.model_dump(exclude={"evidence"}),
         evidence=tuple(body.evidence),

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpi_common.problems import Problem
 from kpi_core.commands import ClosePeriod, PublishResult, ReopenUnit, ReportContext, RequestEvidence, VerifyMeasurement
 from kpi_core.events import Evidence, Stage
 from kpi_ingest.adapters.event_store import StoredEvent
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IdempotencyKeyDep, IngestDep, require_role, require_unit
 from kpi_ingest.entrypoints.api.schemas import InputValue
 from kpi_ingest.service_layer import workflow
 
@@ -68,17 +67,10 @@ def _accepted(stored: StoredEvent, **extra: Any) -> dict[str, Any]:
 
 @router.post("/verifications", status_code=201)
 async def post_verification(
-    body: VerificationIn, ingest: IngestDep, key: ApiKeyDep, idempotency_key: Annotated[str | None, Header()] = None
+    body: VerificationIn, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
 ) -> dict[str, Any]:
     """Evaluator: accept a unit's self-assessed value for a component, or replace it with a reason."""
     require_role(key, "evaluator")
-    if not idempotency_key:
-        raise Problem(
-            400,
-            "Idempotency-Key required",
-            "send an Idempotency-Key header",
-            [{"field": "Idempotency-Key", "message": "required"}],
-        )
     command = VerifyMeasurement(
         **body.model_dump(exclude={"evidence"}),
         evidence=tuple(body.evidence),
@@ -126,14 +118,7 @@ async def post_reopen(body: ReopenIn, ingest: IngestDep, key: ApiKeyDep) -> dict
 @router.post("/context", status_code=201)
 async def post_context(body: ContextIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
     """Reporter: a unit's general information for a period (population, civil servants, information systems...)."""
-    require_role(key, "reporter")
-    if not key.may_report_for(body.unit_id):
-        raise Problem(
-            403,
-            "Forbidden",
-            f"key {key.id} may not report for unit {body.unit_id}",
-            [{"field": "unit_id", "message": "not bound to this key"}],
-        )
+    require_unit(key, body.unit_id)
     command = ReportContext(**body.model_dump(), submitted_by=key.id)
     stored = await workflow.report_context(command, ingest.uow(), ingest.catalogues)
     ingest.relay.wake.set()
