@@ -117,10 +117,12 @@ def _rule_inputs(node: Node, rule: Rule, maximum: Fraction, points: Fraction) ->
         case PeerMinMaxRule() | RelativeToBestRule():
             # the best peer reports 1, a low peer 0 (Min-Max), and this unit its share of the best
             share = points / maximum
-            peers = {"peer-best": _measure_inputs(node, rule.measure, Fraction(1))}
+            # a count measure needs whole numbers: scale the best value so the share is whole too
+            best = Fraction(share.denominator) if rule.measure.input is not None else Fraction(1)
+            peers = {"peer-best": _measure_inputs(node, rule.measure, best)}
             if isinstance(rule, PeerMinMaxRule):
                 peers["peer-low"] = _measure_inputs(node, rule.measure, Fraction(0))
-            return Submission(_measure_inputs(node, rule.measure, share), peers)
+            return Submission(_measure_inputs(node, rule.measure, share * best), peers)
         case PartsRule():
             return Submission(_parts_inputs(node, rule, 0, points))
     raise Unreachable(f"{node.code}: {rule.kind} cannot be replayed")
