@@ -65,3 +65,34 @@ def test_binh_dinh_records_that_indicator_27_has_another_indicators_method(catal
     text, used = defect(catalogue, "27", "name")
     assert "Mức độ đóng góp" in text
     assert used is not None and "L3.N3.PN1.01" in used
+
+
+def test_hcmc_departments_has_6_pillars_32_components_and_330_points(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["hcmc-dti-departments@1.0"]
+    assert levels(catalogue) == Counter({"pillar": 6, "component": 32})
+    assert catalogue.total_max_points == Decimal(330)
+    assert [(root.code, root.max_points) for root in catalogue.roots] == [
+        (code, Decimal(points)) for code, points in [("1", 40), ("2", 25), ("3", 70), ("4", 30), ("5", 35), ("6", 130)]
+    ]
+    assert sum(Decimal(leaf.max_points or 0) for leaf in catalogue.leaves()) == Decimal(330)
+    assert catalogue.peer_group == "hcmc-departments"
+    assert [field.code for field in catalogue.context_fields][:10] == [
+        "unit_name",
+        "contact_address",
+        "portal_url",
+        "subordinate_agencies",
+        "civil_servants",
+        "public_employees",
+        "physical_servers",
+        "workstations",
+        "information_systems",
+        "administrative_procedures",
+    ]
+    assert {node.rule.kind for node in catalogue.leaves() if node.code in ("4.1", "5.1")} == {"peer_minmax"}  # type: ignore[union-attr]
+
+
+def test_hcmc_departments_records_its_pillar_2_name_and_6_13_readings(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["hcmc-dti-departments@1.0"]
+    assert defect(catalogue, "2", "name")[0] == "Thế chế số"
+    assert catalogue.nodes_by_code["2"].name_vi == "Thể chế số"
+    assert "6.13" in {item.node for item in catalogue.defects}
