@@ -164,11 +164,12 @@ async def test_readers_following_the_cursor_never_skip_an_event_under_concurrent
         seen: list[int] = []
         cursor = 0
         while True:
+            writers_finished = done.is_set()  # read before the page: a page read after it misses nothing
             async with sessions() as session:
                 batch, cursor = await EventStore(session).page(cursor, 3, **filters)
                 await session.rollback()
             seen += [stored.sequence for stored in batch]
-            if done.is_set() and not batch:
+            if writers_finished and not batch:
                 return seen
             await asyncio.sleep(0.001)
 
