@@ -96,3 +96,22 @@ def test_hcmc_departments_records_its_pillar_2_name_and_6_13_readings(catalogues
     assert defect(catalogue, "2", "name")[0] == "Thế chế số"
     assert catalogue.nodes_by_code["2"].name_vi == "Thể chế số"
     assert "6.13" in {item.node for item in catalogue.defects}
+
+
+def test_the_national_kpi_set_has_50_indicators_in_3_layers(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["vn-smartcity-kpi@1.0"]
+    assert levels(catalogue) == Counter({"layer": 3, "group": 10, "subgroup": 24, "indicator": 50})
+    assert catalogue.kind == "kpi" and catalogue.total_max_points is None
+    per_layer = Counter(catalogue.root_of(node.code).code for node in catalogue.nodes if node.level == "indicator")
+    assert per_layer == Counter({"L1": 5, "L2": 32, "L3": 13})
+    assert all(node.max_points is None for node in catalogue.nodes)
+
+
+def test_the_national_kpi_set_records_its_duplicate_code_and_subgroup_typo(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["vn-smartcity-kpi@1.0"]
+    codes = {node.code for node in catalogue.nodes}
+    assert {"L2.N3.PN1.04", "L2.N3.PN1.05", "L2.N1.PN10"} <= codes
+    recorded = {(item.node, item.source_text) for item in catalogue.defects}
+    assert any(node == "L2.N3.PN1.04" and "L2.N3.PN1.05" in text for node, text in recorded)
+    assert any("L2.N1.P10" in text for _, text in recorded)
+    assert catalogue.nodes_by_code["L1.N3.PN1.01"].rule.kind == "survey_scale"  # type: ignore[union-attr]

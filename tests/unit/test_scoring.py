@@ -288,3 +288,11 @@ def _catalogue_of(node):
             "nodes": [pillar, {**node.model_dump(mode="json", exclude_none=True), "parent": "9"}],
         }
     )
+
+
+def test_a_yes_no_kpi_indicator_has_the_value_one_or_zero(make_node, recorded):
+    node = make_node({"kind": "value", "measure": {"input": "a"}}, max_points=None, a="boolean")
+    yes = score_indicator(node, recorded("9.9", a=True))
+    no = score_indicator(node, recorded("9.9", a=False))
+    assert (yes.status, yes.value, yes.points) == ("scored", F(1), None)
+    assert (no.status, no.value) == ("scored", F(0))

@@ -193,6 +193,9 @@ def rule_points(
             threshold = Fraction(rule.full_at) if rule.full_at is not None else Fraction(1)
             points = min(value / threshold, Fraction(1)) * max_points
             return points, value, f"min({shown} / {_fmt(threshold)}, 1) × {_fmt(max_points)} = {_fmt(points)}"
+        case ValueRule() if rule.measure.input is not None and isinstance(inputs.get(rule.measure.input), bool):
+            answer = bool(inputs[rule.measure.input])  # a yes/no indicator's value: 1 for yes, 0 for no
+            return Fraction(0), Fraction(int(answer)), f"{rule.measure.input}={'yes' if answer else 'no'}"
         case ValueRule():
             measured, shown = measure_value(rule.measure, inputs)
             return Fraction(0), measured * 100 if rule.measure.percent else measured, shown
