@@ -115,3 +115,33 @@ def test_the_national_kpi_set_records_its_duplicate_code_and_subgroup_typo(catal
     assert any(node == "L2.N3.PN1.04" and "L2.N3.PN1.05" in text for node, text in recorded)
     assert any("L2.N1.P10" in text for _, text in recorded)
     assert catalogue.nodes_by_code["L1.N3.PN1.01"].rule.kind == "survey_scale"  # type: ignore[union-attr]
+
+
+def test_the_provincial_dti_has_9_pillars_98_components_and_1000_points(catalogues: dict[str, Catalogue]) -> None:
+    catalogue = catalogues["vn-dti-province@1.0"]
+    assert levels(catalogue) == Counter({"pillar": 9, "component": 98, "subcomponent": 21, "data_line": 5})
+    assert catalogue.total_max_points == Decimal(1000)
+    assert [(root.code, root.max_points, root.scored) for root in catalogue.roots] == [
+        *(
+            (str(code), Decimal(points), True)
+            for code, points in zip(range(1, 9), (100, 100, 100, 100, 100, 200, 150, 150), strict=True)
+        ),
+        ("9", None, False),  # smart city: listed, not scored yet
+    ]
+    per_pillar = Counter(node.parent for node in catalogue.nodes if node.level == "component")
+    assert [per_pillar[str(code)] for code in range(1, 10)] == [10, 11, 7, 13, 12, 22, 12, 8, 3]
+    assert catalogue.nodes_by_code["5.12"].max_points == Decimal(15)
+    assert catalogue.node("1.1").lead_agency == "Sở Thông tin và Truyền thông"  # type: ignore[union-attr]
+
+
+def test_the_provincial_dti_keeps_gia_lai_2022_and_records_the_documents_inconsistencies(
+    catalogues: dict[str, Catalogue],
+) -> None:
+    catalogue = catalogues["vn-dti-province@1.0"]
+    reference = catalogue.reference_results[0].model_dump()
+    assert (reference["unit"], reference["period"], reference["rank"]) == ("gia-lai", 2022, "62/63")
+    assert reference["pillars"]["1"] == {"points": "63.33", "rank": "62/63"}
+    assert reference["components"]["4.2"] == "10"
+    assert defect(catalogue, "4.2", "reference_score")[0] == "100"
+    recorded = {item.node for item in catalogue.defects}
+    assert {"4.2", "4.12", "7", "8.2", "8.3", "8.5"} <= recorded
