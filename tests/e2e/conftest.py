@@ -64,6 +64,7 @@ def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> Runnin
     keys["evaluator"] = auth.add_key(keys_file, "so-tttt", ["evaluator"], [])
     keys["approver"] = auth.add_key(keys_file, "ubnd-approver", ["approver"], [])
     keys["auditor"] = auth.add_key(keys_file, "auditor", ["auditor"], [])
+    keys["any-unit"] = auth.add_key(keys_file, "any-unit", ["reporter"], ["*"])
     ports = {name: embedded.free_port() for name in embedded.SERVICES}
     system = embedded.start_system(
         var_dir,
