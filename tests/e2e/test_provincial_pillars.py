@@ -1,0 +1,76 @@
+"""The spine on the official provincial DTI (decision 922): three provinces, three keys, ratio and
+yes/no components of pillars 1 and 3, the ranking and a scorecard checked by hand."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import RunningSystem
+
+pytestmark = pytest.mark.e2e
+SCOPE = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+
+SUBMISSIONS: list[tuple[str, str, dict[str, Any]]] = [
+    # gia-lai: 1.6 yes 10; 1.3 directives 3/4 → 7.5; 3.1 smartphones 600k/1.5M → 4; 3.2 households 0.9 → 9
+    ("gia-lai", "1.6", {"a": True}),
+    ("gia-lai", "1.3", {"a": 3, "b": 4}),
+    ("gia-lai", "3.1", {"a": 600_000, "b": 1_500_000}),
+    ("gia-lai", "3.2", {"a": 360_000, "b": 400_000}),
+    # binh-dinh: 1.6 no 0; 1.7 yes 10; 1.2 both halves 5 + 5; 3.1 0.85 → 8.5
+    ("binh-dinh", "1.6", {"a": False}),
+    ("binh-dinh", "1.7", {"a": True}),
+    ("binh-dinh", "1.2", {"a": True, "b": True}),
+    ("binh-dinh", "3.1", {"a": 1_275_000, "b": 1_500_000}),
+    # da-nang: 1.6 yes 10; 3.1 everyone 10; 3.2 everyone 10; 1.3 1/3 → 3.33
+    ("da-nang", "1.6", {"a": True}),
+    ("da-nang", "3.1", {"a": 1_200_000, "b": 1_200_000}),
+    ("da-nang", "3.2", {"a": 380_000, "b": 380_000}),
+    ("da-nang", "1.3", {"a": 1, "b": 3}),
+]
+
+
+def test_three_provinces_on_pillars_1_and_3_of_the_provincial_dti(running: RunningSystem) -> None:
+    last = 0
+    for index, (unit, indicator, inputs) in enumerate(SUBMISSIONS):
+        body = {"catalogue_id": "vn-dti-province", "catalogue_version": "1.0", "period": 2024, "unit_id": unit}
+        response = running.post_measurement(unit, {**body, "indicator": indicator, "inputs": inputs}, f"prov-{index}")
+        assert response.status_code == 201, response.text
+        last = response.json()["sequence"]
+    rankings = running.wait_until_projected(last, SCOPE)
+    table = [
+        (row["rank_label"], row["unit_id"], row["total"], row["pillars"]["1"], row["pillars"]["3"])
+        for row in rankings["rankings"]
+    ]
+    # da-nang 10 + 3.33 + 10 + 10 = 33.33; gia-lai 10 + 7.5 + 4 + 9 = 30.5; binh-dinh 0 + 10 + 10 + 8.5 = 28.5
+    assert table == [
+        ("1/3", "da-nang", "33.33", "13.33", "20.00"),
+        ("2/3", "gia-lai", "30.50", "17.50", "13.00"),
+        ("3/3", "binh-dinh", "28.50", "20.00", "8.50"),
+    ]
+    assert rankings["max_points"] == "1000.00"
+    assert [pillar["code"] for pillar in rankings["pillars"]] == [
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+        "7",
+        "8",
+    ]  # 9 is not scored
+    card = running.reporting.get("/v1/units/gia-lai/scorecard", params=SCOPE).json()
+    awareness = next(pillar for pillar in card["pillars"] if pillar["code"] == "1")
+    assert (awareness["points"], awareness["max_points"], awareness["points_missing"]) == ("17.50", "100", "82.50")
+    directives = next(child for child in awareness["children"] if child["code"] == "1.3")
+    assert (directives["points"], directives["status"], directives["inputs"]) == (
+        "7.50",
+        "scored",
+        {"a": "3", "b": "4"},
+    )
+    assert directives["lead_agency"] == "Sở TT&TT; Văn phòng UBND tỉnh"
+    missing = next(child for child in awareness["children"] if child["code"] == "1.1")
+    assert (missing["points"], missing["status"]) == ("0.00", "missing")
+    smart_city = next(pillar for pillar in card["pillars"] if pillar["code"] == "9")
+    assert (smart_city["scored"], smart_city["points"]) == (False, None)
