@@ -74,3 +74,25 @@ def test_three_provinces_on_pillars_1_and_3_of_the_provincial_dti(running: Runni
     assert (missing["points"], missing["status"]) == ("0.00", "missing")
     smart_city = next(pillar for pillar in card["pillars"] if pillar["code"] == "9")
     assert (smart_city["scored"], smart_city["points"]) == (False, None)
+
+
+def test_the_catalogue_endpoints_serve_the_five_official_catalogues(running: RunningSystem) -> None:
+    listed = {entry["id"]: entry for entry in running.ingest.get("/v1/catalogues").json()}
+    assert {
+        "vn-smartcity-kpi",
+        "binhdinh-smartcity-kpi",
+        "hcmc-dti-departments",
+        "hcmc-dti-districts",
+        "vn-dti-province",
+    } <= set(listed)
+    assert listed["vn-dti-province"]["nodes"] == 133
+    tree = running.ingest.get("/v1/catalogues/vn-dti-province/versions/1.0").json()
+    assert (
+        tree["total_max_points"] == "1000"
+        and len(tree["nodes"]) == 133
+        and tree["reference_results"][0]["rank"] == "62/63"
+    )
+    node = running.ingest.get("/v1/catalogues/hcmc-dti-districts/versions/1.0/indicators/3.3").json()
+    assert node["rule"]["tiers"][1] == {"at_least": "0.5", "points": "15", "otherwise": False}
+    assert running.ingest.get("/v1/catalogues/vn-dti-province/versions/9.9").status_code == 404
+    assert running.ingest.get("/v1/catalogues/vn-dti-province/versions/1.0/indicators/99.9").status_code == 404
