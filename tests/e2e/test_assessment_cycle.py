@@ -8,6 +8,7 @@ import csv
 import io
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.e2e.conftest import RunningSystem
@@ -267,3 +268,19 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     ]
     assert history[3]["responds_to"] == request.json()["event_id"]
     assert {"period", "result"} <= {entry["type"].split(".")[2] for entry in history}
+    # Every event the cycle emitted is on the feed and valid against its published schema.
+    auditor = {"Authorization": f"Bearer {system.keys['auditor']}"}
+    events = system.ingest.get("/v1/events", params={"limit": 1000}, headers=auditor).json()["events"]
+    schemas = {
+        name: system.ingest.get(f"/v1/schemas/{name}").json() for name in system.ingest.get("/v1/schemas").json()
+    }
+    for event in events:
+        jsonschema.validate(event, schemas[event["type"]])
+    assert {event["type"] for event in events} >= {
+        "vn.kpi.measurement.recorded.v1",
+        "vn.kpi.evidence.requested.v1",
+        "vn.kpi.period.closed.v1",
+        "vn.kpi.period.reopened.v1",
+        "vn.kpi.context.reported.v1",
+        "vn.kpi.result.published.v1",
+    }
