@@ -185,3 +185,12 @@ def test_content_hash_does_not_depend_on_key_order(mini_data):
 def test_content_hash_changes_when_a_name_changes(mini_data, field, value):
     _node(mini_data, "1")[field] = value
     assert parse_catalogue(mini_data).content_hash() != MINI_SHA256
+
+
+def test_a_catalogue_with_a_malformed_node_still_gets_its_tree_defects_named(mini_data):
+    mini_data["nodes"][1]["rule"] = {"kind": "levels"}  # 1.1: a malformed rule
+    mini_data["nodes"][4]["max_points"] = "25"  # 3.1: pillar 3 no longer adds up
+    defects = _defects(mini_data)
+    assert any(defect.startswith("node 1.1: rule.levels") for defect in defects)
+    assert "node 3: children's max points sum to 45, max is 40" in defects
+    assert not any("parent 1.1" in defect for defect in defects)

@@ -174,11 +174,45 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
     try:
         catalogue = Catalogue.model_validate(data)
     except ValidationError as error:
-        raise CatalogueInvalid(label, [_describe(err, data) for err in error.errors()]) from None
+        field_defects = [_describe(err, data) for err in error.errors()]
+        raise CatalogueInvalid(label, field_defects + _defects_of_the_valid_part(data)) from None
     defects = list(_structural_defects(catalogue))
     if defects:
         raise CatalogueInvalid(label, defects)
     return catalogue
+
+
+def _defects_of_the_valid_part(data: Mapping[str, Any]) -> list[str]:
+    """Tree defects among the nodes that are well-formed, so one refusal names every defect it can."""
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list):
+        return []
+    valid, broken = [], set()
+    for raw in nodes:
+        try:
+            Node.model_validate(raw)
+            valid.append(raw)
+            continue
+        except ValidationError:
+            broken.add(raw.get("code") if isinstance(raw, Mapping) else None)
+        # keep what the tree checks need (code, parent, points) of a node whose rule or inputs are malformed
+        skeleton = {
+            key: raw[key] for key in ("code", "parent", "level", "name_vi", "max_points", "scored") if key in raw
+        }
+        try:
+            Node.model_validate(skeleton)
+            valid.append(skeleton)
+        except ValidationError:
+            pass
+    try:
+        partial = Catalogue.model_validate({**data, "nodes": valid})
+    except ValidationError:
+        return []  # the catalogue's own fields are broken too: the field defects say so
+    return [
+        defect
+        for defect in _structural_defects(partial)
+        if not any(f"parent {code} " in defect or f"node {code}:" in defect for code in broken if code)
+    ]
 
 
 def _describe(err: Any, data: Mapping[str, Any]) -> str:
