@@ -25,7 +25,7 @@ from kpi_core.scoring import RecordedInputs, display_points, score_period
 from kpi_scoring import MIGRATIONS_DIR, views
 from kpi_scoring.adapters.orm import catalogues, consumer_positions, dead_letters, scores
 from kpi_scoring.service_layer.projection import ScoreProjection
-from tests.conftest import fixture_catalogue
+from tests.conftest import fixture_catalogue, postgres_database
 
 DOCUMENT = fixture_catalogue("mini-relative@1.0")
 CATALOGUE = parse_catalogue(DOCUMENT)
@@ -138,3 +138,48 @@ async def test_peer_relative_and_year_over_year_scores_follow_every_change(proje
         )
     assert explanation["inputs"] == {"a": "0.6", "b": "0.58"}
     assert explanation["previous_period_event_id"] == stream.inputs[2023]["quan-1"]["6.13"].event_id
+
+
+async def test_peer_relative_scores_do_not_depend_on_the_order_units_report_in(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    reports = [("quan-1", 4), ("quan-3", 10), ("thu-duc", 7), ("binh-chanh", 5), ("quan-3", 6)]
+    orders = [reports, [reports[3], reports[2], reports[0], reports[1], reports[4]]]
+    finals = []
+    for order in orders:
+        url = database_url
+        if finals:  # a second, empty database of the same kind
+            sqlite = database_url.startswith("sqlite")
+            url = (
+                database_url.replace("test.db", "second.db")
+                if sqlite
+                else postgres_database(request.getfixturevalue("postgres_base_url"))
+            )
+        upgrade(MIGRATIONS_DIR, url)
+        engine = make_engine(url)
+        tracked = TrackedProjection(
+            session_factory(engine),
+            "scoring",
+            consumer_positions,
+            dead_letters,
+            ScoreProjection(CatalogueStore(catalogues)).apply,
+        )
+        stream = Stream(tracked)
+        await stream.send(
+            CatalogueVersionRegistered(
+                catalogue_id="mini-relative",
+                version="1.0",
+                content_sha256=CATALOGUE.content_hash(),
+                document=DOCUMENT,
+                registered_by="t",
+            )
+        )
+        for unit, count in order:
+            await stream.measure(2024, unit, "5.1", a=count)
+        finals.append(
+            {key: value for key, value in (await projected(session_factory(engine), 2024)).items() if key[1] == "5.1"}
+        )
+        await engine.dispose()
+    assert finals[0] == finals[1]
+    # quan-3's last report (6) counts whatever the order: Min-Max over 4, 6, 7, 5 gives (6 − 4) / (7 − 4) × 10
+    assert finals[0][("quan-3", "5.1")] == "6.67"
