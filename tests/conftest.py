@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import os
 import uuid
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ async def _create_database(base_url: str, name: str) -> None:
 def postgres_database(base_url: str) -> str:
     """A new, empty database on the server, as a SQLAlchemy asyncpg URL."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(base_url, name))
+    with ThreadPoolExecutor(max_workers=1) as worker:  # callable from inside a running event loop too
+        worker.submit(asyncio.run, _create_database(base_url, name)).result()
     head, _, query = base_url.partition("?")
     scheme_rest = head.split("://", 1)[1]
     credentials_host = scheme_rest.split("/", 1)[0]
