@@ -12,16 +12,22 @@ metadata = new_metadata()
 catalogues = catalogue_table(metadata)
 consumer_positions, dead_letters = tracking_tables(metadata)
 
-_SCOPE = ("catalogue_id", "version", "period", "stage", "unit_id")
+
+def unit_scope() -> list[Column[object]]:
+    """The key every scoring table starts with: catalogue version, period, stage, unit."""
+    return [
+        Column("catalogue_id", String(100), primary_key=True),
+        Column("version", String(50), primary_key=True),
+        Column("period", Integer, primary_key=True),
+        Column("stage", String(30), primary_key=True),
+        Column("unit_id", String(100), primary_key=True),
+    ]
+
 
 measurements = Table(
     "measurements",
     metadata,
-    Column("catalogue_id", String(100), primary_key=True),
-    Column("version", String(50), primary_key=True),
-    Column("period", Integer, primary_key=True),
-    Column("stage", String(30), primary_key=True),
-    Column("unit_id", String(100), primary_key=True),
+    *unit_scope(),
     Column("indicator", String(50), primary_key=True),
     Column("inputs", Text, nullable=False),
     Column("not_applicable_reason", Text, nullable=True),
@@ -33,11 +39,7 @@ measurements = Table(
 scores = Table(
     "scores",
     metadata,
-    Column("catalogue_id", String(100), primary_key=True),
-    Column("version", String(50), primary_key=True),
-    Column("period", Integer, primary_key=True),
-    Column("stage", String(30), primary_key=True),
-    Column("unit_id", String(100), primary_key=True),
+    *unit_scope(),
     Column("code", String(50), primary_key=True),
     Column("status", String(20), nullable=False),
     Column("points_exact", String(100), nullable=True),
@@ -52,11 +54,7 @@ score_changes = Table(
     "score_changes",
     metadata,
     Column("sequence", BigInteger, primary_key=True, autoincrement=False),
-    Column("catalogue_id", String(100), primary_key=True),
-    Column("version", String(50), primary_key=True),
-    Column("period", Integer, primary_key=True),
-    Column("stage", String(30), primary_key=True),
-    Column("unit_id", String(100), primary_key=True),
+    *unit_scope(),
     Column("code", String(50), primary_key=True),
     Column("points_before", String(100), nullable=True),
     Column("points_after", String(100), nullable=True),
@@ -65,5 +63,3 @@ score_changes = Table(
     Column("max_points", String(40), nullable=True),
     Column("explanation", Text, nullable=False),
 )
-
-SCOPE_COLUMNS = _SCOPE
