@@ -63,7 +63,9 @@ def test_districts_are_scored_as_the_decision_defines_and_peer_scores_follow_cor
     running.wait_for(lambda: score("binh-chanh", "*").get("as_of_sequence", 0) >= last - 2)
     explained = score("quan-1", "5.1")
     assert explained["points"] == "5.00"
-    assert explained["explanation"]["peer"] == {"min": "4", "max": "20"}
+    peer = explained["explanation"]["peer"]
+    assert (peer["min"], peer["max"]) == ("4", "20")
+    assert peer["min_event_id"] and peer["max_event_id"]  # the events that set the minimum and the maximum
     # thu-duc corrects its count down to 8: the maximum is now quan-1's 12, and everyone's 5.1 moves
     response = running.post_measurement(
         "thu-duc",
@@ -80,4 +82,6 @@ def test_districts_are_scored_as_the_decision_defines_and_peer_scores_follow_cor
     # (12 − 4)/(12 − 4) × 10 = 10 for quan-1; (8 − 4)/8 × 10 = 5 for thu-duc; 0 for the others
     assert pillar_5 == {"quan-1": "10.00", "thu-duc": "5.00", "quan-3": "0.00", "binh-chanh": "0.00"}
     running.wait_for(lambda: score("quan-1", "5.1").get("points") == "10.00")
-    assert score("quan-1", "5.1")["explanation"]["peer"] == {"min": "4", "max": "12"}
+    corrected_peer = score("quan-1", "5.1")["explanation"]["peer"]
+    assert (corrected_peer["min"], corrected_peer["max"]) == ("4", "12")
+    assert corrected_peer["max_event_id"] != peer["max_event_id"]  # quan-1's own event now sets the maximum

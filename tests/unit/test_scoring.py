@@ -13,6 +13,7 @@ from kpi_core.scoring import (
     PeerStats,
     RecordedInputs,
     display_points,
+    peer_stats,
     score_indicator,
     score_period,
     score_unit,
@@ -296,3 +297,16 @@ def test_a_yes_no_kpi_indicator_has_the_value_one_or_zero(make_node, recorded):
     no = score_indicator(node, recorded("9.9", a=False))
     assert (yes.status, yes.value, yes.points) == ("scored", F(1), None)
     assert (no.status, no.value) == ("scored", F(0))
+
+
+def test_peer_statistics_name_the_events_of_the_lowest_and_highest_units(make_node, recorded):
+    node = make_node({"kind": "peer_minmax", "measure": {"input": "a"}}, a="count")
+    period = {
+        "u1": {"9.9": recorded("9.9", 3, a=5)},
+        "u2": {"9.9": recorded("9.9", 1, a=2)},
+        "u3": {"9.9": recorded("9.9", 2, a=9)},
+        "u4": {"9.9": recorded("9.9", 4, a=9)},
+    }
+    stats = peer_stats(node, period)
+    assert stats == PeerStats(F(2), F(9))
+    assert (stats.minimum_event_id, stats.maximum_event_id) == ("ev-9.9-1", "ev-9.9-2")  # ties: the earliest event

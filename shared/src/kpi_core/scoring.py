@@ -56,6 +56,9 @@ class RecordedInputs:
 class PeerStats:
     minimum: Fraction
     maximum: Fraction
+    # where the extremes came from (the earliest event at each extreme), for the explanation
+    minimum_event_id: str | None = field(default=None, compare=False)
+    maximum_event_id: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -250,14 +253,16 @@ def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInpu
     if peer_rule is None:
         return None
     measure: Measure = peer_rule.measure  # type: ignore[union-attr]
-    values = []
+    values: list[tuple[Fraction, int, str]] = []
     for unit_inputs in period_inputs.values():
         recorded = unit_inputs.get(node.code)
         if recorded is not None and recorded.not_applicable_reason is None:
-            values.append(measure_value(measure, recorded.inputs)[0])
+            values.append((measure_value(measure, recorded.inputs)[0], recorded.sequence, recorded.event_id))
     if not values:
         return None
-    return PeerStats(min(values), max(values))
+    lowest = min(values)
+    highest = min(values, key=lambda entry: (-entry[0], entry[1]))
+    return PeerStats(lowest[0], highest[0], lowest[2], highest[2])
 
 
 def score_unit(

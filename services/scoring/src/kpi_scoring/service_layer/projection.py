@@ -225,6 +225,13 @@ def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, 
         "sequence": score.sequence,
         "value": str(display_points(score.value)) if score.value is not None else None,
         "formula": score.formula,
-        "peer": {"min": str(score.peer.minimum), "max": str(score.peer.maximum)} if score.peer else None,
+        "peer": {
+            "min": str(score.peer.minimum),
+            "max": str(score.peer.maximum),
+            "min_event_id": score.peer.minimum_event_id,
+            "max_event_id": score.peer.maximum_event_id,
+        }
+        if score.peer
+        else None,
         "previous_period_event_id": score.previous_event_id,
     }
