@@ -169,3 +169,9 @@ def test_a_year_over_year_input_the_previous_period_supplies_may_be_left_out(mak
     assert check_inputs(node, {"b": "0.6"})[1] == [
         FieldError("inputs.a", "input 'a' is required by the year_over_year rule")
     ]
+
+
+def test_an_implausibly_large_number_is_refused(make_node):
+    node = make_node({"kind": "ratio", "numerator": ["a"], "denominator": ["b"]}, a="count", b="count")
+    _, errors = check_inputs(node, {"a": 10**400, "b": 10**401})
+    assert [error.field for error in errors] == ["inputs.a", "inputs.b"]

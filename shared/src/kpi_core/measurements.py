@@ -20,6 +20,8 @@ from kpi_core.rules import (
 )
 from kpi_core.scoring import InputValue
 
+LARGEST_INPUT = Decimal("1E15")  # no count or amount in these indicators comes near a quadrillion
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -73,6 +75,8 @@ def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
         return FieldError(where, f"'{value}' is not a number")
     if not number.is_finite():
         return FieldError(where, "must be a finite number")
+    if abs(number) > LARGEST_INPUT:
+        return FieldError(where, f"is implausibly large (at most {LARGEST_INPUT:E})")
     if number < 0 and spec.type in ("count", "percent", "points"):
         return FieldError(where, "cannot be negative")
     if spec.type == "count" and number != number.to_integral_value():

@@ -37,6 +37,19 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+UNION_MEMBER_TAGS = {"decimal", "bool", "str", "int", "float"}
+
+
+def _field_name(err: Any) -> str:
+    """`inputs.a`, not `body.inputs.a.decimal`; the body itself when it is not JSON or not an object."""
+    if err.get("type") == "json_invalid":
+        return "body"
+    parts = [str(part) for part in err["loc"] if part != "body"]
+    while parts and parts[-1] in UNION_MEMBER_TAGS:
+        parts.pop()
+    return ".".join(parts) or "body"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -44,10 +57,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": ".".join(str(part) for part in err["loc"] if part != "body"), "message": err["msg"]}
-            for err in exc.errors()
-        ]
+        errors: list[dict[str, str]] = []
+        for err in exc.errors():
+            error = {"field": _field_name(err), "message": err["msg"]}
+            if error["field"] not in {known["field"] for known in errors}:  # one entry per field, not per union member
+                errors.append(error)
         fields = ", ".join(error["field"] for error in errors)
         return problem_response(422, "Invalid request", f"invalid field(s): {fields}", request.url.path, errors)
 
