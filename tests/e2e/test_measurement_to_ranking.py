@@ -267,3 +267,18 @@ def test_a_broken_catalogue_is_refused_over_http_with_every_defect_named(with_ca
     assert same_version.status_code == 409  # a version is immutable: a change is a new version
     reporter = {"Authorization": f"Bearer {system.keys['gia-lai']}"}
     assert system.ingest.post("/v1/catalogues", json=broken, headers=reporter).status_code == 403
+
+
+def test_a_body_that_is_not_json_gets_a_problem_naming_the_body(with_catalogue: RunningSystem) -> None:
+    headers = {"Authorization": f"Bearer {with_catalogue.keys['gia-lai']}", "Idempotency-Key": "e2e-not-json"}
+    response = with_catalogue.ingest.post(
+        "/v1/measurements", content=b"{nope", headers={**headers, "content-type": "application/json"}
+    )
+    assert (response.status_code, response.headers["content-type"]) == (422, "application/problem+json")
+    assert [error["field"] for error in response.json()["errors"]] == ["body"]
+    infinite = b'{"catalogue_id":"mini-dti","catalogue_version":"1.0","period":2024,"unit_id":"gia-lai","indicator":"3.1","inputs":{"a":1e999,"b":2}}'
+    response = with_catalogue.ingest.post(
+        "/v1/measurements", content=infinite, headers={**headers, "content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == ["inputs.a"]
