@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jsonschema
@@ -276,7 +277,7 @@ def test_a_body_that_is_not_json_gets_a_problem_naming_the_body(with_catalogue: 
     )
     assert (response.status_code, response.headers["content-type"]) == (422, "application/problem+json")
     assert [error["field"] for error in response.json()["errors"]] == ["body"]
-    infinite = b'{"catalogue_id":"mini-dti","catalogue_version":"1.0","period":2024,"unit_id":"gia-lai","indicator":"3.1","inputs":{"a":1e999,"b":2}}'
+    infinite = json.dumps(body("gia-lai", "3.1", {"b": 2})).replace('"inputs": {', '"inputs": {"a": 1e999, ').encode()
     response = with_catalogue.ingest.post(
         "/v1/measurements", content=infinite, headers={**headers, "content-type": "application/json"}
     )
