@@ -16,7 +16,8 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 
-from kpi_common.streams import MAX_DELIVERIES, STREAM_NAME, consumer_config
+from kpi_common.messaging import connect
+from kpi_common.streams import MAX_DELIVERIES, STREAM_NAME, consumer_config, ensure_stream
 from kpi_core.events import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,6 @@ class StreamFollower:
         self._task = asyncio.create_task(self.run(), name=f"{self._durable}-consumer")
 
     async def run(self) -> None:
-        from kpi_common.messaging import connect
-        from kpi_common.streams import ensure_stream
-
         while not self.stop.is_set():
             try:
                 if self.nats is None or self.nats.is_closed:
