@@ -67,9 +67,7 @@ def test_gia_lai_2022_pillar_totals_are_reproduced(running: RunningSystem, catal
         checked.append(pillar)
     assert checked == ["1", "2", "3", "4", "5", "6", "7", "8"]
     running.wait_for(
-        lambda: (
-            running.scoring.get("/v1/units/gia-lai/scores/*", params=SCOPE).json().get("as_of_sequence", 0) >= last
-        )
+        lambda: running.scoring.get("/v1/units/gia-lai/scores/*", params=SCOPE).json().get("as_of_sequence", 0) >= last
     )
     running.wait_for(
         lambda: (
