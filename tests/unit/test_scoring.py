@@ -310,3 +310,32 @@ def test_peer_statistics_name_the_events_of_the_lowest_and_highest_units(make_no
     stats = peer_stats(node, period)
     assert stats == PeerStats(F(2), F(9))
     assert (stats.minimum_event_id, stats.maximum_event_id) == ("ev-9.9-1", "ev-9.9-2")  # ties: the earliest event
+
+
+def test_a_growth_kpi_is_this_year_over_last_year_minus_one_in_percent(make_node, recorded):
+    rule = {
+        "kind": "year_over_year",
+        "measure": {"numerator": ["a"], "denominator": ["b"], "growth": True, "percent": True},
+        "previous": {"input": "b", "from_input": "a"},
+    }
+    node = make_node(rule, max_points=None, a="count", b="count")
+    score = score_period(
+        _catalogue_of_kpi(node), {"u": {"9.9": recorded("9.9", 5, a=12)}}, {"u": {"9.9": recorded("9.9", 2, a=10)}}
+    )
+    indicator = score["u"].indicators["9.9"]
+    assert (indicator.status, indicator.value, indicator.points) == ("scored", F(20), None)
+
+
+def _catalogue_of_kpi(node):
+    layer = {"code": "L1", "level": "layer", "name_vi": "Tầng"}
+    return Catalogue.model_validate(
+        {
+            "id": "k",
+            "version": "1",
+            "kind": "kpi",
+            "title_vi": "k",
+            "peer_group": "cities",
+            "source": {"document": "t"},
+            "nodes": [layer, {**node.model_dump(mode="json", exclude_none=True), "parent": "L1"}],
+        }
+    )

@@ -24,6 +24,7 @@ class Measure(_Frozen):
     numerator: tuple[str, ...] = ()
     denominator: tuple[str, ...] = ()
     percent: bool = False
+    growth: bool = False  # the ratio minus one: (a − b) / b, as "growth over last year" indicators define it
 
     @model_validator(mode="after")
     def _one_shape(self) -> Measure:

@@ -126,6 +126,9 @@ def measure_value(measure: Measure, inputs: Mapping[str, InputValue]) -> tuple[F
         raise InputError(f"denominator {'+'.join(measure.denominator)} is zero")
     ratio = sum(numerator, Fraction(0)) / total_below
     shown = f"({'+'.join(_fmt(n) for n in numerator)})/({'+'.join(_fmt(d) for d in denominator)})"
+    if measure.growth:
+        ratio -= 1
+        shown += " − 1"
     return ratio, f"{shown} = {_fmt(ratio)}"
 
 
@@ -188,6 +191,9 @@ def rule_points(
                 raise InputError("peer-relative rule scored without peer values")
             points = _peer_points(rule, value, peer, max_points)
             return points, value, f"{shown}; peers min {_fmt(peer.minimum)} max {_fmt(peer.maximum)} → {_fmt(points)}"
+        case YearOverYearRule() if max_points == 0:  # a KPI: the change itself is the value
+            value, shown = measure_value(rule.measure, inputs)
+            return Fraction(0), value * 100 if rule.measure.percent else value, shown
         case YearOverYearRule():
             value, shown = measure_value(rule.measure, inputs)
             if rule.tiers:
