@@ -96,3 +96,25 @@ def test_the_catalogue_endpoints_serve_the_five_official_catalogues(running: Run
     assert node["rule"]["tiers"][1] == {"at_least": "0.5", "points": "15", "otherwise": False}
     assert running.ingest.get("/v1/catalogues/vn-dti-province/versions/9.9").status_code == 404
     assert running.ingest.get("/v1/catalogues/vn-dti-province/versions/1.0/indicators/99.9").status_code == 404
+
+
+def test_a_kpi_set_has_values_on_its_scorecard_and_no_ranking(running: RunningSystem) -> None:
+    scope = {"catalogue": "vn-smartcity-kpi", "version": "1.0", "period": 2024}
+    body = {"catalogue_id": "vn-smartcity-kpi", "catalogue_version": "1.0", "period": 2024, "unit_id": "da-nang"}
+    growth = {**body, "period": 2023, "indicator": "L3.N1.PN2.03", "inputs": {"a": 10}}
+    assert running.post_measurement("da-nang", growth, "kpi-2023").status_code == 201
+    response = running.post_measurement(
+        "da-nang", {**body, "indicator": "L3.N1.PN2.03", "inputs": {"a": 12}}, "kpi-2024"
+    )
+    assert response.status_code == 201, response.text
+    running.wait_for(lambda: running.reporting.get("/v1/units/da-nang/scorecard", params=scope).status_code == 200)
+    card = running.reporting.get("/v1/units/da-nang/scorecard", params=scope).json()
+    nodes = [card["pillars"]]
+    found = None
+    while nodes and found is None:
+        level = nodes.pop()
+        found = next((node for node in level if node["code"] == "L3.N1.PN2.03"), None)
+        nodes += [node["children"] for node in level if "children" in node]
+    assert found is not None and (found["value"], found["status"]) == ("20.00", "scored")  # +20% on last year
+    ranking = running.reporting.get("/v1/rankings", params=scope)
+    assert ranking.status_code == 422 and ranking.json()["title"] == "No points to rank"

@@ -109,6 +109,13 @@ async def _latest_inputs(
 def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | None = None) -> dict[str, Any]:
     """The ranking by total, or by one pillar's points (`pillar`)."""
     catalogue = result.catalogue
+    if catalogue.kind != "points":
+        raise Problem(
+            422,
+            "No points to rank",
+            f"{catalogue.id} is a KPI set: its indicators have values, not points; read them on the units' scorecards",
+            [{"field": "catalogue", "message": "a KPI set has no ranking"}],
+        )
     pillars = [root for root in catalogue.roots if root.scored]
     ranking = result.ranking
     if pillar is not None:
