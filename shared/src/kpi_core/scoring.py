@@ -36,7 +36,7 @@ from kpi_core.rules import (
 )
 
 InputValue = Decimal | bool | str
-Status = Literal["scored", "missing", "not_applicable", "unsupported"]
+Status = Literal["scored", "missing", "not_applicable"]
 TWO_PLACES = Decimal("0.01")
 
 

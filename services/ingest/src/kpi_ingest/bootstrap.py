@@ -38,7 +38,7 @@ class Ingest:
 
     def uow(self) -> UnitOfWork:
         """A new unit of work: one per request, never shared between concurrent tasks."""
-        return UnitOfWork(self.sessions, self.write_lock)
+        return UnitOfWork(self.sessions, self.write_lock, on_commit=self.relay.wake.set)
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:

@@ -127,17 +127,16 @@ def _rank_by(rows: list[dict[str, Any]], points: Any) -> list[dict[str, Any]]:
 
 
 async def unit_history(
-    session: AsyncSession, scope: dict[str, Any], unit: str, indicator: str | None, as_of: AsOf | None
+    session: AsyncSession, scope: dict[str, Any], unit: str | None, indicator: str | None, as_of: AsOf | None
 ) -> list[dict[str, Any]]:
-    """Every event about a unit in a catalogue version and period, in order: submissions, corrections,
-    not-applicable declarations, verifications with reasons, evidence requests, reopenings, general
-    information; plus the period's closings and publications. Each with who and when."""
+    """Every event about a unit (or, with no unit, every unit) in a catalogue version and period, in
+    order: submissions, corrections, not-applicable declarations, verifications with reasons, evidence
+    requests, reopenings, general information; plus the period's closings and publications. Each with
+    who and when."""
     entries: list[dict[str, Any]] = []
-    query = (
-        select(measurement_history)
-        .where(*_in_scope(measurement_history, scope, as_of))
-        .where(measurement_history.c.unit_id == unit)
-    )
+    query = select(measurement_history).where(*_in_scope(measurement_history, scope, as_of))
+    if unit is not None:
+        query = query.where(measurement_history.c.unit_id == unit)
     if indicator is not None:
         query = query.where(measurement_history.c.indicator == indicator)
     for row in await session.execute(query):
@@ -158,11 +157,9 @@ async def unit_history(
                 "responds_to": row.responds_to,
             }
         )
-    query = (
-        select(timeline)
-        .where(*_in_scope(timeline, scope, as_of))
-        .where((timeline.c.unit_id == unit) | timeline.c.unit_id.is_(None))
-    )
+    query = select(timeline).where(*_in_scope(timeline, scope, as_of))
+    if unit is not None:
+        query = query.where((timeline.c.unit_id == unit) | timeline.c.unit_id.is_(None))
     for row in await session.execute(query):
         if indicator is not None and row.indicator not in (None, indicator):
             continue

@@ -232,36 +232,6 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node, stage: str, c
     return card
 
 
-async def history_view(
-    session: AsyncSession, scope: dict[str, Any], unit: str | None, indicator: str | None, as_of: AsOf | None
-) -> list[dict[str, Any]]:
-    """Every measurement in scope (of one unit, or all), in order: who, when, what, from which event."""
-    query = (
-        select(measurement_history)
-        .where(*(measurement_history.c[name] == value for name, value in scope.items() if name != "stage"))
-        .where(*([as_of.condition(measurement_history.c.sequence, measurement_history.c.recorded_at)] if as_of else []))
-        .order_by(measurement_history.c.sequence)
-    )
-    if unit is not None:
-        query = query.where(measurement_history.c.unit_id == unit)
-    if indicator is not None:
-        query = query.where(measurement_history.c.indicator == indicator)
-    return [
-        {
-            "sequence": row.sequence,
-            "event_id": row.event_id,
-            "unit_id": row.unit_id,
-            "recorded_at": row.recorded_at,
-            "submitted_by": row.submitted_by,
-            "stage": row.stage,
-            "indicator": row.indicator,
-            "inputs": json.loads(row.inputs),
-            "not_applicable_reason": row.not_applicable_reason,
-        }
-        for row in await session.execute(query)
-    ]
-
-
 def diff_view(before: PeriodResult, after: PeriodResult, events: list[dict[str, Any]]) -> dict[str, Any]:
     """What changed between two moments: ranks, every score that moved, and the events in between."""
     ranks_before = {ranked.unit: ranked for ranked in before.ranking}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,9 +19,15 @@ class UnitOfWork:
     events: EventStore
     workflow: WorkflowStore
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], write_lock: asyncio.Lock | None = None) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        write_lock: asyncio.Lock | None = None,
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._sessions = sessions
         self._write_lock = write_lock
+        self._on_commit = on_commit  # the outbox relay's wake-up: what was committed is published at once
         self._holds_lock = False
         self._for_writing = False
 
@@ -51,3 +58,5 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self._session.commit()
+        if self._on_commit is not None:
+            self._on_commit()

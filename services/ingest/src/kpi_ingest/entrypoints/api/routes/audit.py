@@ -28,5 +28,4 @@ async def sign_checkpoint(ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
     if ingest.signer is None:
         raise Problem(503, "No signing key", "no checkpoint key is configured")
     stored = await audit.sign_checkpoint(ingest.uow(), ingest.signer, key.id)
-    ingest.relay.wake.set()
     return {"event_id": stored.envelope.id, "event_sequence": stored.sequence, **stored.envelope.data}

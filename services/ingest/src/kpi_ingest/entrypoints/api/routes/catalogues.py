@@ -67,5 +67,4 @@ async def register_catalogue(body: CatalogueIn, ingest: IngestDep, key: ApiKeyDe
     require_role(key, "admin")
     command = RegisterCatalogueVersion(document=body.document(), registered_by=key.id)
     stored = await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues)
-    ingest.relay.wake.set()
     return {"id": body.id, "version": body.version, "event_id": stored.envelope.id, "sequence": stored.sequence}

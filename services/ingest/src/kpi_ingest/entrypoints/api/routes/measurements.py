@@ -32,8 +32,6 @@ async def post_measurement(
     if recorded.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    else:
-        ingest.relay.wake.set()
     envelope = recorded.event.envelope
     return MeasurementAccepted(
         event_id=envelope.id,

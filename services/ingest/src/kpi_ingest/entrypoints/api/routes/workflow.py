@@ -78,7 +78,6 @@ async def post_verification(
         submitted_by=key.id,
     )
     recorded = await workflow.verify_measurement(command, ingest.uow(), ingest.catalogues)
-    ingest.relay.wake.set()
     return _accepted(recorded.event, replayed=recorded.replayed)
 
 
@@ -89,7 +88,6 @@ async def post_evidence_request(body: EvidenceRequestIn, ingest: IngestDep, key:
     stored = await workflow.request_evidence(
         RequestEvidence(**body.model_dump(), requested_by=key.id), ingest.uow(), ingest.catalogues
     )
-    ingest.relay.wake.set()
     return _accepted(stored)
 
 
@@ -100,7 +98,6 @@ async def post_close(body: CloseIn, ingest: IngestDep, key: ApiKeyDep) -> dict[s
     stored = await workflow.close_period(
         ClosePeriod(**body.model_dump(), closed_by=key.id), ingest.uow(), ingest.catalogues
     )
-    ingest.relay.wake.set()
     return _accepted(stored)
 
 
@@ -111,7 +108,6 @@ async def post_reopen(body: ReopenIn, ingest: IngestDep, key: ApiKeyDep) -> dict
     stored = await workflow.reopen_unit(
         ReopenUnit(**body.model_dump(), reopened_by=key.id), ingest.uow(), ingest.catalogues
     )
-    ingest.relay.wake.set()
     return _accepted(stored)
 
 
@@ -121,7 +117,6 @@ async def post_context(body: ContextIn, ingest: IngestDep, key: ApiKeyDep) -> di
     require_unit(key, body.unit_id)
     command = ReportContext(**body.model_dump(), submitted_by=key.id)
     stored = await workflow.report_context(command, ingest.uow(), ingest.catalogues)
-    ingest.relay.wake.set()
     return _accepted(stored)
 
 
@@ -132,5 +127,4 @@ async def post_publication(body: PublicationIn, ingest: IngestDep, key: ApiKeyDe
     stored = await workflow.publish_result(
         PublishResult(**body.model_dump(), published_by=key.id), ingest.uow(), ingest.catalogues
     )
-    ingest.relay.wake.set()
     return _accepted(stored, publication=stored.envelope.data)

@@ -71,5 +71,6 @@ async def get_diff(
     before = await reports.result(reporting, scope, AsOf.parse(from_))
     after = await reports.result(reporting, scope, AsOf.parse(to))
     async with reporting.service.sessions() as session:
-        events = await views.history_view(session, scope, None, None, AsOf.parse(to))
-    return views.diff_view(before, after, [event for event in events if event["stage"] == scope["stage"]])
+        events = await timeline_views.unit_history(session, scope, None, None, AsOf.parse(to))
+    # the events that can move scores: this stage's measurements
+    return views.diff_view(before, after, [event for event in events if event.get("stage") == scope["stage"]])
