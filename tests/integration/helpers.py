@@ -8,6 +8,9 @@ from kpi_core.commands import RecordMeasurement
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.service_layer import handlers
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
+from kpi_ingest.service_layer.units import RegistryCache
+
+SOME_PROVINCES = ("gia-lai", "kon-tum", "da-nang", "binh-dinh", "ha-noi")
 
 
 async def wait_until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
@@ -24,13 +27,13 @@ async def record_some(uow_factory, registry: CatalogueRegistry, count: int, star
             catalogue_id="mini-dti",
             catalogue_version="1.0",
             period=2024,
-            unit_id=f"unit-{index % 5}",
+            unit_id=SOME_PROVINCES[index % 5],
             indicator="3.1",
             inputs={"a": index, "b": 1000},
             idempotency_key=f"key-{index}",
             submitted_by="tester",
         )
-        await handlers.record_measurement(command, uow_factory(), registry)
+        await handlers.record_measurement(command, uow_factory(), registry, RegistryCache())
 
 
 async def outbox_size(sessions) -> int:  # type: ignore[no-untyped-def]

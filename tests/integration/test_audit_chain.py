@@ -44,7 +44,7 @@ async def bypass(sessions: async_sessionmaker[AsyncSession], *statements: Statem
 @pytest.fixture
 async def log(ingest_sessions) -> tuple[async_sessionmaker[AsyncSession], CatalogueRegistry]:  # type: ignore[no-untyped-def]
     sessions, registry = ingest_sessions
-    await record_some(lambda: UnitOfWork(sessions), registry, 9)
+    await record_some(lambda: UnitOfWork(sessions), registry, 8)  # after the unit list and the catalogue: 10 events
     return sessions, registry
 
 
@@ -58,7 +58,7 @@ async def test_an_untouched_log_verifies(log) -> None:  # type: ignore[no-untype
 async def test_an_edited_event_is_pinpointed(log) -> None:  # type: ignore[no-untyped-def]
     sessions, _ = log
     await bypass(
-        sessions, 'UPDATE events SET envelope = replace(envelope, \'"a":"4"\', \'"a":"400"\') WHERE sequence = 6'
+        sessions, 'UPDATE events SET envelope = replace(envelope, \'"a":"3"\', \'"a":"300"\') WHERE sequence = 6'
     )
     report = await audit.verify_log(UnitOfWork(sessions))
     assert report.first_break is not None
@@ -74,7 +74,7 @@ async def test_an_edit_with_its_hash_recomputed_breaks_the_chain(log) -> None:  
     sessions, _ = log
     async with sessions() as session:
         envelope = (await session.execute(text("SELECT envelope FROM events WHERE sequence = 4"))).scalar_one()
-    forged = envelope.replace('"a":"2"', '"a":"200"')
+    forged = envelope.replace('"a":"1"', '"a":"100"')
     digest = hashlib.sha256(forged.encode("utf-8")).hexdigest()
     await bypass(
         sessions,
@@ -104,7 +104,7 @@ async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path
     stored = await audit.sign_checkpoint(UnitOfWork(sessions), signer, "admin")
     assert (stored.sequence, stored.envelope.data["sequence"]) == (11, 10)
     assert (await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))).ok
-    # Rewrite event 2 and recompute every hash after it, as a careful forger would.
+    # Rewrite event 3 and recompute every hash after it, as a careful forger would.
     async with sessions() as session:
         rows = (await session.execute(text("SELECT sequence, envelope FROM events ORDER BY sequence"))).all()
     chain, statements = GENESIS_SHA256, []
@@ -113,7 +113,7 @@ async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path
         "WHERE sequence = :sequence"
     )
     for sequence, envelope in rows:
-        if sequence == 2:
+        if sequence == 3:
             envelope = envelope.replace('"a":"0"', '"a":"999"')
         digest = hashlib.sha256(envelope.encode("utf-8")).hexdigest()
         chain = hashlib.sha256(f"{chain}{digest}".encode("ascii")).hexdigest()

@@ -13,14 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
-from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
+from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion, RegisterPeerGroup
 from kpi_core.events import MeasurementRecorded
 from kpi_ingest import MIGRATIONS_DIR
+from kpi_ingest.adapters.catalogue_files import bundled_peer_group_documents
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.service_layer import handlers
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.errors import IdempotencyConflict, InvalidMeasurement
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_ingest.service_layer.units import RegistryCache, register_peer_group
 from tests.conftest import fixture_catalogue
 
 
@@ -47,6 +49,8 @@ async def registry(uow: UnitOfWork) -> CatalogueRegistry:
     catalogues = CatalogueRegistry()
     command = RegisterCatalogueVersion(document=fixture_catalogue(), registered_by="admin")
     await handlers.register_catalogue_version(command, uow, catalogues)
+    provinces = next(units for units in bundled_peer_group_documents() if units["id"] == "provinces")
+    await register_peer_group(RegisterPeerGroup(document=provinces, registered_by="admin"), uow)
     return catalogues
 
 
@@ -69,7 +73,7 @@ async def count_events(uow: UnitOfWork) -> int:
 
 
 async def test_the_database_refuses_to_update_or_delete_an_event(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
-    await handlers.record_measurement(measurement(), uow, registry)
+    await handlers.record_measurement(measurement(), uow, registry, RegistryCache())
     for statement in ("UPDATE events SET actor = 'mallory'", "DELETE FROM events"):
         async with uow:
             with pytest.raises(DBAPIError, match="append-only"):
@@ -82,38 +86,38 @@ async def test_the_database_refuses_to_update_or_delete_an_event(uow: UnitOfWork
 async def test_repeated_idempotency_key_with_the_same_body_returns_the_first_event(
     uow: UnitOfWork, registry: CatalogueRegistry
 ) -> None:
-    first = await handlers.record_measurement(measurement(), uow, registry)
-    again = await handlers.record_measurement(measurement(), uow, registry)
+    first = await handlers.record_measurement(measurement(), uow, registry, RegistryCache())
+    again = await handlers.record_measurement(measurement(), uow, registry, RegistryCache())
     assert not first.replayed and again.replayed
     assert again.event.envelope.id == first.event.envelope.id
-    assert await count_events(uow) == 2  # the catalogue registration and one measurement
+    assert await count_events(uow) == 3  # the catalogue and unit list registrations and one measurement
 
 
 async def test_repeated_idempotency_key_with_another_body_is_a_conflict(
     uow: UnitOfWork, registry: CatalogueRegistry
 ) -> None:
-    await handlers.record_measurement(measurement(a=30), uow, registry)
+    await handlers.record_measurement(measurement(a=30), uow, registry, RegistryCache())
     with pytest.raises(IdempotencyConflict):
-        await handlers.record_measurement(measurement(a=31), uow, registry)
-    assert await count_events(uow) == 2
+        await handlers.record_measurement(measurement(a=31), uow, registry, RegistryCache())
+    assert await count_events(uow) == 3
 
 
 async def test_concurrent_requests_with_one_idempotency_key_store_one_event(
     uow: UnitOfWork, sessions: async_sessionmaker[AsyncSession], registry: CatalogueRegistry
 ) -> None:
     results = await asyncio.gather(
-        *(handlers.record_measurement(measurement(), UnitOfWork(sessions), registry) for _ in range(8))
+        *(handlers.record_measurement(measurement(), UnitOfWork(sessions), registry, RegistryCache()) for _ in range(8))
     )
     assert len({result.event.envelope.id for result in results}) == 1
     assert sum(not result.replayed for result in results) == 1
-    assert await count_events(uow) == 2
+    assert await count_events(uow) == 3
 
 
 async def test_invalid_inputs_are_refused_and_nothing_is_stored(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
     with pytest.raises(InvalidMeasurement) as refused:
-        await handlers.record_measurement(measurement(a=120, b=100), uow, registry)
+        await handlers.record_measurement(measurement(a=120, b=100), uow, registry, RegistryCache())
     assert [error.field for error in refused.value.errors] == ["inputs.a"]
-    assert await count_events(uow) == 1
+    assert await count_events(uow) == 2
 
 
 async def test_a_rolled_back_append_leaves_no_gap_in_the_sequence(uow: UnitOfWork, registry: CatalogueRegistry) -> None:
@@ -131,7 +135,7 @@ async def test_a_rolled_back_append_leaves_no_gap_in_the_sequence(uow: UnitOfWor
     async with uow:
         stored = await uow.events.append(event, actor="t")
         await uow.commit()
-    assert stored.sequence == 2
+    assert stored.sequence == 3  # after the catalogue and the unit list
 
 
 async def test_readers_following_the_cursor_never_skip_an_event_under_concurrent_writers(migrated_url: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kpi_common import embedded
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
@@ -67,7 +67,9 @@ async def test_events_flow_through_a_three_node_cluster_that_loses_a_node(
         replicas=3,
         positions=reporting_orm.consumer_positions,
         dead_letters=reporting_orm.dead_letters,
-        apply=HistoryProjection(CatalogueStore(reporting_orm.catalogues)).apply,
+        apply=HistoryProjection(
+            CatalogueStore(reporting_orm.catalogues), PeerGroupStore(reporting_orm.peer_groups)
+        ).apply,
     )
     projection.start()
     await record_some(lambda: UnitOfWork(sessions), registry, 20)
@@ -76,10 +78,10 @@ async def test_events_flow_through_a_three_node_cluster_that_loses_a_node(
         async with projection.sessions() as session:
             return await projection.tracking.position(session) == sequence
 
-    await wait_until(lambda: at(21), timeout=60)
+    await wait_until(lambda: at(22), timeout=60)
     embedded.stop(nodes[0])  # one of three nodes goes away; replicas=3 keeps a quorum of two
     await record_some(lambda: UnitOfWork(sessions), registry, 20, start=20)
-    await wait_until(lambda: at(41), timeout=60)
+    await wait_until(lambda: at(42), timeout=60)
     async with projection.sessions() as session:
         rows = await session.scalar(select(func.count()).select_from(reporting_orm.measurement_history))
     await projection.close()

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common import embedded, streams
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
 from kpi_core.events import EventEnvelope
@@ -53,7 +53,7 @@ async def test_relay_publishes_every_event_in_sequence_order_with_its_id(nats_ur
     await wait_until(drained)
     await relay.stop()
     task.cancel()
-    assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 32))
+    assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 33))
 
 
 async def test_a_nats_outage_delays_delivery_and_loses_nothing(tmp_path: Path, ingest_sessions) -> None:  # type: ignore[no-untyped-def]
@@ -64,7 +64,7 @@ async def test_a_nats_outage_delays_delivery_and_loses_nothing(tmp_path: Path, i
     task = asyncio.create_task(relay.run())
     await record_some(lambda: UnitOfWork(sessions), registry, 10)
     await asyncio.sleep(1.5)  # the relay has been failing to connect all along
-    assert await outbox_size(sessions) == 11
+    assert await outbox_size(sessions) == 12
     server = embedded.start_nats(port, tmp_path / "late-nats")
     try:
 
@@ -74,7 +74,7 @@ async def test_a_nats_outage_delays_delivery_and_loses_nothing(tmp_path: Path, i
         await wait_until(drained, timeout=20)
         await relay.stop()
         task.cancel()
-        assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 12))
+        assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 13))
     finally:
         embedded.stop(server)
 
@@ -93,9 +93,9 @@ async def test_republishing_after_a_relay_crash_is_deduplicated_by_event_id(nats
     await client.close()
     relay = OutboxRelay(sessions, nats_url)
     relay.nats = await nats.connect(nats_url)
-    assert await relay.publish_pending() == 6
+    assert await relay.publish_pending() == 7
     await relay.stop()
-    assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 7))
+    assert [sequence for sequence, _ in await stream_sequences(nats_url)] == list(range(1, 8))
 
 
 class CountingApply:
@@ -121,7 +121,9 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
     applied: Counter[int] = Counter()
 
     def service():  # type: ignore[no-untyped-def]
-        counting = CountingApply(HistoryProjection(CatalogueStore(reporting_orm.catalogues)).apply)
+        counting = CountingApply(
+            HistoryProjection(CatalogueStore(reporting_orm.catalogues), PeerGroupStore(reporting_orm.peer_groups)).apply
+        )
         counting.applied = applied
         return build_projection_service(
             database_url=reporting_url,
@@ -153,14 +155,14 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
 
     async def caught_up() -> bool:
         async with second.sessions() as session:
-            return await second.tracking.position(session) == 81
+            return await second.tracking.position(session) == 82
 
     await wait_until(caught_up, timeout=30)
     rows = await history_rows(second)
     await second.close()
     await relay.stop()
     relay_task.cancel()
-    assert sorted(applied) == list(range(1, 82))
+    assert sorted(applied) == list(range(1, 83))
     assert set(applied.values()) == {1}
     assert rows == 80
 

@@ -10,7 +10,7 @@ import pytest
 from kpi_core.catalogue import CatalogueInvalid, parse_catalogue
 from kpi_core.rules import LevelsRule, RatioRule
 
-MINI_SHA256 = "e59ed3cf2279370e3b7feb4908df98154497b3328ddc6f6f459b39f1f1d91bdd"
+MINI_SHA256 = "d5b8c093b958978e7a07ddbb6467e0d46bef88233ed7709ef643bc8b234e429e"
 
 
 def _node(data: dict[str, Any], code: str) -> dict[str, Any]:

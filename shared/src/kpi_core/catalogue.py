@@ -32,6 +32,7 @@ class InputSpec(_Model):
     meaning_en: str | None = None
     type: InputType = "number"
     options: tuple[str, ...] | None = None
+    signed: bool = False  # a number that can be negative; counts, amounts and shares never are
 
 
 class ContextField(_Model):
@@ -54,6 +55,10 @@ class Node(_Model):
     unit: str | None = None
     inputs: tuple[InputSpec, ...] = ()
     rule: Rule | None = None
+    # the source lets a unit claim that this criterion does not apply to it (003 §II.2.c: "đơn vị không có
+    # nội dung như..."), which earns the max once an evaluator accepts it; refused everywhere else
+    not_applicable: bool = False
+    not_applicable_note: str | None = None
     method_vi: str | None = None
     method_en: str | None = None
     data_requirements_vi: str | None = None
@@ -107,6 +112,8 @@ class Catalogue(_Model):
     title_vi: str
     title_en: str | None = None
     peer_group: str
+    # the day of the period's year at which "the units of the period" are read from the unit registry
+    period_reference_day: str = Field(default="12-31", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
     total_max_points: Decimal | None = None
     source: Source
     derived_from: CatalogueRef | None = None
@@ -249,6 +256,13 @@ def _node_rule_defects(node: Node) -> Iterator[str]:
     for name in rule_input_names(node.rule):
         if name not in declared:
             yield f"node {node.code}: rule uses undeclared input '{name}'"
+    for rule in walk_rules(node.rule):
+        gate = getattr(rule, "gate", None)
+        gate_spec = node.input_spec(gate) if gate else None
+        if gate_spec is not None and gate_spec.type != "boolean":
+            yield f"node {node.code}: the gate input '{gate}' must be boolean"
+    if node.not_applicable and (node.rule is None or isinstance(node.rule, SumOfChildrenRule)):
+        yield f"node {node.code}: only a node with its own rule can allow a not-applicable claim"
     yield from _tier_defects(node.code, node.rule)
     yield from _award_defects(node)
     if isinstance(node.rule, PartsRule) and node.max_points is not None:

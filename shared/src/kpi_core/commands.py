@@ -46,6 +46,7 @@ class VerifyMeasurement(_Command):
     not_applicable_reason: str | None = None
     reason: str | None = None
     evidence: tuple[Evidence, ...] = ()
+    supersedes: str | None = None
     idempotency_key: str
     submitted_by: str
 
@@ -57,6 +58,7 @@ class RequestEvidence(_Command):
     unit_id: str
     indicator: str
     message: str
+    idempotency_key: str
     requested_by: str
 
 
@@ -65,6 +67,7 @@ class ClosePeriod(_Command):
     catalogue_version: str
     period: int
     reason: str | None = None
+    idempotency_key: str
     closed_by: str
 
 
@@ -74,6 +77,7 @@ class ReopenUnit(_Command):
     period: int
     unit_id: str
     reason: str
+    idempotency_key: str
     reopened_by: str
 
 
@@ -83,6 +87,7 @@ class ReportContext(_Command):
     period: int
     unit_id: str
     values: dict[str, Any]
+    idempotency_key: str
     submitted_by: str
 
 
@@ -90,7 +95,14 @@ class PublishResult(_Command):
     catalogue_id: str
     catalogue_version: str
     period: int
-    stage: Stage = "verification"
+    stage: Literal["verification"] = "verification"  # the official result is the verified one (003 §II.2.b)
     replaces: str | None = None
     reason: str | None = None
+    incomplete_reason: str | None = None
+    idempotency_key: str
     published_by: str
+
+
+class RegisterPeerGroup(_Command):
+    document: dict[str, Any]
+    registered_by: str

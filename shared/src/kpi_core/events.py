@@ -60,6 +60,8 @@ class MeasurementRecorded(_Event):
     decision: Literal["accepted", "adjusted"] | None = None
     reason: str | None = None
     verifies_event_id: str | None = None
+    # a verification that replaces an earlier adjustment names it
+    supersedes: str | None = None
     # a resubmission that answers an evaluator's request for evidence
     responds_to: str | None = None
 
@@ -150,6 +152,16 @@ class RankMove(BaseModel):
     to_rank: str | None
 
 
+class MissingDecisions(BaseModel):
+    """What a publication's ranking lacks: the components of one unit with no verification decision."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    unit_id: str
+    count: int
+    first: tuple[str, ...]
+
+
 class ResultPublished(_PeriodEvent):
     """An approver published the ranking of a catalogue version and period; it is frozen as recorded here.
     A restatement names the publication it replaces and lists every rank that moved."""
@@ -163,6 +175,9 @@ class ResultPublished(_PeriodEvent):
     replaces: str | None = None
     moved: tuple[RankMove, ...] = ()
     reason: str | None = None
+    # published although some components had no verification decision: why, and what was missing
+    incomplete_reason: str | None = None
+    missing: tuple[MissingDecisions, ...] = ()
     published_by: str
 
 
@@ -182,6 +197,24 @@ class CatalogueVersionRegistered(_Event):
 
     def nats_subject(self) -> str:
         return f"kpi.catalogue.registered.v1.{self.catalogue_id}._"
+
+
+class PeerGroupRegistered(_Event):
+    """A version of a peer group's unit list was registered; the latest version of a group is in force."""
+
+    type: ClassVar[str] = "vn.kpi.units.registered.v1"
+
+    peer_group_id: str
+    version: str
+    content_sha256: str
+    document: dict[str, Any]
+    registered_by: str
+
+    def subject(self) -> str:
+        return f"units/{self.peer_group_id}/{self.version}"
+
+    def nats_subject(self) -> str:
+        return f"kpi.units.registered.v1.{self.peer_group_id}._"
 
 
 class AuditCheckpointSigned(_Event):
@@ -206,6 +239,7 @@ class AuditCheckpointSigned(_Event):
 DomainEvent = (
     MeasurementRecorded
     | CatalogueVersionRegistered
+    | PeerGroupRegistered
     | AuditCheckpointSigned
     | EvidenceRequested
     | PeriodClosed
@@ -218,6 +252,7 @@ EVENT_TYPES: dict[str, type[_Event]] = {
     for cls in (
         MeasurementRecorded,
         CatalogueVersionRegistered,
+        PeerGroupRegistered,
         AuditCheckpointSigned,
         EvidenceRequested,
         PeriodClosed,

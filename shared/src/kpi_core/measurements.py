@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -14,6 +15,8 @@ from kpi_core.rules import (
     RatioRule,
     Rule,
     SumOfChildrenRule,
+    SurveyScaleRule,
+    TiersRule,
     YearOverYearRule,
     rule_input_names,
     walk_rules,
@@ -21,6 +24,9 @@ from kpi_core.rules import (
 from kpi_core.scoring import InputValue
 
 LARGEST_INPUT = Decimal("1E15")  # no count or amount in these indicators comes near a quadrillion
+SMALLEST_EXPONENT = -15  # nor is any value finer than 10^-15; exact arithmetic on 1E-3000000 would take minutes
+MOST_DIGITS = 30
+DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")  # "0,45": the Vietnamese decimal comma
 
 
 @dataclass(frozen=True)
@@ -45,11 +51,14 @@ def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputVal
             errors.append(parsed)
         else:
             values[name] = parsed
-    from_previous_period = {
+    not_needed = {
         rule.previous.input for rule in walk_rules(node.rule) if isinstance(rule, YearOverYearRule) and rule.previous
     }
+    for rule in walk_rules(node.rule):
+        if isinstance(rule, TiersRule) and rule.gate is not None and values.get(rule.gate) is False:
+            not_needed |= set(rule.measure.input_names)  # no section: its count does not matter
     for name in rule_input_names(node.rule):
-        if name not in raw and name not in from_previous_period:
+        if name not in raw and name not in not_needed:
             errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {node.rule.kind} rule"))
     if not errors:
         errors.extend(_rule_errors(node.rule, values))
@@ -67,21 +76,52 @@ def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
         if not isinstance(value, str) or (allowed and value not in allowed):
             return FieldError(where, f"must be one of {sorted(allowed)}" if allowed else "must be text")
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        return FieldError(where, "must be a number")
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return FieldError(where, f"'{value}' is not a number")
-    if not number.is_finite():
-        return FieldError(where, "must be a finite number")
-    if abs(number) > LARGEST_INPUT:
-        return FieldError(where, f"is implausibly large (at most {LARGEST_INPUT:E})")
-    if number < 0 and spec.type in ("count", "percent", "points"):
+    number = parse_number(value, spec.type)
+    if isinstance(number, str):
+        return FieldError(where, number)
+    if number < 0 and not (spec.signed or _on_a_signed_scale(spec, rule)):
         return FieldError(where, "cannot be negative")
     if spec.type == "count" and number != number.to_integral_value():
         return FieldError(where, "a count must be a whole number")
+    if spec.type == "percent" and number > 1:
+        return FieldError(
+            where, f'a share is a fraction from 0 to 1: {value} is more than 1 (write 0.45 or "45%" for 45 %)'
+        )
     return number
+
+
+def parse_number(value: Any, kind: str = "number") -> Decimal | str:
+    """An exact number from what people send, or why it is not one. Shares also accept "45%"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        return "must be a number"
+    text = str(value).strip()
+    scale = Decimal(1)
+    if kind == "percent" and text.endswith("%"):
+        text, scale = text[:-1].strip(), Decimal("0.01")
+    if DECIMAL_COMMA.match(text):
+        if kind == "count":
+            return f"'{value}' is ambiguous for a count (a thousands separator or a decimal comma?): write digits only"
+        text = text.replace(",", ".")
+    try:
+        number = Decimal(text)
+    except InvalidOperation:
+        return f"'{value}' is not a number"
+    if not number.is_finite():
+        return "must be a finite number"
+    if abs(number) > LARGEST_INPUT:
+        return f"is implausibly large (at most {LARGEST_INPUT:E})"
+    if number != 0 and number.adjusted() < SMALLEST_EXPONENT:
+        return f"is implausibly small (write 0, or a value of at least 1E{SMALLEST_EXPONENT})"
+    if len(number.as_tuple().digits) > MOST_DIGITS:
+        return f"has more than {MOST_DIGITS} digits"
+    return number * scale
+
+
+def _on_a_signed_scale(spec: InputSpec, rule: Rule) -> bool:
+    return any(
+        isinstance(inner, SurveyScaleRule) and inner.input == spec.name and min(inner.scale) < 0
+        for inner in walk_rules(rule)
+    )
 
 
 def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:

@@ -85,9 +85,13 @@ class YesNoRule(_Frozen):
 
 
 class TiersRule(_Frozen):
+    """Tiers on a measure; with `gate`, a yes/no input that must be true first ("the section exists",
+    then bands of its item count), so the band is derived from the count instead of being asked for."""
+
     kind: Literal["tiers"]
     measure: Measure
     tiers: tuple[Tier, ...]
+    gate: str | None = None
     note: str | None = None
 
 
@@ -200,7 +204,9 @@ def rule_input_names(rule: Rule) -> tuple[str, ...]:
             names += [*rule.numerator, *rule.denominator]
         case YesNoRule() | LevelsRule() | CountCappedRule() | DirectPointsRule() | SurveyScaleRule():
             names.append(rule.input)
-        case TiersRule() | PeerMinMaxRule() | RelativeToBestRule() | YearOverYearRule() | ValueRule():
+        case TiersRule():
+            names += [*((rule.gate,) if rule.gate else ()), *rule.measure.input_names]
+        case PeerMinMaxRule() | RelativeToBestRule() | YearOverYearRule() | ValueRule():
             names += rule.measure.input_names
         case PartsRule():
             for part in rule.parts:

@@ -159,6 +159,10 @@ def rule_points(
                 raise InputError(f"input '{rule.input}' must be true or false")
             points = max_points if answer else Fraction(0)
             return points, Fraction(int(answer)), f"{rule.input}={'yes' if answer else 'no'} → {_fmt(points)}"
+        case TiersRule() if rule.gate is not None and inputs.get(rule.gate) is not True:
+            if not isinstance(inputs.get(rule.gate), bool):
+                raise InputError(f"input '{rule.gate}' must be true or false")
+            return Fraction(0), None, f"{rule.gate}=no → 0"
         case TiersRule():
             value, shown = measure_value(rule.measure, inputs)
             points = _tier_points(rule.tiers, value)
@@ -324,9 +328,15 @@ def score_period(
     catalogue: Catalogue,
     period_inputs: Mapping[str, Mapping[str, RecordedInputs]],
     previous_period: Mapping[str, Mapping[str, RecordedInputs]] | None = None,
+    units: Iterable[str] | None = None,
 ) -> dict[str, UnitScore]:
     """All units of one catalogue version and period (peer-relative rules see every unit;
-    year-over-year rules see each unit's previous period)."""
+    year-over-year rules see each unit's previous period).
+
+    With `units` (the peer group's units of the period), exactly those are scored: a unit with no
+    data scores 0 (missing), and nobody outside the list counts among the peers."""
+    if units is not None:
+        period_inputs = {unit: period_inputs.get(unit, {}) for unit in units}
     if previous_period:
         period_inputs = with_previous_period(catalogue, period_inputs, previous_period)
     peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}

@@ -12,13 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from kpi_common.auth import KeyRing, load_keys
 from kpi_common.db import is_sqlite, make_engine, session_factory
 from kpi_common.signing import Signer, load_or_create_signer
-from kpi_core.commands import RegisterCatalogueVersion
-from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
+from kpi_core.commands import RegisterCatalogueVersion, RegisterPeerGroup
+from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents, bundled_peer_group_documents
 from kpi_ingest.config import Settings
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
 from kpi_ingest.service_layer import handlers
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
+from kpi_ingest.service_layer.errors import IngestError
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_ingest.service_layer.units import RegistryCache, register_peer_group
 
 log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "system"
@@ -31,6 +33,7 @@ class Ingest:
     sessions: async_sessionmaker[AsyncSession]
     write_lock: asyncio.Lock | None
     catalogues: CatalogueRegistry
+    units: RegistryCache
     keys: KeyRing
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
@@ -66,6 +69,7 @@ async def bootstrap(settings: Settings) -> Ingest:
         sessions=sessions,
         write_lock=write_lock,
         catalogues=CatalogueRegistry(),
+        units=RegistryCache(),
         keys=load_keys(settings.api_keys_file),
         relay=OutboxRelay(
             sessions,
@@ -76,9 +80,28 @@ async def bootstrap(settings: Settings) -> Ingest:
         ),
     )
     if settings.load_bundled_catalogues:
-        for document in bundled_catalogue_documents():
-            command = RegisterCatalogueVersion(document=document, registered_by=SYSTEM_ACTOR)
-            await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues, allow_existing=True)
+        await _register_bundled(ingest)
     ingest.signer = load_or_create_signer(settings.checkpoint_key_file)
     ingest.relay_task = asyncio.create_task(ingest.relay.run(), name="outbox-relay")
     return ingest
+
+
+async def _register_bundled(ingest: Ingest) -> None:
+    """Register the official unit lists and catalogues; a bundled file that differs from the version
+    already registered under its number leaves the registered one in force (the log is the truth)."""
+    for units in bundled_peer_group_documents():
+        try:
+            command = RegisterPeerGroup(document=units, registered_by=SYSTEM_ACTOR)
+            await register_peer_group(command, ingest.uow(), allow_existing=True)
+        except IngestError as refused:
+            log.warning("bundled unit list %s@%s not registered: %s", units.get("id"), units.get("version"), refused)
+    for document in bundled_catalogue_documents():
+        try:
+            catalogue_command = RegisterCatalogueVersion(document=document, registered_by=SYSTEM_ACTOR)
+            await handlers.register_catalogue_version(
+                catalogue_command, ingest.uow(), ingest.catalogues, allow_existing=True
+            )
+        except IngestError as refused:
+            log.warning(
+                "bundled catalogue %s@%s not registered: %s", document.get("id"), document.get("version"), refused
+            )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.projection_service import ProjectionService, build_projection_service
-from kpi_reporting.adapters.orm import catalogues, consumer_positions, dead_letters
+from kpi_reporting.adapters.orm import catalogues, consumer_positions, dead_letters, peer_groups
 from kpi_reporting.config import Settings
 from kpi_reporting.service_layer.projection import HistoryProjection
 from kpi_reporting.views import ResultCache
@@ -16,11 +16,13 @@ from kpi_reporting.views import ResultCache
 class Reporting:
     service: ProjectionService
     catalogues: CatalogueStore
+    peer_groups: PeerGroupStore
     cache: ResultCache
 
 
 def build(settings: Settings) -> Reporting:
     store = CatalogueStore(catalogues)
+    units = PeerGroupStore(peer_groups)
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -28,9 +30,9 @@ def build(settings: Settings) -> Reporting:
         replicas=settings.stream_replicas,
         positions=consumer_positions,
         dead_letters=dead_letters,
-        apply=HistoryProjection(store).apply,
+        apply=HistoryProjection(store, units).apply,
     )
-    return Reporting(service, store, ResultCache())
+    return Reporting(service, store, units, ResultCache())
 
 
 def projection_service(settings: Settings) -> ProjectionService:

@@ -13,7 +13,13 @@ from kpi_reporting.bootstrap import Reporting
 async def result(reporting: Reporting, scope: dict[str, Any], moment: AsOf | None) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
         return await views.period_result(
-            session, reporting.catalogues, reporting.service.tracking, reporting.cache, scope, moment
+            session,
+            reporting.catalogues,
+            reporting.peer_groups,
+            reporting.service.tracking,
+            reporting.cache,
+            scope,
+            moment,
         )
 
 
@@ -26,7 +32,8 @@ async def publication(
 ) -> dict[str, Any]:
     async with reporting.service.sessions() as session:
         found = await timeline_views.publications(session, scope, moment)
-    published = timeline_views.published_view(found, publication_id, pillar)
+        registry = await reporting.peer_groups.registry(session)
+    published = timeline_views.published_view(found, publication_id, pillar, registry)
     if published is None:
         raise Problem(404, "Not published", "no publication for this catalogue version and period (at that moment)")
     return published

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
 from kpi_core.events import ContextReported, ResultPublished
+from kpi_core.units import Unit, UnitRegistry
 from kpi_reporting.adapters.orm import measurement_history, timeline
 
 
@@ -73,8 +74,16 @@ async def publications(session: AsyncSession, scope: dict[str, Any], as_of: AsOf
     ]
 
 
+def _names(unit: Unit | None) -> dict[str, str | None]:
+    return {
+        "unit_name_vi": unit.name_vi if unit else None,
+        "unit_name_en": unit.name_en if unit else None,
+        "unit_code": unit.code if unit else None,
+    }
+
+
 def published_view(
-    found: list[dict[str, Any]], publication_id: str | None, pillar: str | None
+    found: list[dict[str, Any]], publication_id: str | None, pillar: str | None, registry: UnitRegistry
 ) -> dict[str, Any] | None:
     """A publication exactly as recorded (the latest, or the one named), with what restated it, if anything."""
     chosen = (
@@ -90,6 +99,7 @@ def published_view(
             "rank": entry["rank"],
             "rank_label": f"{entry['rank']}/{entry['of']}",
             "unit_id": entry["unit_id"],
+            **_names(registry.unit(entry["unit_id"])),
             "total": entry["total"],
             "pillars": entry["pillars"],
         }
@@ -112,6 +122,8 @@ def published_view(
         "restated_by": restated_by,
         "reason": chosen.get("reason"),
         "moved": chosen.get("moved", []),
+        "incomplete_reason": chosen.get("incomplete_reason"),
+        "missing": chosen.get("missing", []),
         "rankings": rows,
     }
 

@@ -16,13 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.problems import Problem
 from kpi_common.tracking import TrackedProjection
+from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue, Node
 from kpi_core.measurements import typed_inputs
 from kpi_core.ranking import Ranked, rank_units
 from kpi_core.scoring import RecordedInputs, UnitScore, display_points, score_period
+from kpi_core.units import Unit
 from kpi_reporting.adapters.orm import measurement_history
 
 
@@ -32,6 +34,15 @@ class PeriodResult:
     position: int
     scores: dict[str, UnitScore]
     ranking: list[Ranked]
+    units: dict[str, Unit] = field(default_factory=dict)  # the peer group's units of the period, by id
+
+    def names(self, unit_id: str) -> dict[str, str | None]:
+        unit = self.units.get(unit_id)
+        return {
+            "unit_name_vi": unit.name_vi if unit else None,
+            "unit_name_en": unit.name_en if unit else None,
+            "unit_code": unit.code if unit else None,
+        }
 
 
 class ResultCache:
@@ -59,6 +70,7 @@ def _number(points: Fraction | None) -> str | None:
 async def period_result(
     session: AsyncSession,
     catalogues: CatalogueStore,
+    peer_groups: PeerGroupStore,
     tracking: TrackedProjection,
     cache: ResultCache,
     scope: dict[str, Any],
@@ -80,9 +92,19 @@ async def period_result(
     previous = await _latest_inputs(session, catalogue, {**scope, "period": scope["period"] - 1}, as_of)
     if as_of is not None and as_of.recorded_at is not None:
         position = max((recorded.sequence for unit in period_inputs.values() for recorded in unit.values()), default=0)
-    scores = score_period(catalogue, period_inputs, previous)
+    # who is ranked: the peer group's units of the period, as registered at this moment
+    registry = await peer_groups.registry(session, position)
+    members = units_of_period(registry, catalogue, scope["period"])
+    registered = registry.group(catalogue.peer_group) is not None
+    scores = score_period(
+        catalogue, period_inputs, previous, units=[unit.id for unit in members] if registered else None
+    )
     result = PeriodResult(
-        catalogue, position, scores, rank_units({unit: score.total for unit, score in scores.items()})
+        catalogue,
+        position,
+        scores,
+        rank_units({unit: score.total for unit, score in scores.items()}),
+        {unit.id: unit for unit in members},
     )
     cache.put(key, result)
     return result
@@ -146,12 +168,18 @@ def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | Non
                 "rank": ranked.rank,
                 "rank_label": ranked.label,
                 "unit_id": ranked.unit,
+                **result.names(ranked.unit),
+                "status": "reported" if _reported(result.scores[ranked.unit]) else "missing",
                 "total": _number(result.scores[ranked.unit].total),
                 "pillars": {p.code: _number(result.scores[ranked.unit].node_points.get(p.code)) for p in pillars},
             }
             for ranked in ranking
         ],
     }
+
+
+def _reported(score: UnitScore) -> bool:
+    return any(indicator.status != "missing" or indicator.event_id for indicator in score.indicators.values())
 
 
 @dataclass(frozen=True)
@@ -168,11 +196,17 @@ def scorecard_view(
 ) -> dict[str, Any]:
     score = result.scores.get(unit)
     if score is None:
-        raise Problem(404, "Not found", f"unit {unit} has no measurements in this catalogue version and period")
+        raise Problem(
+            404,
+            "Not found",
+            f"unit {unit} is not assessed in this catalogue version and period "
+            f"(the peer group {result.catalogue.peer_group} has {len(result.units)} units then)",
+        )
     ranked = next(entry for entry in result.ranking if entry.unit == unit)
     catalogue = result.catalogue
     return {
         "unit_id": unit,
+        **result.names(unit),
         "catalogue": scope["catalogue_id"],
         "version": scope["version"],
         "period": scope["period"],
@@ -202,7 +236,13 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node, stage: str, c
     points = score.node_points.get(node.code) if node.scored else None
     indicator = score.indicators.get(node.code)
     card["points"] = _number(points)
-    card["status"] = indicator.status if indicator is not None else None
+    card["status"] = _status(indicator.status, stage) if indicator is not None else None
+    if node.level == "data_line" and node.parent is not None:
+        # a data line is one input of its parent, reported with it: show the value it carries
+        parent = score.indicators.get(node.parent)
+        name = node.code.rsplit(".", 1)[-1]
+        value = parent.inputs.get(name) if parent is not None else None
+        card["value"] = value if value is None or isinstance(value, bool) else str(value)
     if points is not None and node.max_points is not None:
         card["points_missing"] = _number(Fraction(node.max_points) - points)
     if indicator is not None:
@@ -230,6 +270,13 @@ def _node_card(catalogue: Catalogue, score: UnitScore, node: Node, stage: str, c
     if kids:
         card["children"] = [_node_card(catalogue, score, kid, stage, context) for kid in kids]
     return card
+
+
+def _status(status: str, stage: str) -> str:
+    """Not applicable is a unit's claim in the self-assessment and the evaluator's acceptance in the verification."""
+    if status == "not_applicable":
+        return "not_applicable_claimed" if stage == "self_assessment" else "not_applicable_accepted"
+    return status
 
 
 def diff_view(before: PeriodResult, after: PeriodResult, events: list[dict[str, Any]]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_core.audit import chain_sha256, event_sha256
 from kpi_core.events import DomainEvent, EventEnvelope, envelope_for
-from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox
+from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox, peer_group_versions
 
 
 @dataclass(frozen=True)
@@ -196,3 +196,39 @@ class EventStore:
             ).order_by(catalogue_versions.c.catalogue_id, catalogue_versions.c.version)
         )
         return [(row.catalogue_id, row.version, row.content_sha256) for row in rows]
+
+    async def record_peer_group_version(
+        self, peer_group_id: str, version: str, content_sha256: str, sequence: int
+    ) -> None:
+        await self.session.execute(
+            insert(peer_group_versions).values(
+                peer_group_id=peer_group_id, version=version, content_sha256=content_sha256, sequence=sequence
+            )
+        )
+
+    async def peer_group_version(self, peer_group_id: str, version: str) -> str | None:
+        """The content hash a registered peer group version has, if it is registered."""
+        found = await self.session.scalar(
+            select(peer_group_versions.c.content_sha256).where(
+                peer_group_versions.c.peer_group_id == peer_group_id, peer_group_versions.c.version == version
+            )
+        )
+        return str(found) if found is not None else None
+
+    async def peer_groups_head(self) -> int:
+        """The sequence of the last peer group registration (0 if none): what a cached registry is valid for."""
+        return int(await self.session.scalar(select(func.coalesce(func.max(peer_group_versions.c.sequence), 0))) or 0)
+
+    async def peer_group_registrations(self) -> list[StoredEvent]:
+        """The registration event in force for each peer group (its latest), in sequence order."""
+        latest = (
+            select(func.max(peer_group_versions.c.sequence).label("sequence"))
+            .group_by(peer_group_versions.c.peer_group_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(events.c.envelope, events.c.request_sha256)
+            .join(latest, latest.c.sequence == events.c.sequence)
+            .order_by(events.c.sequence)
+        )
+        return [_stored(row) for row in rows]

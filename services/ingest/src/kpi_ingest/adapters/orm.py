@@ -78,3 +78,13 @@ reopened_units = Table(
     Column("unit_id", String(100), primary_key=True),
     Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
 )
+
+# Every registered version of a peer group's unit list; the latest sequence of a group is in force.
+peer_group_versions = Table(
+    "peer_group_versions",
+    metadata,
+    Column("peer_group_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+)

@@ -45,10 +45,16 @@ class WorkflowStore:
         return [_stored(row) for row in rows]
 
     async def latest_self_assessment(self, subject: str) -> tuple[MeasurementRecorded, StoredEvent] | None:
+        return await self._latest_of_stage(subject, "self_assessment")
+
+    async def latest_verification(self, subject: str) -> tuple[MeasurementRecorded, StoredEvent] | None:
+        return await self._latest_of_stage(subject, "verification")
+
+    async def _latest_of_stage(self, subject: str, stage: str) -> tuple[MeasurementRecorded, StoredEvent] | None:
         found = None
         for stored in await self._of_subject(MeasurementRecorded.type, subject):
             event = decode_event(stored.envelope)
-            if isinstance(event, MeasurementRecorded) and event.stage == "self_assessment":
+            if isinstance(event, MeasurementRecorded) and event.stage == stage:
                 found = (event, stored)
         return found
 

@@ -49,3 +49,19 @@ class NotFound(IngestError):
 
 class Conflict(IngestError):
     status, title = 409, "Conflict"
+
+
+class InvalidUnitList(IngestError):
+    status, title = 422, "Invalid unit list"
+
+
+class NotInPeerGroup(IngestError):
+    status, title = 422, "Unit not assessed in this catalogue and period"
+
+
+class AdjustmentNotSuperseded(IngestError):
+    status, title = 409, "Verification would replace an adjustment"
+
+
+class RankingIncomplete(IngestError):
+    status, title = 409, "Ranking incomplete"

@@ -12,21 +12,26 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
+from kpi_core.assessment import assessed_unit_error, not_applicable_errors
 from kpi_core.catalogue import Catalogue, CatalogueInvalid, parse_catalogue
 from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
-from kpi_core.events import SUBJECT_TOKEN, CatalogueVersionRegistered, MeasurementRecorded
+from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded
 from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.units import UnitRegistry
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.errors import (
     CatalogueVersionExists,
+    Forbidden,
     IdempotencyConflict,
     InvalidCatalogue,
     InvalidMeasurement,
+    NotInPeerGroup,
     PeriodClosedError,
     UnknownCatalogue,
 )
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_ingest.service_layer.units import RegistryCache
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,8 @@ class Recorded:
     replayed: bool
 
 
-Guard = Callable[[UnitOfWork], Awaitable[None]]
+Decide = Callable[[UnitOfWork], Awaitable[DomainEvent]]
+AfterAppend = Callable[[UnitOfWork, StoredEvent], Awaitable[None]]
 
 
 def request_fingerprint(command: BaseModel) -> str:
@@ -51,52 +57,90 @@ async def earlier_request(uow: UnitOfWork, actor: str, key: str, fingerprint: st
     return _replay(earlier, fingerprint) if earlier is not None else None
 
 
+@dataclass(frozen=True)
+class Submission:
+    """Who asks, under which Idempotency-Key, with which body: what makes a repeated request store one event."""
+
+    actor: str
+    idempotency_key: str
+    fingerprint: str
+
+    @classmethod
+    def of(cls, command: BaseModel, actor: str, idempotency_key: str) -> Submission:
+        return cls(actor, idempotency_key, request_fingerprint(command))
+
+
 async def append_once(
-    uow: UnitOfWork,
-    event: MeasurementRecorded,
-    *,
-    actor: str,
-    idempotency_key: str,
-    fingerprint: str,
-    guard: Guard | None = None,
+    uow: UnitOfWork, submission: Submission, decide: Decide, after: AfterAppend | None = None
 ) -> Recorded:
-    """Append under the write lock after `guard` passes; a concurrent twin with the same key replays."""
+    """Decide and append under the write lock; `after` updates ingest's own tables in the same
+    transaction. A request repeated with its Idempotency-Key replays the first event."""
+    async with uow:
+        earlier = await earlier_request(uow, submission.actor, submission.idempotency_key, submission.fingerprint)
+    if earlier is not None:
+        return earlier
     try:
         async with uow.writing():
             await uow.events.lock()
-            if guard is not None:
-                await guard(uow)
+            event = await decide(uow)
             stored = await uow.events.append(
                 event,
-                actor=actor,
-                idempotency_key=idempotency_key,
-                request_sha256=fingerprint,
-                catalogue_id=event.catalogue_id,
-                unit_id=event.unit_id,
+                actor=submission.actor,
+                idempotency_key=submission.idempotency_key,
+                request_sha256=submission.fingerprint,
+                catalogue_id=getattr(event, "catalogue_id", None),
+                unit_id=getattr(event, "unit_id", None),
             )
+            if after is not None:
+                await after(uow, stored)
             await uow.commit()
             return Recorded(stored, replayed=False)
     except IntegrityError:
         # A concurrent request with the same key committed first: answer as its replay.
         async with uow:
-            earlier = await earlier_request(uow, actor, idempotency_key, fingerprint)
+            earlier = await earlier_request(uow, submission.actor, submission.idempotency_key, submission.fingerprint)
         if earlier is None:
             raise
         return earlier
 
 
-async def record_measurement(command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry) -> Recorded:
-    fingerprint = request_fingerprint(command)
+async def assessed_catalogue(
+    uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache, catalogue_id: str, version: str
+) -> tuple[Catalogue, UnitRegistry]:
+    """The catalogue version a command is about, and the unit registry to check its unit against."""
+    catalogue = await catalogues.get(uow, catalogue_id, version)
+    if catalogue is None:
+        raise UnknownCatalogue(
+            f"catalogue {catalogue_id} version {version} is not registered",
+            [FieldError("catalogue_id", "unknown catalogue version")],
+        )
+    return catalogue, await units.get(uow)
+
+
+def check_assessed_unit(registry: UnitRegistry, catalogue: Catalogue, period: int, unit_id: str) -> None:
+    error = assessed_unit_error(registry, catalogue, period, unit_id)
+    if error is not None:
+        raise NotInPeerGroup(error.message, [error])
+
+
+async def record_measurement(
+    command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
+    if command.stage != "self_assessment":
+        raise Forbidden(
+            "the verification stage is the evaluator's result (003 §II.2.b): it is written through "
+            "POST /v1/verifications, never as a measurement",
+            [FieldError("stage", "a measurement is a self-assessment")],
+        )
     async with uow:
-        earlier = await earlier_request(uow, command.submitted_by, command.idempotency_key, fingerprint)
-        if earlier is not None:
-            return earlier
-        catalogue = await catalogues.get(uow, command.catalogue_id, command.catalogue_version)
+        catalogue, registry = await assessed_catalogue(
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+        )
         if command.responds_to is not None:
             await _check_response(uow, command)
-    event = _validated_event(command, catalogue)
+    event = _validated_event(command, catalogue, registry)
 
-    async def submissions_open(uow: UnitOfWork) -> None:
+    async def submissions_open(uow: UnitOfWork) -> DomainEvent:
         scope = (command.catalogue_id, command.catalogue_version, command.period)
         if not await uow.workflow.accepts_submissions(*scope, command.unit_id):
             raise PeriodClosedError(
@@ -104,15 +148,10 @@ async def record_measurement(command: RecordMeasurement, uow: UnitOfWork, catalo
                 f"submissions; an evaluator can reopen unit {command.unit_id}",
                 [FieldError("period", "closed for submissions")],
             )
+        return event
 
-    return await append_once(
-        uow,
-        event,
-        actor=command.submitted_by,
-        idempotency_key=command.idempotency_key,
-        fingerprint=fingerprint,
-        guard=submissions_open,
-    )
+    submission = Submission.of(command, command.submitted_by, command.idempotency_key)
+    return await append_once(uow, submission, submissions_open)
 
 
 async def _check_response(uow: UnitOfWork, command: RecordMeasurement) -> None:
@@ -136,15 +175,9 @@ def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
     return Recorded(earlier, replayed=True)
 
 
-def _validated_event(command: RecordMeasurement, catalogue: Catalogue | None) -> MeasurementRecorded:
-    if catalogue is None:
-        raise UnknownCatalogue(
-            f"catalogue {command.catalogue_id} version {command.catalogue_version} is not registered",
-            [FieldError("catalogue_id", "unknown catalogue version")],
-        )
+def _validated_event(command: RecordMeasurement, catalogue: Catalogue, registry: UnitRegistry) -> MeasurementRecorded:
+    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
     errors: list[FieldError] = []
-    if not SUBJECT_TOKEN.match(command.unit_id):
-        errors.append(FieldError("unit_id", "lowercase letters, digits, '-' and '_' only"))
     node = catalogue.node(command.indicator)
     if node is None:
         errors.append(
@@ -157,6 +190,7 @@ def _validated_event(command: RecordMeasurement, catalogue: Catalogue | None) ->
     if command.not_applicable_reason is not None:
         if command.inputs:
             errors.append(FieldError("inputs", "a not-applicable declaration carries no inputs"))
+        errors.extend(not_applicable_errors(node, self_assessed=True, evidence_count=len(command.evidence)))
     else:
         inputs, input_errors = check_inputs(node, command.inputs)
         errors.extend(input_errors)
@@ -168,7 +202,6 @@ def _validated_event(command: RecordMeasurement, catalogue: Catalogue | None) ->
         period=command.period,
         unit_id=command.unit_id,
         indicator=command.indicator,
-        stage=command.stage,
         inputs={name: str(value) if isinstance(value, Decimal) else value for name, value in inputs.items()},
         not_applicable_reason=command.not_applicable_reason,
         evidence=command.evidence,

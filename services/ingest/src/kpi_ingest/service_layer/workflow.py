@@ -1,5 +1,6 @@
 """The yearly assessment cycle (003 §II–IV, 004 §VI): verification, evidence requests, deadlines,
-general information and publication. Each handler appends one event in one unit of work."""
+general information and publication. Each handler decides under the append lock and appends one
+event in one unit of work; a request repeated with its Idempotency-Key stores nothing new."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from kpi_core.assessment import (
+    LatestVerification,
+    missing_decisions,
+    not_applicable_errors,
+    publication_errors,
+    supersedes_error,
+    units_of_period,
+)
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import (
     ClosePeriod,
@@ -18,6 +27,7 @@ from kpi_core.commands import (
 )
 from kpi_core.events import (
     ContextReported,
+    DomainEvent,
     EvidenceRequested,
     MeasurementRecorded,
     PeriodClosed,
@@ -26,24 +36,28 @@ from kpi_core.events import (
     ResultPublished,
     UnitReopened,
 )
-from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.measurements import FieldError, check_inputs, parse_number
 from kpi_core.ranking import rank_units
 from kpi_core.scoring import collect_inputs, display_points, score_period
+from kpi_core.units import UnitRegistry
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
-from kpi_ingest.service_layer.errors import Conflict, InvalidMeasurement, NotFound, UnknownCatalogue
-from kpi_ingest.service_layer.handlers import Recorded, append_once, earlier_request, request_fingerprint
+from kpi_ingest.service_layer.errors import (
+    AdjustmentNotSuperseded,
+    Conflict,
+    InvalidMeasurement,
+    NotFound,
+    RankingIncomplete,
+)
+from kpi_ingest.service_layer.handlers import (
+    Recorded,
+    Submission,
+    append_once,
+    assessed_catalogue,
+    check_assessed_unit,
+)
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
-
-
-async def _catalogue(uow: UnitOfWork, catalogues: CatalogueRegistry, catalogue_id: str, version: str) -> Catalogue:
-    catalogue = await catalogues.get(uow, catalogue_id, version)
-    if catalogue is None:
-        raise UnknownCatalogue(
-            f"catalogue {catalogue_id} version {version} is not registered",
-            [FieldError("catalogue_id", "unknown catalogue version")],
-        )
-    return catalogue
+from kpi_ingest.service_layer.units import RegistryCache
 
 
 def _indicator(catalogue: Catalogue, code: str) -> None:
@@ -51,151 +65,193 @@ def _indicator(catalogue: Catalogue, code: str) -> None:
         raise InvalidMeasurement(f"no indicator {code}", [FieldError("indicator", f"{catalogue.id} has no {code}")])
 
 
-async def _append(uow: UnitOfWork, event: EvidenceRequested | ContextReported, actor: str) -> StoredEvent:
-    async with uow.writing():
-        await uow.events.lock()
-        stored = await uow.events.append(event, actor=actor, catalogue_id=event.catalogue_id, unit_id=event.unit_id)
-        await uow.commit()
-    return stored
+def _refuse(errors: list[FieldError]) -> None:
+    if errors:
+        raise InvalidMeasurement("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
 
 
-async def verify_measurement(command: VerifyMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry) -> Recorded:
-    """Accept the unit's latest self-assessed value, or replace it with a reason; both stay on record."""
-    fingerprint = request_fingerprint(command)
+async def verify_measurement(
+    command: VerifyMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
+    """Accept the unit's latest self-assessed value, or replace it with a reason; both stay on record.
+    A verification that would replace an earlier adjustment must name it (`supersedes`)."""
     subject = (
         f"{command.catalogue_id}/{command.catalogue_version}/{command.period}/{command.unit_id}/{command.indicator}"
     )
     async with uow:
-        earlier = await earlier_request(uow, command.submitted_by, command.idempotency_key, fingerprint)
-        if earlier is not None:
-            return earlier
-        catalogue = await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
-        self_assessed = await uow.workflow.latest_self_assessment(subject)
-    _indicator(catalogue, command.indicator)
-    if command.decision == "accepted":
-        if self_assessed is None:
-            raise InvalidMeasurement(
-                "there is no self-assessed value to accept", [FieldError("decision", "nothing self-assessed to accept")]
-            )
-        inputs: dict[str, Any] = dict(self_assessed[0].inputs)
-        not_applicable = self_assessed[0].not_applicable_reason
-    else:
-        if not command.reason:
-            raise InvalidMeasurement("an adjustment needs a reason", [FieldError("reason", "required to adjust")])
-        not_applicable = command.not_applicable_reason
-        inputs = {}
-        if not_applicable is None:
-            node = catalogue.node(command.indicator)
-            assert node is not None
-            checked, errors = check_inputs(node, command.inputs)
-            if errors:
-                raise InvalidMeasurement("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
-            inputs = {name: str(value) if isinstance(value, Decimal) else value for name, value in checked.items()}
-    event = MeasurementRecorded(
-        catalogue_id=command.catalogue_id,
-        catalogue_version=command.catalogue_version,
-        period=command.period,
-        unit_id=command.unit_id,
-        indicator=command.indicator,
-        stage="verification",
-        inputs=inputs,
-        not_applicable_reason=not_applicable,
-        evidence=command.evidence,
-        submitted_by=command.submitted_by,
-        decision=command.decision,
-        reason=command.reason,
-        verifies_event_id=self_assessed[1].envelope.id if self_assessed else None,
-    )
-    return await append_once(
-        uow, event, actor=command.submitted_by, idempotency_key=command.idempotency_key, fingerprint=fingerprint
-    )
-
-
-async def request_evidence(command: RequestEvidence, uow: UnitOfWork, catalogues: CatalogueRegistry) -> StoredEvent:
-    async with uow:
-        catalogue = await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
-    _indicator(catalogue, command.indicator)
-    event = EvidenceRequested(**command.model_dump())
-    return await _append(uow, event, command.requested_by)
-
-
-async def close_period(command: ClosePeriod, uow: UnitOfWork, catalogues: CatalogueRegistry) -> StoredEvent:
-    async with uow:
-        await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
-    async with uow.writing():
-        await uow.events.lock()
-        stored = await uow.events.append(
-            PeriodClosed(**command.model_dump()), actor=command.closed_by, catalogue_id=command.catalogue_id
+        catalogue, registry = await assessed_catalogue(
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version
         )
+    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
+    _indicator(catalogue, command.indicator)
+    node = catalogue.node(command.indicator)
+    assert node is not None
+    if command.decision == "adjusted" and not command.reason:
+        raise InvalidMeasurement("an adjustment needs a reason", [FieldError("reason", "required to adjust")])
+    if command.decision == "adjusted" and command.not_applicable_reason is None:
+        checked, errors = check_inputs(node, command.inputs)
+        _refuse(errors)
+        adjusted_inputs = {name: str(value) if isinstance(value, Decimal) else value for name, value in checked.items()}
+    elif command.decision == "adjusted":
+        _refuse(not_applicable_errors(node, self_assessed=False, evidence_count=len(command.evidence)))
+        adjusted_inputs = {}
+
+    async def decide(uow: UnitOfWork) -> DomainEvent:
+        self_assessed = await uow.workflow.latest_self_assessment(subject)
+        latest = await uow.workflow.latest_verification(subject)
+        superseded = supersedes_error(
+            LatestVerification(latest[1].envelope.id, latest[0].decision or "", latest[0].reason) if latest else None,
+            command.supersedes,
+        )
+        if superseded is not None:
+            raise AdjustmentNotSuperseded(superseded.message, [superseded])
+        if command.decision == "accepted":
+            if self_assessed is None:
+                raise InvalidMeasurement(
+                    "there is no self-assessed value to accept",
+                    [FieldError("decision", "nothing self-assessed to accept")],
+                )
+            inputs: dict[str, Any] = dict(self_assessed[0].inputs)
+            not_applicable = self_assessed[0].not_applicable_reason
+            if not_applicable is not None:
+                _refuse(not_applicable_errors(node, self_assessed=False, evidence_count=1))
+        else:
+            inputs, not_applicable = adjusted_inputs, command.not_applicable_reason
+        return MeasurementRecorded(
+            catalogue_id=command.catalogue_id,
+            catalogue_version=command.catalogue_version,
+            period=command.period,
+            unit_id=command.unit_id,
+            indicator=command.indicator,
+            stage="verification",
+            inputs=inputs,
+            not_applicable_reason=not_applicable,
+            evidence=command.evidence,
+            submitted_by=command.submitted_by,
+            decision=command.decision,
+            reason=command.reason,
+            verifies_event_id=self_assessed[1].envelope.id if self_assessed else None,
+            supersedes=command.supersedes,
+        )
+
+    return await append_once(uow, Submission.of(command, command.submitted_by, command.idempotency_key), decide)
+
+
+async def request_evidence(
+    command: RequestEvidence, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
+    async with uow:
+        catalogue, registry = await assessed_catalogue(
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+        )
+    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
+    _indicator(catalogue, command.indicator)
+    event = EvidenceRequested(**command.model_dump(exclude={"idempotency_key"}))
+    return await append_once(uow, Submission.of(command, command.requested_by, command.idempotency_key), _just(event))
+
+
+def _just(event: DomainEvent) -> Any:
+    async def decide(uow: UnitOfWork) -> DomainEvent:
+        return event
+
+    return decide
+
+
+async def close_period(
+    command: ClosePeriod, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
+    async with uow:
+        await assessed_catalogue(uow, catalogues, units, command.catalogue_id, command.catalogue_version)
+
+    async def closed(uow: UnitOfWork, stored: StoredEvent) -> None:
         await uow.workflow.close_period(
             command.catalogue_id, command.catalogue_version, command.period, stored.sequence
         )
-        await uow.commit()
-    return stored
+
+    event = PeriodClosed(**command.model_dump(exclude={"idempotency_key"}))
+    submission = Submission.of(command, command.closed_by, command.idempotency_key)
+    return await append_once(uow, submission, _just(event), closed)
 
 
-async def reopen_unit(command: ReopenUnit, uow: UnitOfWork, catalogues: CatalogueRegistry) -> StoredEvent:
+async def reopen_unit(
+    command: ReopenUnit, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
     scope = (command.catalogue_id, command.catalogue_version, command.period)
     async with uow:
-        await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
-    async with uow.writing():
-        await uow.events.lock()
+        catalogue, registry = await assessed_catalogue(uow, catalogues, units, *scope[:2])
+    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
+
+    async def decide(uow: UnitOfWork) -> DomainEvent:
         if not await uow.workflow.is_closed(*scope):
             raise Conflict("the period is not closed", [FieldError("period", "not closed")])
-        stored = await uow.events.append(
-            UnitReopened(**command.model_dump()),
-            actor=command.reopened_by,
-            catalogue_id=command.catalogue_id,
-            unit_id=command.unit_id,
-        )
+        return UnitReopened(**command.model_dump(exclude={"idempotency_key"}))
+
+    async def reopened(uow: UnitOfWork, stored: StoredEvent) -> None:
         await uow.workflow.reopen_unit(*scope, command.unit_id, stored.sequence)
-        await uow.commit()
-    return stored
+
+    submission = Submission.of(command, command.reopened_by, command.idempotency_key)
+    return await append_once(uow, submission, decide, reopened)
 
 
-async def report_context(command: ReportContext, uow: UnitOfWork, catalogues: CatalogueRegistry) -> StoredEvent:
+async def report_context(
+    command: ReportContext, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
     """General information ("Thông tin chung") for a unit and period, checked against the catalogue's fields."""
     async with uow:
-        catalogue = await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
+        catalogue, registry = await assessed_catalogue(
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+        )
+    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
     fields = {field.code: field for field in catalogue.context_fields}
     errors: list[FieldError] = []
     values: dict[str, str | bool] = {}
     for code, value in command.values.items():
         field = fields.get(code)
+        where = f"values.{code}"
         if field is None:
-            errors.append(FieldError(f"values.{code}", f"{catalogue.id} has no general-information field {code}"))
+            errors.append(FieldError(where, f"{catalogue.id} has no general-information field {code}"))
         elif field.type == "boolean":
             if isinstance(value, bool):
                 values[code] = value
             else:
-                errors.append(FieldError(f"values.{code}", "must be true or false"))
+                errors.append(FieldError(where, "must be true or false"))
         elif field.type in ("text", "category"):
-            values[code] = str(value)
-        elif isinstance(value, bool) or not _is_number(value):
-            errors.append(FieldError(f"values.{code}", "must be a number"))
+            if not isinstance(value, str) or len(value) > CONTEXT_TEXT_LIMIT:
+                errors.append(FieldError(where, f"must be a text of at most {CONTEXT_TEXT_LIMIT} characters"))
+            else:
+                values[code] = value
         else:
-            values[code] = str(Decimal(str(value)))
-    if errors or not values:
-        errors = errors or [FieldError("values", "at least one field")]
-        raise InvalidMeasurement("; ".join(f"{e.field}: {e.message}" for e in errors), errors)
-    event = ContextReported(**command.model_dump(exclude={"values"}), values=values)
-    return await _append(uow, event, command.submitted_by)
+            number = parse_number(value, field.type)
+            if isinstance(number, str):
+                errors.append(FieldError(where, number))
+            elif number < 0:
+                errors.append(FieldError(where, "cannot be negative"))
+            elif field.type == "count" and number != number.to_integral_value():
+                errors.append(FieldError(where, "a count must be a whole number"))
+            elif field.type == "percent" and number > 1:
+                errors.append(FieldError(where, 'a share is a fraction from 0 to 1 (write 0.45 or "45%")'))
+            else:
+                values[code] = str(number)
+    _refuse(errors or ([] if values else [FieldError("values", "at least one field")]))
+    event = ContextReported(**command.model_dump(exclude={"values", "idempotency_key"}), values=values)
+    return await append_once(uow, Submission.of(command, command.submitted_by, command.idempotency_key), _just(event))
 
 
-def _is_number(value: Any) -> bool:
-    try:
-        return Decimal(str(value)).is_finite()
-    except ArithmeticError:
-        return False
+CONTEXT_TEXT_LIMIT = 2000
 
 
-async def publish_result(command: PublishResult, uow: UnitOfWork, catalogues: CatalogueRegistry) -> StoredEvent:
-    """Freeze the complete ranking as an event; a restatement names the publication it replaces."""
+async def publish_result(
+    command: PublishResult, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+) -> Recorded:
+    """Freeze the complete ranking of the peer group's units as an event; a restatement names the
+    publication it replaces. Every unit × scored component needs a verification decision, unless
+    the approver states why it publishes without (`incomplete_reason`, recorded with what was missing)."""
     scope = (command.catalogue_id, command.catalogue_version, command.period)
     async with uow:
-        catalogue = await _catalogue(uow, catalogues, command.catalogue_id, command.catalogue_version)
-    async with uow.writing():
-        await uow.events.lock()  # nothing can be appended between reading the scores and publishing them
+        catalogue, registry = await assessed_catalogue(uow, catalogues, units, *scope[:2])
+
+    async def decide(uow: UnitOfWork) -> DomainEvent:
+        # under the append lock: nothing can be appended between reading the scores and publishing them
         current = await uow.workflow.latest_publication(*scope)
         if current is not None and command.replaces != current.publication_id:
             raise Conflict(
@@ -207,8 +263,23 @@ async def publish_result(command: PublishResult, uow: UnitOfWork, catalogues: Ca
         if current is not None and not command.reason:
             raise InvalidMeasurement("a restatement needs a reason", [FieldError("reason", "required to restate")])
         head, _ = await uow.events.chain_head()
-        ranking = await _ranking(uow, catalogue, command)
-        event = ResultPublished(
+        measured = await uow.workflow.measurements(
+            catalogue.id, command.catalogue_version, command.period, command.stage
+        )
+        members = units_of_period(registry, catalogue, command.period)
+        member_ids = {unit.id for unit in members}
+        decided: dict[str, set[str]] = {}
+        for event, _, _ in measured:
+            decided.setdefault(event.unit_id, set()).add(event.indicator)
+        missing = missing_decisions(catalogue, members, decided)
+        refused = publication_errors(members, missing, bool(set(decided) & member_ids), command.incomplete_reason)
+        if refused:
+            raise RankingIncomplete(
+                refused[0].message + "".join(f"; {entry.unit_id}: {entry.count} missing" for entry in missing[:10]),
+                refused,
+            )
+        ranking = await _ranking(uow, catalogue, command, registry, measured)
+        return ResultPublished(
             catalogue_id=command.catalogue_id,
             catalogue_version=command.catalogue_version,
             period=command.period,
@@ -219,18 +290,26 @@ async def publish_result(command: PublishResult, uow: UnitOfWork, catalogues: Ca
             replaces=command.replaces,
             moved=_moves(current.ranking if current else (), ranking) if current else (),
             reason=command.reason,
+            incomplete_reason=command.incomplete_reason if missing else None,
+            missing=missing,
             published_by=command.published_by,
         )
-        stored = await uow.events.append(event, actor=command.published_by, catalogue_id=command.catalogue_id)
-        await uow.commit()
-    return stored
+
+    return await append_once(uow, Submission.of(command, command.published_by, command.idempotency_key), decide)
 
 
-async def _ranking(uow: UnitOfWork, catalogue: Catalogue, command: PublishResult) -> tuple[RankedUnit, ...]:
+async def _ranking(
+    uow: UnitOfWork,
+    catalogue: Catalogue,
+    command: PublishResult,
+    registry: UnitRegistry,
+    measured: list[tuple[MeasurementRecorded, str, int]],
+) -> tuple[RankedUnit, ...]:
     version, period, stage = command.catalogue_version, command.period, command.stage
-    current = collect_inputs(catalogue, await uow.workflow.measurements(catalogue.id, version, period, stage))
+    current = collect_inputs(catalogue, measured)
     previous = collect_inputs(catalogue, await uow.workflow.measurements(catalogue.id, version, period - 1, stage))
-    scores = score_period(catalogue, current, previous)
+    members = [unit.id for unit in units_of_period(registry, catalogue, period)]
+    scores = score_period(catalogue, current, previous, units=members)
     pillars = [root.code for root in catalogue.roots if root.scored]
     return tuple(
         RankedUnit(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
-from kpi_common.catalogue_store import catalogue_table
+from kpi_common.catalogue_store import catalogue_table, peer_group_table
 from kpi_common.db import new_metadata
 from kpi_common.tracking import tracking_tables
 
 metadata = new_metadata()
 catalogues = catalogue_table(metadata)
+peer_groups = peer_group_table(metadata)
 consumer_positions, dead_letters = tracking_tables(metadata)
 
 measurement_history = Table(

@@ -6,7 +6,7 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_core.events import (
     CatalogueVersionRegistered,
@@ -14,6 +14,7 @@ from kpi_core.events import (
     EventEnvelope,
     EvidenceRequested,
     MeasurementRecorded,
+    PeerGroupRegistered,
     PeriodClosed,
     ResultPublished,
     UnitReopened,
@@ -26,13 +27,16 @@ TimelineEvent = EvidenceRequested | PeriodClosed | UnitReopened | ContextReporte
 
 
 class HistoryProjection:
-    def __init__(self, catalogues: CatalogueStore) -> None:
+    def __init__(self, catalogues: CatalogueStore, peer_groups: PeerGroupStore) -> None:
         self.catalogues = catalogues
+        self.peer_groups = peer_groups
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
         event = decode_event(envelope)
         if isinstance(event, CatalogueVersionRegistered):
             await self.catalogues.store(session, event)
+        elif isinstance(event, PeerGroupRegistered):
+            await self.peer_groups.store(session, event, envelope.sequence)
         elif isinstance(event, MeasurementRecorded):
             await insert_ignoring_duplicates(session, measurement_history, _measurement_row(event, envelope))
         elif isinstance(event, TimelineEvent):

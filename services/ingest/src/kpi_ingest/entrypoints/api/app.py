@@ -12,7 +12,7 @@ from kpi_common.health import health_router
 from kpi_common.problems import install_problem_handlers, problem_response
 from kpi_ingest.bootstrap import Ingest, bootstrap
 from kpi_ingest.config import Settings
-from kpi_ingest.entrypoints.api.routes import audit, catalogues, events, measurements, schemas, workflow
+from kpi_ingest.entrypoints.api.routes import audit, catalogues, events, measurements, schemas, units, workflow
 from kpi_ingest.service_layer.errors import IngestError
 
 
@@ -52,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(audit.router)
     app.include_router(workflow.router)
+    app.include_router(units.router)
     return app

@@ -28,7 +28,7 @@ async def post_measurement(
         idempotency_key=idempotency_key,
         submitted_by=key.id,
     )
-    recorded = await handlers.record_measurement(command, ingest.uow(), ingest.catalogues)
+    recorded = await handlers.record_measurement(command, ingest.uow(), ingest.catalogues, ingest.units)
     if recorded.replayed:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"

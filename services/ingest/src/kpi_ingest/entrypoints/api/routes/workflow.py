@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_core.commands import ClosePeriod, PublishResult, ReopenUnit, ReportContext, RequestEvidence, VerifyMeasurement
-from kpi_core.events import Evidence, Stage
-from kpi_ingest.adapters.event_store import StoredEvent
+from kpi_core.events import Evidence
 from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IdempotencyKeyDep, IngestDep, require_role, require_unit
 from kpi_ingest.entrypoints.api.schemas import InputValue
 from kpi_ingest.service_layer import workflow
+from kpi_ingest.service_layer.handlers import Recorded
 
 router = APIRouter(prefix="/v1", tags=["assessment workflow"])
 
@@ -33,6 +33,9 @@ class VerificationIn(_Scope):
     not_applicable_reason: str | None = Field(default=None, min_length=3, max_length=2000)
     reason: str | None = Field(default=None, min_length=3, max_length=2000)
     evidence: list[Evidence] = Field(default_factory=list, max_length=50)
+    supersedes: str | None = Field(
+        default=None, max_length=36, description="The earlier adjustment (event id) this verification replaces"
+    )
 
 
 class EvidenceRequestIn(_Scope):
@@ -56,18 +59,36 @@ class ContextIn(_Scope):
 
 
 class PublicationIn(_Scope):
-    stage: Stage = "verification"
+    stage: Literal["verification"] = Field(
+        default="verification", description="The official result is the verified one (003 §II.2.b)"
+    )
     replaces: str | None = None
     reason: str | None = Field(default=None, min_length=3, max_length=2000)
+    incomplete_reason: str | None = Field(
+        default=None,
+        min_length=10,
+        max_length=2000,
+        description="Why the ranking is published although some components have no verification decision",
+    )
 
 
-def _accepted(stored: StoredEvent, **extra: Any) -> dict[str, Any]:
-    return {"event_id": stored.envelope.id, "sequence": stored.sequence, "type": stored.envelope.type, **extra}
+def _accepted(recorded: Recorded, response: Response, **extra: Any) -> dict[str, Any]:
+    stored = recorded.event
+    if recorded.replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    return {
+        "event_id": stored.envelope.id,
+        "sequence": stored.sequence,
+        "type": stored.envelope.type,
+        "replayed": recorded.replayed,
+        **extra,
+    }
 
 
 @router.post("/verifications", status_code=201)
 async def post_verification(
-    body: VerificationIn, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    body: VerificationIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
 ) -> dict[str, Any]:
     """Evaluator: accept a unit's self-assessed value for a component, or replace it with a reason."""
     require_role(key, "evaluator")
@@ -77,54 +98,56 @@ async def post_verification(
         idempotency_key=idempotency_key,
         submitted_by=key.id,
     )
-    recorded = await workflow.verify_measurement(command, ingest.uow(), ingest.catalogues)
-    return _accepted(recorded.event, replayed=recorded.replayed)
+    recorded = await workflow.verify_measurement(command, ingest.uow(), ingest.catalogues, ingest.units)
+    return _accepted(recorded, response)
 
 
 @router.post("/evidence-requests", status_code=201)
-async def post_evidence_request(body: EvidenceRequestIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+async def post_evidence_request(
+    body: EvidenceRequestIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+) -> dict[str, Any]:
     """Evaluator: ask a unit for more evidence on a component; the unit answers with `responds_to` = this event id."""
     require_role(key, "evaluator")
-    stored = await workflow.request_evidence(
-        RequestEvidence(**body.model_dump(), requested_by=key.id), ingest.uow(), ingest.catalogues
-    )
-    return _accepted(stored)
+    command = RequestEvidence(**body.model_dump(), idempotency_key=idempotency_key, requested_by=key.id)
+    return _accepted(await workflow.request_evidence(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
 @router.post("/periods/close", status_code=201)
-async def post_close(body: CloseIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+async def post_close(
+    body: CloseIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+) -> dict[str, Any]:
     """Evaluator or admin: close a catalogue version's period for submissions."""
     require_role(key, "evaluator", "admin")
-    stored = await workflow.close_period(
-        ClosePeriod(**body.model_dump(), closed_by=key.id), ingest.uow(), ingest.catalogues
-    )
-    return _accepted(stored)
+    command = ClosePeriod(**body.model_dump(), idempotency_key=idempotency_key, closed_by=key.id)
+    return _accepted(await workflow.close_period(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
 @router.post("/periods/reopen", status_code=201)
-async def post_reopen(body: ReopenIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+async def post_reopen(
+    body: ReopenIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+) -> dict[str, Any]:
     """Evaluator: reopen a closed period for one unit, with a reason."""
     require_role(key, "evaluator")
-    stored = await workflow.reopen_unit(
-        ReopenUnit(**body.model_dump(), reopened_by=key.id), ingest.uow(), ingest.catalogues
-    )
-    return _accepted(stored)
+    command = ReopenUnit(**body.model_dump(), idempotency_key=idempotency_key, reopened_by=key.id)
+    return _accepted(await workflow.reopen_unit(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
 @router.post("/context", status_code=201)
-async def post_context(body: ContextIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+async def post_context(
+    body: ContextIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+) -> dict[str, Any]:
     """Reporter: a unit's general information for a period (population, civil servants, information systems...)."""
     require_unit(key, body.unit_id)
-    command = ReportContext(**body.model_dump(), submitted_by=key.id)
-    stored = await workflow.report_context(command, ingest.uow(), ingest.catalogues)
-    return _accepted(stored)
+    command = ReportContext(**body.model_dump(), idempotency_key=idempotency_key, submitted_by=key.id)
+    return _accepted(await workflow.report_context(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
 @router.post("/publications", status_code=201)
-async def post_publication(body: PublicationIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+async def post_publication(
+    body: PublicationIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+) -> dict[str, Any]:
     """Approver: publish (freeze) the ranking of a period; to correct it, publish a restatement naming `replaces`."""
     require_role(key, "approver")
-    stored = await workflow.publish_result(
-        PublishResult(**body.model_dump(), published_by=key.id), ingest.uow(), ingest.catalogues
-    )
-    return _accepted(stored, publication=stored.envelope.data)
+    command = PublishResult(**body.model_dump(), idempotency_key=idempotency_key, published_by=key.id)
+    recorded = await workflow.publish_result(command, ingest.uow(), ingest.catalogues, ingest.units)
+    return _accepted(recorded, response, publication=recorded.event.envelope.data)

@@ -57,9 +57,21 @@ async def export_rankings(
     first = found["rankings"][0]["pillars"] if found["rankings"] else {}
     pillars = [p["code"] for p in found.get("pillars", [])] or list(first)
     names = {p["code"]: f"{p['code']}. {p['name_vi']}" for p in found.get("pillars", [])}
-    header = ["Hạng (Rank)", "Đơn vị (Unit)", "Tổng điểm (Total)", *(names.get(code, code) for code in pillars)]
+    header = [
+        "Hạng (Rank)",
+        "Mã đơn vị (Unit id)",
+        "Đơn vị (Unit)",
+        "Tổng điểm (Total)",
+        *(names.get(code, code) for code in pillars),
+    ]
     rows = [
-        [row["rank_label"], row["unit_id"], row["total"], *(row["pillars"].get(code) for code in pillars)]
+        [
+            row["rank_label"],
+            row["unit_id"],
+            row.get("unit_name_vi") or row["unit_id"],
+            row["total"],
+            *(row["pillars"].get(code) for code in pillars),
+        ]
         for row in found["rankings"]
     ]
     return _csv([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
@@ -83,4 +95,5 @@ async def export_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, 
     rows.append(
         ["", "Tổng (Total)", card["max_points"], card["total"], "", "", "", "", "", card["previous_period_total"]]
     )
+    rows.append(["", "Đơn vị (Unit)", card["unit_id"], card.get("unit_name_vi")])
     return _csv(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")

@@ -1,0 +1,65 @@
+"""The unit registry as ingest knows it: peer group registrations from the log, cached until a new one."""
+
+from __future__ import annotations
+
+from kpi_core.commands import RegisterPeerGroup
+from kpi_core.events import PeerGroupRegistered, decode_event
+from kpi_core.measurements import FieldError
+from kpi_core.units import PeerGroupInvalid, UnitRegistry, parse_peer_group
+from kpi_ingest.adapters.event_store import StoredEvent
+from kpi_ingest.service_layer.errors import Conflict, InvalidUnitList
+from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+
+
+class RegistryCache:
+    """The registry in force; reread from the log only when another registration has committed
+    (by this instance or another one on the same database)."""
+
+    def __init__(self) -> None:
+        self._registry = UnitRegistry()
+        self._head = -1
+
+    async def get(self, uow: UnitOfWork) -> UnitRegistry:
+        head = await uow.events.peer_groups_head()
+        if head != self._head:
+            registry = UnitRegistry()
+            for stored in await uow.events.peer_group_registrations():
+                event = decode_event(stored.envelope)
+                assert isinstance(event, PeerGroupRegistered)
+                registry = registry.with_group(parse_peer_group(event.document))
+            self._registry, self._head = registry, head
+        return self._registry
+
+
+async def register_peer_group(
+    command: RegisterPeerGroup, uow: UnitOfWork, *, allow_existing: bool = False
+) -> StoredEvent | None:
+    """Register a version of a peer group's unit list; the same version never changes.
+    Returns None when `allow_existing` and the same content is already registered."""
+    try:
+        group = parse_peer_group(command.document)
+    except PeerGroupInvalid as invalid:
+        raise InvalidUnitList(str(invalid), [FieldError("document", defect) for defect in invalid.defects]) from None
+    content_sha256 = group.content_hash()
+    async with uow.writing():
+        await uow.events.lock()
+        existing = await uow.events.peer_group_version(group.id, group.version)
+        if existing is not None:
+            if allow_existing and existing == content_sha256:
+                return None
+            raise Conflict(
+                f"peer group {group.id} version {group.version} is already registered"
+                + ("" if existing == content_sha256 else " with different content; register a new version"),
+                [FieldError("version", "already registered")],
+            )
+        event = PeerGroupRegistered(
+            peer_group_id=group.id,
+            version=group.version,
+            content_sha256=content_sha256,
+            document=group.document(),
+            registered_by=command.registered_by,
+        )
+        stored = await uow.events.append(event, actor=command.registered_by)
+        await uow.events.record_peer_group_version(group.id, group.version, content_sha256, stored.sequence)
+        await uow.commit()
+    return stored
