@@ -33,6 +33,8 @@ class InputSpec(_Model):
     type: InputType = "number"
     options: tuple[str, ...] | None = None
     signed: bool = False  # a number that can be negative; counts, amounts and shares never are
+    # a value the source prints (a required list of 7 platforms): filled in, and any other value refused
+    constant: Decimal | None = None
 
 
 class ContextField(_Model):

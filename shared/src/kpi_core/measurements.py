@@ -40,7 +40,7 @@ def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputVal
     errors: list[FieldError] = []
     if node.rule is None or isinstance(node.rule, SumOfChildrenRule):
         return {}, [FieldError("indicator", f"{node.code} is scored from its children; post its children")]
-    values: dict[str, InputValue] = {}
+    values: dict[str, InputValue] = {spec.name: spec.constant for spec in node.inputs if spec.constant is not None}
     for name, value in raw.items():
         spec = node.input_spec(name)
         if spec is None:
@@ -49,6 +49,8 @@ def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputVal
         parsed = _parse(spec, value, node.rule)
         if isinstance(parsed, FieldError):
             errors.append(parsed)
+        elif spec.constant is not None and parsed != spec.constant:
+            errors.append(FieldError(f"inputs.{name}", f"is fixed by the source at {spec.constant}; leave it out"))
         else:
             values[name] = parsed
     not_needed = {
@@ -58,7 +60,7 @@ def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputVal
         if isinstance(rule, TiersRule) and rule.gate is not None and values.get(rule.gate) is False:
             not_needed |= set(rule.measure.input_names)  # no section: its count does not matter
     for name in rule_input_names(node.rule):
-        if name not in raw and name not in not_needed:
+        if name not in values and name not in raw and name not in not_needed:
             errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {node.rule.kind} rule"))
     if not errors:
         errors.extend(_rule_errors(node.rule, values))
