@@ -5,16 +5,32 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from kpi_common import auth, embedded
+from kpi_core.units import PeerGroup, parse_peer_group, reference_date
 
+# Units of the bundled peer groups, valid in the periods the tests use (provinces to 2025-06-30,
+# HCMC districts to 2025-06-30): a measurement for any other unit is refused.
 PROVINCES = ("gia-lai", "binh-dinh", "da-nang")
 DISTRICTS = ("quan-1", "quan-3", "thu-duc", "binh-chanh")
+
+
+def bundled_peer_group(peer_group: str) -> PeerGroup:
+    """A unit list bundled with kpi_core (registered by ingest at start, one event per list)."""
+    text = resources.files("kpi_core").joinpath("unit_lists", f"{peer_group}.yaml").read_text(encoding="utf-8")
+    return parse_peer_group(yaml.safe_load(text))
+
+
+def unit_ids(peer_group: str, period: int) -> list[str]:
+    """The ids of a bundled peer group's units in a period (valid on Dec 31), in the list's order."""
+    return [unit.id for unit in bundled_peer_group(peer_group).members(reference_date(period))]
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """The yearly cycle for the HCMC districts catalogue: self-assessment, verification with an adjustment,
 evidence request and answer, closing, publication, a late submission that does not move the published
-ranking, a restatement that does and lists the moved ranks; and every role check on the way."""
+ranking, a restatement that does and lists the moved ranks; and every role check on the way.
+
+The HCMC district level ends on 2025-06-30, so the cycle is the 2024 assessment (and 2023 "last year").
+Every one of the 22 registered units is ranked: the 19 that report nothing rank last with 0."""
 
 from __future__ import annotations
 
@@ -14,8 +17,11 @@ import pytest
 from tests.e2e.conftest import RunningSystem
 
 pytestmark = pytest.mark.e2e
-SCOPE_BODY = {"catalogue_id": "hcmc-dti-districts", "catalogue_version": "1.0", "period": 2025}
-SCOPE = {"catalogue": "hcmc-dti-districts", "version": "1.0", "period": 2025}
+SCOPE_BODY = {"catalogue_id": "hcmc-dti-districts", "catalogue_version": "1.0", "period": 2024}
+SCOPE = {"catalogue": "hcmc-dti-districts", "version": "1.0", "period": 2024}
+UNITS = 22  # Thủ Đức city, 16 quận and 5 huyện (bundled unit list hcmc-districts, valid on 2024-12-31)
+SCORED_COMPONENTS = 51  # the scored leaves of Appendix II: each unit needs a verification decision on each
+INCOMPLETE = "Công bố kết quả các đơn vị đã được thẩm định; các đơn vị còn lại bổ sung sau"
 EVIDENCE = [{"title": "Quyết định thành lập Ban chỉ đạo", "number": "123/QĐ-UBND", "date": "2025-02-01"}]
 
 
@@ -37,8 +43,8 @@ def rankings(system: RunningSystem, **params: Any) -> dict[str, Any]:
 
 def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     system = running
-    last_year = {**SCOPE_BODY, "period": 2024, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}}
-    assert system.post("quan-1", "/v1/measurements", last_year, "cycle-2024").status_code == 201  # 5 points in 2024
+    last_year = {**SCOPE_BODY, "period": 2023, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}}
+    assert system.post("quan-1", "/v1/measurements", last_year, "cycle-2023").status_code == 201  # 5 points in 2023
     # 1. Self-assessment ("Tự đánh giá") with evidence.
     for unit, indicator, inputs in [
         ("quan-1", "1.1", {"a": "secretary_or_chair"}),  # 10
@@ -58,8 +64,8 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
             {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "decision": "accepted"},
             "r1",
         ),
-        system.post("quan-1", "/v1/publications", SCOPE_BODY),
-        system.post("evaluator", "/v1/publications", SCOPE_BODY),
+        system.post("quan-1", "/v1/publications", SCOPE_BODY, "r-publish-1"),
+        system.post("evaluator", "/v1/publications", SCOPE_BODY, "r-publish-2"),
         system.post(
             "approver",
             "/v1/verifications",
@@ -72,7 +78,7 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
             {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}},
             "r3",
         ),
-        system.post("quan-1", "/v1/periods/close", SCOPE_BODY),
+        system.post("quan-1", "/v1/periods/close", SCOPE_BODY, "r-close"),
         system.post(
             "evaluator",
             "/v1/measurements",
@@ -83,8 +89,18 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
             "quan-1",
             "/v1/evidence-requests",
             {**SCOPE_BODY, "unit_id": "quan-3", "indicator": "1.1", "message": "xin minh chứng"},
+            "r-ask",
         ),
-        system.post("quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-3", "values": {"population": 1}}),
+        system.post(
+            "quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-3", "values": {"population": 1}}, "r-context"
+        ),
+        # a unit writes its self-assessment only: the verified value is the evaluator's
+        system.post(
+            "quan-1",
+            "/v1/measurements",
+            {**SCOPE_BODY, "unit_id": "quan-1", "indicator": "1.1", "inputs": {"a": "deputy"}, "stage": "verification"},
+            "r5",
+        ),
     ]
     assert [response.status_code for response in forbidden] == [403] * len(forbidden)
     assert (
@@ -117,6 +133,7 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
         "evaluator",
         "/v1/evidence-requests",
         {**SCOPE_BODY, "unit_id": "thu-duc", "indicator": "3.3", "message": "Đề nghị bổ sung danh sách ứng dụng"},
+        "cycle-ask",
     )
     assert request.status_code == 201
     answer = submit(system, "thu-duc", "3.3", {"a": "0.9"}, "cycle-answer", responds_to=request.json()["event_id"])
@@ -134,15 +151,20 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
             "quan-1",
             "/v1/context",
             {**SCOPE_BODY, "unit_id": "quan-1", "values": {"population": 142625, "civil_servants": 320}},
+            "cycle-context",
         ).status_code
         == 201
     )
-    bad_context = system.post("quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-1", "values": {"mayor": "x"}})
+    bad_context = system.post(
+        "quan-1", "/v1/context", {**SCOPE_BODY, "unit_id": "quan-1", "values": {"mayor": "x"}}, "cycle-bad-context"
+    )
     assert bad_context.status_code == 422 and bad_context.json()["errors"][0]["field"] == "values.mayor"
 
     # 4. Close the period: a late submission is refused with a clear error.
     assert (
-        system.post("evaluator", "/v1/periods/close", {**SCOPE_BODY, "reason": "Hết hạn tự đánh giá"}).status_code
+        system.post(
+            "evaluator", "/v1/periods/close", {**SCOPE_BODY, "reason": "Hết hạn tự đánh giá"}, "cycle-close"
+        ).status_code
         == 201
     )
     late = submit(system, "quan-1", "1.1", {"a": "deputy"}, "cycle-late-1")
@@ -150,20 +172,39 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
         {"field": "period", "message": "closed for submissions"}
     ]
 
-    # 5. Publication freezes the verified ranking.
-    published = system.post("approver", "/v1/publications", SCOPE_BODY)
+    # 5. Publication freezes the verified ranking. Only 3 of the 22 units have verification decisions
+    # (2 components each of 51), so the approver states why it publishes anyway; what is missing is recorded.
+    published = system.post("approver", "/v1/publications", {**SCOPE_BODY, "incomplete_reason": INCOMPLETE}, "pub")
     assert published.status_code == 201, published.text
+    assert published.json()["replayed"] is False
     publication_id = published.json()["publication"]["publication_id"]
+    recorded = published.json()["publication"]
+    assert recorded["incomplete_reason"] == INCOMPLETE
+    missing = {entry["unit_id"]: entry for entry in recorded["missing"]}
+    assert len(missing) == UNITS  # every unit lacks at least one decision
+    # thu-duc, quan-1 and quan-3 have decisions on 1.1 and 3.3: 51 − 2 = 49 missing; the 19 silent units 51
+    assert {unit: entry["count"] for unit, entry in missing.items() if entry["count"] != SCORED_COMPONENTS} == {
+        "thu-duc": SCORED_COMPONENTS - 2,
+        "quan-1": SCORED_COMPONENTS - 2,
+        "quan-3": SCORED_COMPONENTS - 2,
+    }
+    assert missing["quan-1"]["first"][:3] == ["1.2", "1.3", "1.4"]  # 1.1 was verified, so it is not listed
+    assert missing["can-gio"]["first"][:2] == ["1.1", "1.2"]
     system.wait_for(
         lambda: system.reporting.get("/v1/rankings", params={**SCOPE, "stage": "published"}).status_code == 200
     )
     frozen = rankings(system, stage="published")
-    # verified: quan-1 10 + 15 = 25; quan-3 10 + 15 (adjusted from 30) = 25; thu-duc 5 + 30 = 35
-    assert [(row["rank_label"], row["unit_id"], row["total"]) for row in frozen["rankings"]] == [
-        ("1/3", "thu-duc", "35.00"),
-        ("2/3", "quan-1", "25.00"),
-        ("2/3", "quan-3", "25.00"),
+    # verified: quan-1 10 + 15 = 25; quan-3 10 + 15 (adjusted from 30) = 25; thu-duc 5 + 30 = 35;
+    # the other 19 registered units have no data: 0, tied 4th of 22
+    assert [(row["rank_label"], row["unit_id"], row["total"]) for row in frozen["rankings"][:3]] == [
+        ("1/22", "thu-duc", "35.00"),
+        ("2/22", "quan-1", "25.00"),
+        ("2/22", "quan-3", "25.00"),
     ]
+    assert len(frozen["rankings"]) == UNITS
+    assert {(row["rank_label"], row["total"]) for row in frozen["rankings"][3:]} == {("4/22", "0.00")}
+    assert frozen["rankings"][0]["unit_name_vi"] == "Thành phố Thủ Đức"
+    assert (frozen["incomplete_reason"], len(frozen["missing"])) == (INCOMPLETE, UNITS)
     assert (frozen["publication_id"], frozen["published_by"], frozen["published_stage"]) == (
         publication_id,
         "ubnd-approver",
@@ -193,7 +234,10 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     # 6. A reopened unit's late submission does not move what was published.
     assert (
         system.post(
-            "evaluator", "/v1/periods/reopen", {**SCOPE_BODY, "unit_id": "quan-1", "reason": "Gia hạn theo công văn 45"}
+            "evaluator",
+            "/v1/periods/reopen",
+            {**SCOPE_BODY, "unit_id": "quan-1", "reason": "Gia hạn theo công văn 45"},
+            "cycle-reopen",
         ).status_code
         == 201
     )
@@ -208,18 +252,31 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     assert rankings(system, stage="published")["rankings"] == frozen["rankings"]
 
     # 7. Publishing again must be a restatement naming what it replaces; it lists every rank that moved.
-    assert system.post("approver", "/v1/publications", SCOPE_BODY).status_code == 409
+    # (a new Idempotency-Key: the first one with this body would replay the first publication)
+    unnamed = system.post("approver", "/v1/publications", {**SCOPE_BODY, "incomplete_reason": INCOMPLETE}, "pub-again")
+    assert unnamed.status_code == 409 and [error["field"] for error in unnamed.json()["errors"]] == ["replaces"]
     restated = system.post(
         "approver",
         "/v1/publications",
-        {**SCOPE_BODY, "replaces": publication_id, "reason": "Bổ sung kết quả Quận 1 sau gia hạn"},
+        {
+            **SCOPE_BODY,
+            "replaces": publication_id,
+            "reason": "Bổ sung kết quả Quận 1 sau gia hạn",
+            "incomplete_reason": INCOMPLETE,
+        },
+        "pub-restated",
     )
     assert restated.status_code == 201, restated.text
+    # the 19 units without data stay tied 4th of 22: only the three reporting units move
     assert restated.json()["publication"]["moved"] == [
-        {"unit_id": "quan-1", "from_rank": "2/3", "to_rank": "1/3"},
-        {"unit_id": "quan-3", "from_rank": "2/3", "to_rank": "3/3"},
-        {"unit_id": "thu-duc", "from_rank": "1/3", "to_rank": "2/3"},
+        {"unit_id": "quan-1", "from_rank": "2/22", "to_rank": "1/22"},
+        {"unit_id": "quan-3", "from_rank": "2/22", "to_rank": "3/22"},
+        {"unit_id": "thu-duc", "from_rank": "1/22", "to_rank": "2/22"},
     ]
+    # quan-1's 3.3 was decided again (accepted); the count of what is missing is unchanged
+    assert {entry["unit_id"]: entry["count"] for entry in restated.json()["publication"]["missing"]}["quan-1"] == (
+        SCORED_COMPONENTS - 2
+    )
     restatement_id = restated.json()["publication"]["publication_id"]
     system.wait_for(lambda: rankings(system, stage="published")["publication_id"] == restatement_id)
     assert rankings(system, stage="published")["replaces"] == publication_id
@@ -228,11 +285,14 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
 
     # Per-pillar rankings and the change since last year.
     by_pillar_3 = rankings(system, stage="verification", pillar="3")
-    assert [(row["rank_label"], row["unit_id"], row["pillars"]["3"]) for row in by_pillar_3["rankings"]] == [
-        ("1/3", "quan-1", "30.00"),
-        ("1/3", "thu-duc", "30.00"),
-        ("3/3", "quan-3", "15.00"),
+    assert [(row["rank_label"], row["unit_id"], row["pillars"]["3"]) for row in by_pillar_3["rankings"][:3]] == [
+        ("1/22", "quan-1", "30.00"),
+        ("1/22", "thu-duc", "30.00"),
+        ("3/22", "quan-3", "15.00"),
     ]
+    assert {(row["rank_label"], row["pillars"]["3"], row["status"]) for row in by_pillar_3["rankings"][3:]} == {
+        ("4/22", "0.00", "missing")
+    }
     own = system.reporting.get("/v1/units/quan-1/scorecard", params=SCOPE).json()
     head = next(
         child
@@ -247,17 +307,20 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     lines = list(csv.reader(io.StringIO(sheet.text.lstrip("\ufeff"))))
     assert lines[0][:4] == ["Mã (Code)", "Chỉ số (Indicator)", "Điểm tối đa (Max)", "Điểm (Points)"]
     assert [line[0] for line in lines[1:4]] == ["1", "1.1", "1.2"]
-    assert lines[-1][1:4] == ["Tổng (Total)", "660", "40.00"]
+    assert lines[-2][1:4] == ["Tổng (Total)", "660", "40.00"]
+    assert lines[-1][1:4] == ["Đơn vị (Unit)", "quan-1", "Quận 1"]
 
     # Exports and the audit trail.
     exported = system.reporting.get("/v1/rankings.csv", params={**SCOPE, "stage": "published"})
     rows = list(csv.reader(io.StringIO(exported.text.lstrip("\ufeff"))))
-    assert rows[0][:3] == ["Hạng (Rank)", "Đơn vị (Unit)", "Tổng điểm (Total)"]
-    assert [row[:3] for row in rows[1:]] == [
-        ["1/3", "quan-1", "40.00"],
-        ["2/3", "thu-duc", "35.00"],
-        ["3/3", "quan-3", "25.00"],
+    # the unit's id has its own column; the next one is its Vietnamese name
+    assert rows[0][:4] == ["Hạng (Rank)", "Mã đơn vị (Unit id)", "Đơn vị (Unit)", "Tổng điểm (Total)"]
+    assert [row[:4] for row in rows[1:4]] == [
+        ["1/22", "quan-1", "Quận 1", "40.00"],
+        ["2/22", "thu-duc", "Thành phố Thủ Đức", "35.00"],
+        ["3/22", "quan-3", "Quận 3", "25.00"],
     ]
+    assert len(rows) == 1 + UNITS and {(row[0], row[3]) for row in rows[4:]} == {("4/22", "0.00")}
     history = system.reporting.get("/v1/units/thu-duc/history", params={**SCOPE, "indicator": "3.3"}).json()
     kinds = [(entry["type"].split(".")[2], entry.get("stage"), entry["by"]) for entry in history]
     assert kinds[:4] == [
@@ -277,6 +340,7 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     for event in events:
         jsonschema.validate(event, schemas[event["type"]])
     assert {event["type"] for event in events} >= {
+        "vn.kpi.units.registered.v1",
         "vn.kpi.measurement.recorded.v1",
         "vn.kpi.evidence.requested.v1",
         "vn.kpi.period.closed.v1",

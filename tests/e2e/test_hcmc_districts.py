@@ -1,6 +1,7 @@
 """Several HCMC districts scored on the official district catalogue, checked against hand computation.
 
 Expected points are computed by hand from Appendix II of decision 79/QĐ-UBND (see each comment).
+The ranking has the 22 registered units of 2024; the Min-Max peers are only the units that reported 5.1.
 """
 
 from __future__ import annotations
@@ -48,13 +49,17 @@ def test_districts_are_scored_as_the_decision_defines_and_peer_scores_follow_cor
         last = response.json()["sequence"]
     rankings = running.wait_until_projected(last, SCOPE)
     totals = {row["unit_id"]: (row["rank_label"], row["total"]) for row in rankings["rankings"]}
-    # quan-1: 5 + 10 + 15 = 30; quan-3: 0 + 5 + 30 = 35; thu-duc: 10 + 0 + 22.5 = 32.5; binh-chanh: 0 + 8 + 20 = 28
-    assert totals == {
-        "quan-3": ("1/4", "35.00"),
-        "thu-duc": ("2/4", "32.50"),
-        "quan-1": ("3/4", "30.00"),
-        "binh-chanh": ("4/4", "28.00"),
+    # quan-1: 5 + 10 + 15 = 30; quan-3: 0 + 5 + 30 = 35; thu-duc: 10 + 0 + 22.5 = 32.5; binh-chanh: 0 + 8 + 20 = 28;
+    # the 18 other registered units report nothing: 0, tied 5th of 22
+    reporting = ("quan-3", "thu-duc", "quan-1", "binh-chanh")
+    assert {unit: totals[unit] for unit in reporting} == {
+        "quan-3": ("1/22", "35.00"),
+        "thu-duc": ("2/22", "32.50"),
+        "quan-1": ("3/22", "30.00"),
+        "binh-chanh": ("4/22", "28.00"),
     }
+    assert len(totals) == 22
+    assert {totals[unit] for unit in totals if unit not in reporting} == {("5/22", "0.00")}
     assert rankings["max_points"] == "660.00"
 
     def score(unit: str, code: str) -> dict[str, Any]:
@@ -80,7 +85,14 @@ def test_districts_are_scored_as_the_decision_defines_and_peer_scores_follow_cor
     corrected = running.wait_until_projected(response.json()["sequence"], SCOPE)
     pillar_5 = {row["unit_id"]: row["pillars"]["5"] for row in corrected["rankings"]}
     # (12 − 4)/(12 − 4) × 10 = 10 for quan-1; (8 − 4)/8 × 10 = 5 for thu-duc; 0 for the others
-    assert pillar_5 == {"quan-1": "10.00", "thu-duc": "5.00", "quan-3": "0.00", "binh-chanh": "0.00"}
+    # (the 18 silent units included: they are not peers and score 0)
+    assert {unit: pillar_5[unit] for unit in reporting} == {
+        "quan-1": "10.00",
+        "thu-duc": "5.00",
+        "quan-3": "0.00",
+        "binh-chanh": "0.00",
+    }
+    assert {pillar_5[unit] for unit in pillar_5 if unit not in reporting} == {"0.00"}
     running.wait_for(lambda: score("quan-1", "5.1").get("points") == "10.00")
     corrected_peer = score("quan-1", "5.1")["explanation"]["peer"]
     assert (corrected_peer["min"], corrected_peer["max"]) == ("4", "12")

@@ -13,6 +13,8 @@ from tests.e2e.conftest import RunningSystem
 
 pytestmark = pytest.mark.e2e
 SCOPE = {"catalogue": "mini-dti", "version": "1.0", "period": 2024}
+PROVINCES_2024 = 63  # mini-dti ranks the peer group provinces: the 63 units valid on 2024-12-31
+BUNDLED_UNIT_LISTS = 5  # ingest registers each bundled unit list as an event before the catalogues
 
 
 def body(unit: str, indicator: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -60,13 +62,21 @@ def test_three_provinces_report_and_the_ranking_and_scorecard_follow(with_catalo
         last = response.json()["sequence"]
     rankings = system.wait_until_projected(last, SCOPE)
     table = [(row["rank_label"], row["unit_id"], row["total"], row["pillars"]) for row in rankings["rankings"]]
-    assert table == [
-        ("1/3", "binh-dinh", "45.00", {"1": "5.00", "3": "40.00"}),
-        ("1/3", "gia-lai", "45.00", {"1": "20.00", "3": "25.00"}),
-        ("3/3", "da-nang", "5.00", {"1": "0.00", "3": "5.00"}),
+    # every registered province is ranked: the 60 that reported nothing share rank 4 with 0 points
+    assert table[:3] == [
+        ("1/63", "binh-dinh", "45.00", {"1": "5.00", "3": "40.00"}),
+        ("1/63", "gia-lai", "45.00", {"1": "20.00", "3": "25.00"}),
+        ("3/63", "da-nang", "5.00", {"1": "0.00", "3": "5.00"}),
     ]
+    assert len(table) == PROVINCES_2024
+    assert {(row["rank_label"], row["total"], row["status"]) for row in rankings["rankings"][3:]} == {
+        ("4/63", "0.00", "missing")
+    }
+    assert [row["status"] for row in rankings["rankings"][:3]] == ["reported"] * 3
+    assert (rankings["rankings"][0]["unit_name_vi"], rankings["rankings"][0]["unit_code"]) == ("Bình Định", "52")
     card = system.reporting.get("/v1/units/gia-lai/scorecard", params=SCOPE).json()
-    assert (card["total"], card["rank_label"], card["max_points"]) == ("45.00", "1/3", "60")
+    assert (card["total"], card["rank_label"], card["max_points"]) == ("45.00", "1/63", "60")
+    assert card["unit_name_vi"] == "Gia Lai"
     infrastructure = next(pillar for pillar in card["pillars"] if pillar["code"] == "3")
     share = next(child for child in infrastructure["children"] if child["code"] == "3.1")
     assert (share["points"], share["max_points"], share["status"], share["inputs"]) == (
@@ -87,7 +97,9 @@ def test_a_correction_moves_the_ranking(with_catalogue: RunningSystem) -> None:
     response = system.post_measurement("da-nang", body("da-nang", "1.1", {"a": "chair"}), "e2e-correction-1")
     response = system.post_measurement("da-nang", body("da-nang", "3.2", {"a": 9, "b": 9}), "e2e-correction-2")
     rankings = system.wait_until_projected(response.json()["sequence"], SCOPE)["rankings"]
-    assert [(row["unit_id"], row["total"]) for row in rankings][-1] == ("da-nang", "35.00")
+    # last of the units that reported (below them, the 60 silent provinces with 0)
+    reported = [(row["rank_label"], row["unit_id"], row["total"]) for row in rankings if row["status"] == "reported"]
+    assert reported[-1] == ("3/63", "da-nang", "35.00")
 
 
 def test_a_key_cannot_write_for_another_unit(with_catalogue: RunningSystem) -> None:
@@ -160,13 +172,17 @@ def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere
         after = page["next_after"]
     sequences = [event["sequence"] for page in pages for event in page]
     assert sequences == list(range(1, len(sequences) + 1))
-    assert pages[0][0]["type"] == "vn.kpi.catalogue.registered.v1"
+    # the log starts with the bundled unit lists (one event each), then the catalogues
+    types = [event["type"] for page in pages for event in page]
+    assert types[:BUNDLED_UNIT_LISTS] == ["vn.kpi.units.registered.v1"] * BUNDLED_UNIT_LISTS
+    assert types[BUNDLED_UNIT_LISTS] == "vn.kpi.catalogue.registered.v1"
     schemas = {
         name: system.ingest.get(f"/v1/schemas/{name}").json() for name in system.ingest.get("/v1/schemas").json()
     }
     for event in (event for page in pages for event in page):
         jsonschema.validate(event, schemas[event["type"]])
     assert {event["type"] for page in pages for event in page} == {
+        "vn.kpi.units.registered.v1",
         "vn.kpi.catalogue.registered.v1",
         "vn.kpi.measurement.recorded.v1",
         "vn.kpi.audit.checkpoint.v1",

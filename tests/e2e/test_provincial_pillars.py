@@ -1,5 +1,6 @@
 """The spine on the official provincial DTI (decision 922): three provinces, three keys, ratio and
-yes/no components of pillars 1 and 3, the ranking and a scorecard checked by hand."""
+yes/no components of pillars 1 and 3, the ranking and a scorecard checked by hand. The ranking of 2024
+has the 63 registered provinces: the 60 that report nothing rank last with 0."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import RunningSystem
+from tests.e2e.conftest import RunningSystem, bundled_peer_group
 
 pytestmark = pytest.mark.e2e
 SCOPE = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+PROVINCES_2024 = 63
 
 SUBMISSIONS: list[tuple[str, str, dict[str, Any]]] = [
     # gia-lai: 1.6 yes 10; 1.3 directives 3/4 → 7.5; 3.1 smartphones 600k/1.5M → 4; 3.2 households 0.9 → 9
@@ -43,12 +45,17 @@ def test_three_provinces_on_pillars_1_and_3_of_the_provincial_dti(running: Runni
         (row["rank_label"], row["unit_id"], row["total"], row["pillars"]["1"], row["pillars"]["3"])
         for row in rankings["rankings"]
     ]
-    # da-nang 10 + 3.33 + 10 + 10 = 33.33; gia-lai 10 + 7.5 + 4 + 9 = 30.5; binh-dinh 0 + 10 + 10 + 8.5 = 28.5
-    assert table == [
-        ("1/3", "da-nang", "33.33", "13.33", "20.00"),
-        ("2/3", "gia-lai", "30.50", "17.50", "13.00"),
-        ("3/3", "binh-dinh", "28.50", "20.00", "8.50"),
+    # da-nang 10 + 3.33 + 10 + 10 = 33.33; gia-lai 10 + 7.5 + 4 + 9 = 30.5; binh-dinh 0 + 10 + 10 + 8.5 = 28.5;
+    # the other 60 provinces of 2024 have no data: 0, tied 4th of 63
+    assert table[:3] == [
+        ("1/63", "da-nang", "33.33", "13.33", "20.00"),
+        ("2/63", "gia-lai", "30.50", "17.50", "13.00"),
+        ("3/63", "binh-dinh", "28.50", "20.00", "8.50"),
     ]
+    assert len(table) == PROVINCES_2024
+    assert {(row[0], row[2]) for row in table[3:]} == {("4/63", "0.00")}
+    assert {row["status"] for row in rankings["rankings"][3:]} == {"missing"}
+    assert [row["unit_name_vi"] for row in rankings["rankings"][:3]] == ["Đà Nẵng", "Gia Lai", "Bình Định"]
     assert rankings["max_points"] == "1000.00"
     assert [pillar["code"] for pillar in rankings["pillars"]] == [
         "1",
@@ -74,6 +81,7 @@ def test_three_provinces_on_pillars_1_and_3_of_the_provincial_dti(running: Runni
     assert (missing["points"], missing["status"]) == ("0.00", "missing")
     smart_city = next(pillar for pillar in card["pillars"] if pillar["code"] == "9")
     assert (smart_city["scored"], smart_city["points"]) == (False, None)
+    assert card["unit_name_vi"] == "Gia Lai" and card["rank_label"] == "2/63"
 
 
 def test_the_catalogue_endpoints_serve_the_five_official_catalogues(running: RunningSystem) -> None:
@@ -98,17 +106,42 @@ def test_the_catalogue_endpoints_serve_the_five_official_catalogues(running: Run
     assert running.ingest.get("/v1/catalogues/vn-dti-province/versions/1.0/indicators/99.9").status_code == 404
 
 
+def register_a_city(running: RunningSystem) -> str:
+    """The KPI set's peer group `cities` is bundled with no unit (3098/BTTTT-KHCN names none): an admin registers
+    the urban areas that report. Thủ Đức is a city of a city (kind `city`), entered as in the hcmc-districts list."""
+    thu_duc = bundled_peer_group("hcmc-districts").unit("thu-duc")
+    assert thu_duc is not None
+    document = {
+        **bundled_peer_group("cities").document(),
+        "version": "2",
+        "sources": [
+            {
+                "document": "Đăng ký đô thị báo cáo theo Bộ chỉ số đô thị thông minh (thử nghiệm đầu cuối)",
+                "notes": "Test registration: the unit entry is the one of the hcmc-districts list.",
+            }
+        ],
+        "units": [thu_duc.model_dump(mode="json", exclude_none=True)],
+    }
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    reporter = {"Authorization": f"Bearer {running.keys['thu-duc']}"}
+    assert running.ingest.post("/v1/peer-groups", json=document, headers=reporter).status_code == 403
+    registered = running.ingest.post("/v1/peer-groups", json=document, headers=admin)
+    assert registered.status_code == 201, registered.text
+    return thu_duc.id
+
+
 def test_a_kpi_set_has_values_on_its_scorecard_and_no_ranking(running: RunningSystem) -> None:
     scope = {"catalogue": "vn-smartcity-kpi", "version": "1.0", "period": 2024}
-    body = {"catalogue_id": "vn-smartcity-kpi", "catalogue_version": "1.0", "period": 2024, "unit_id": "da-nang"}
+    body = {"catalogue_id": "vn-smartcity-kpi", "catalogue_version": "1.0", "period": 2024, "unit_id": "thu-duc"}
     growth = {**body, "period": 2023, "indicator": "L3.N1.PN2.03", "inputs": {"a": 10}}
-    assert running.post_measurement("da-nang", growth, "kpi-2023").status_code == 201
-    response = running.post_measurement(
-        "da-nang", {**body, "indicator": "L3.N1.PN2.03", "inputs": {"a": 12}}, "kpi-2024"
-    )
+    refused = running.post_measurement("thu-duc", growth, "kpi-2023-unregistered")
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "unit_id"  # no city registered yet
+    city = register_a_city(running)
+    assert running.post_measurement(city, growth, "kpi-2023").status_code == 201
+    response = running.post_measurement(city, {**body, "indicator": "L3.N1.PN2.03", "inputs": {"a": 12}}, "kpi-2024")
     assert response.status_code == 201, response.text
-    running.wait_for(lambda: running.reporting.get("/v1/units/da-nang/scorecard", params=scope).status_code == 200)
-    card = running.reporting.get("/v1/units/da-nang/scorecard", params=scope).json()
+    running.wait_for(lambda: running.reporting.get("/v1/units/thu-duc/scorecard", params=scope).status_code == 200)
+    card = running.reporting.get("/v1/units/thu-duc/scorecard", params=scope).json()
     nodes = [card["pillars"]]
     found = None
     while nodes and found is None:

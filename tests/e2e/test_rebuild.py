@@ -64,22 +64,23 @@ def test_rebuilt_projections_equal_the_live_ones(
         running.ingest.post("/v1/catalogues", json=fixture_catalogue("mini-relative@1.0"), headers=admin).status_code
         == 201
     )
+    # mini-relative ranks the HCMC districts (peer group hcmc-districts): its units report
     history = [
-        (2023, "gia-lai", "6.13", {"a": "0.5", "b": "0.4"}),
-        (2024, "gia-lai", "5.1", {"a": 4}),
-        (2024, "binh-dinh", "5.1", {"a": 9}),
-        (2024, "da-nang", "5.1", {"a": 6}),
-        (2024, "gia-lai", "6.13", {"a": "0.6"}),
-        (2024, "binh-dinh", "5.1", {"a": 3}),  # a correction that moves every unit's Min-Max points
-        (2024, "da-nang", "5.2", {"a": True}),
-        (2023, "gia-lai", "6.13", {"a": "0.7", "b": "0.4"}),  # last year corrected: this year's score moves
+        (2023, "quan-1", "6.13", {"a": "0.5", "b": "0.4"}),
+        (2024, "quan-1", "5.1", {"a": 4}),
+        (2024, "quan-3", "5.1", {"a": 9}),
+        (2024, "thu-duc", "5.1", {"a": 6}),
+        (2024, "quan-1", "6.13", {"a": "0.6"}),
+        (2024, "quan-3", "5.1", {"a": 3}),  # a correction that moves every unit's Min-Max points
+        (2024, "thu-duc", "5.2", {"a": True}),
+        (2023, "quan-1", "6.13", {"a": "0.7", "b": "0.4"}),  # last year corrected: this year's score moves
     ]
     last = 0
     for index, (period, unit, indicator, inputs) in enumerate(history):
         last = measure(running, index, period, unit, indicator, inputs)
     running.wait_until_projected(last, SCOPE)
     running.wait_for(
-        lambda: running.scoring.get("/v1/units/gia-lai/scores/6.13", params=SCOPE).json().get("as_of_sequence") == last
+        lambda: running.scoring.get("/v1/units/quan-1/scores/6.13", params=SCOPE).json().get("as_of_sequence") == last
     )
     rankings = running.reporting.get("/v1/rankings", params=SCOPE).json()
     for name in ("scoring", "reporting"):
@@ -142,12 +143,12 @@ def test_rebuilt_projections_equal_the_live_ones(
                 for service, path, params in [
                     ("reporting", "/v1/rankings", {}),
                     ("reporting", "/v1/rankings", {"as_of": last - 3}),
-                    ("reporting", "/v1/units/gia-lai/scorecard", {}),
-                    ("reporting", "/v1/units/gia-lai/scorecard", {"as_of": last - 3}),
-                    ("reporting", "/v1/units/gia-lai/history", {}),
+                    ("reporting", "/v1/units/quan-1/scorecard", {}),
+                    ("reporting", "/v1/units/quan-1/scorecard", {"as_of": last - 3}),
+                    ("reporting", "/v1/units/quan-1/history", {}),
                     ("reporting", "/v1/diff", {"from": last - 3}),
-                    ("scoring", "/v1/units/gia-lai/scores", {}),
-                    ("scoring", "/v1/units/gia-lai/scores", {"as_of": last - 3}),
+                    ("scoring", "/v1/units/quan-1/scores", {}),
+                    ("scoring", "/v1/units/quan-1/scores", {"as_of": last - 3}),
                 ]
             ]
         finally:

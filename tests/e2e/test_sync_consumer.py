@@ -44,11 +44,11 @@ def post_some(system: RunningSystem, start: int, count: int) -> int:
             "catalogue_id": "hcmc-dti-districts",
             "catalogue_version": "1.0",
             "period": 2024,
-            "unit_id": "gia-lai",
+            "unit_id": "quan-1",  # a unit of the catalogue's peer group (hcmc-districts) in 2024
             "indicator": "5.1",
             "inputs": {"a": index},
         }
-        response = system.post_measurement("gia-lai", body, f"sync-{index}")
+        response = system.post_measurement("quan-1", body, f"sync-{index}")
         assert response.status_code == 201, response.text
         last = response.json()["sequence"]
     return last
