@@ -26,16 +26,7 @@ def fields(response: Any) -> list[str]:
 
 
 def ranking(system: RunningSystem, query: dict[str, Any], sequence: int = 0) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-
-    def caught_up() -> bool:
-        nonlocal found
-        response = system.reporting.get("/v1/rankings", params=query)
-        found = response.json()
-        return response.status_code == 200 and found["as_of_sequence"] >= sequence
-
-    system.wait_for(caught_up)
-    return found
+    return system.wait_until_projected(sequence, query)
 
 
 def test_a_reporter_cannot_write_the_verified_result(running: RunningSystem) -> None:
@@ -128,6 +119,24 @@ def test_shares_amounts_and_bands_mean_what_they_say(running: RunningSystem) -> 
     found = ranking(running, province, counted.json()["sequence"])
     gia_lai = next(row for row in found["rankings"] if row["unit_id"] == "gia-lai")
     assert gia_lai["pillars"]["1"] == "5.00"  # 10 to 19 items: half of 10, whatever band a caller would claim
+    spending = running.post(
+        "gia-lai",
+        "/v1/measurements",
+        {**base, "indicator": "5.12.1", "inputs": {"a": "1,5", "b": "0.5", "c": "20"}},
+        "spending",
+    )
+    assert spending.status_code == 201, spending.text
+    ranking(running, province, spending.json()["sequence"])
+    card = running.reporting.get("/v1/units/gia-lai/scorecard", params=province).json()
+    lines = {node["code"]: node for node in _walk(card["pillars"])}
+    assert (lines["5.12.1.a"]["value"], lines["5.12.1.b"]["value"]) == ("1.5", "0.5")  # the data lines' own values
+    assert card["unit_name_vi"] == "Gia Lai"
+
+
+def _walk(nodes: list[dict[str, Any]]) -> Any:
+    for node in nodes:
+        yield node
+        yield from _walk(node.get("children", []))
 
 
 def test_publication_needs_every_decision_or_a_stated_reason(running: RunningSystem) -> None:

@@ -65,3 +65,11 @@ class AdjustmentNotSuperseded(IngestError):
 
 class RankingIncomplete(IngestError):
     status, title = 409, "Ranking incomplete"
+
+
+def version_taken(label: str, same_content: bool, error: type[IngestError]) -> IngestError:
+    """A registered version (of a catalogue, of a unit list) never changes: a new content is a new version."""
+    return error(
+        f"{label} is already registered" + ("" if same_content else " with different content; register a new version"),
+        [FieldError("version", "already registered")],
+    )

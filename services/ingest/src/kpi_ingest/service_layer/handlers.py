@@ -29,6 +29,7 @@ from kpi_ingest.service_layer.errors import (
     NotInPeerGroup,
     PeriodClosedError,
     UnknownCatalogue,
+    version_taken,
 )
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_ingest.service_layer.units import RegistryCache
@@ -75,13 +76,13 @@ async def append_once(
 ) -> Recorded:
     """Decide and append under the write lock; `after` updates ingest's own tables in the same
     transaction. A request repeated with its Idempotency-Key replays the first event."""
-    async with uow:
-        earlier = await earlier_request(uow, submission.actor, submission.idempotency_key, submission.fingerprint)
-    if earlier is not None:
-        return earlier
     try:
         async with uow.writing():
             await uow.events.lock()
+            # looked up under the lock, in the append's own transaction: one round trip less per request
+            earlier = await earlier_request(uow, submission.actor, submission.idempotency_key, submission.fingerprint)
+            if earlier is not None:
+                return earlier
             event = await decide(uow)
             stored = await uow.events.append(
                 event,
@@ -105,16 +106,27 @@ async def append_once(
 
 
 async def assessed_catalogue(
-    uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache, catalogue_id: str, version: str
+    uow: UnitOfWork,
+    catalogues: CatalogueRegistry,
+    units: RegistryCache,
+    catalogue_id: str,
+    version: str,
+    unit_of_period: tuple[str, int] | None = None,
 ) -> tuple[Catalogue, UnitRegistry]:
-    """The catalogue version a command is about, and the unit registry to check its unit against."""
+    """The catalogue version a command is about, and the unit registry to check its unit against.
+    A unit the cached registry does not know is looked up once more in the log, so a list another
+    instance registered a moment ago is never refused from a stale cache."""
     catalogue = await catalogues.get(uow, catalogue_id, version)
     if catalogue is None:
         raise UnknownCatalogue(
             f"catalogue {catalogue_id} version {version} is not registered",
             [FieldError("catalogue_id", "unknown catalogue version")],
         )
-    return catalogue, await units.get(uow)
+    registry = await units.get(uow)
+    if unit_of_period is None or assessed_unit_error(registry, catalogue, unit_of_period[1], unit_of_period[0]):
+        units.expire()
+        registry = await units.get(uow)
+    return catalogue, registry
 
 
 def check_assessed_unit(registry: UnitRegistry, catalogue: Catalogue, period: int, unit_id: str) -> None:
@@ -134,7 +146,7 @@ async def record_measurement(
         )
     async with uow:
         catalogue, registry = await assessed_catalogue(
-            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
         )
         if command.responds_to is not None:
             await _check_response(uow, command)
@@ -226,11 +238,8 @@ async def register_catalogue_version(
             if allow_existing and existing[0] == content_sha256:
                 catalogues.remember(catalogue)
                 return existing[1]
-            raise CatalogueVersionExists(
-                f"{catalogue.id}@{catalogue.version} is already registered"
-                + ("" if existing[0] == content_sha256 else " with different content; register a new version"),
-                [FieldError("version", "already registered")],
-            )
+            same = existing[0] == content_sha256
+            raise version_taken(f"{catalogue.id}@{catalogue.version}", same, CatalogueVersionExists)
         event = CatalogueVersionRegistered(
             catalogue_id=catalogue.id,
             version=catalogue.version,

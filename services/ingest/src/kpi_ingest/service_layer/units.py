@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from kpi_core.commands import RegisterPeerGroup
 from kpi_core.events import PeerGroupRegistered, decode_event
 from kpi_core.measurements import FieldError
 from kpi_core.units import PeerGroupInvalid, UnitRegistry, parse_peer_group
 from kpi_ingest.adapters.event_store import StoredEvent
-from kpi_ingest.service_layer.errors import Conflict, InvalidUnitList
+from kpi_ingest.service_layer.errors import Conflict, InvalidUnitList, version_taken
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 
 
@@ -15,11 +17,23 @@ class RegistryCache:
     """The registry in force; reread from the log only when another registration has committed
     (by this instance or another one on the same database)."""
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_seconds: float = 1.0) -> None:
         self._registry = UnitRegistry()
         self._head = -1
+        self._checked_at = -recheck_seconds
+        self._recheck_seconds = recheck_seconds
+
+    def expire(self) -> None:
+        """Read the log on the next request (this instance has just registered a list)."""
+        self._checked_at = -self._recheck_seconds
 
     async def get(self, uow: UnitOfWork) -> UnitRegistry:
+        """At most one look at the log per second (a registration reaches every instance within it),
+        not one per request: the check sits on the path of every measurement."""
+        now = time.monotonic()
+        if now - self._checked_at < self._recheck_seconds:
+            return self._registry
+        self._checked_at = now
         head = await uow.events.peer_groups_head()
         if head != self._head:
             registry = UnitRegistry()
@@ -47,11 +61,7 @@ async def register_peer_group(
         if existing is not None:
             if allow_existing and existing == content_sha256:
                 return None
-            raise Conflict(
-                f"peer group {group.id} version {group.version} is already registered"
-                + ("" if existing == content_sha256 else " with different content; register a new version"),
-                [FieldError("version", "already registered")],
-            )
+            raise version_taken(f"peer group {group.id} version {group.version}", existing == content_sha256, Conflict)
         event = PeerGroupRegistered(
             peer_group_id=group.id,
             version=group.version,

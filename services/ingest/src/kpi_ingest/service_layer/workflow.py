@@ -50,6 +50,7 @@ from kpi_ingest.service_layer.errors import (
     RankingIncomplete,
 )
 from kpi_ingest.service_layer.handlers import (
+    Decide,
     Recorded,
     Submission,
     append_once,
@@ -80,7 +81,7 @@ async def verify_measurement(
     )
     async with uow:
         catalogue, registry = await assessed_catalogue(
-            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
         )
     check_assessed_unit(registry, catalogue, command.period, command.unit_id)
     _indicator(catalogue, command.indicator)
@@ -142,7 +143,7 @@ async def request_evidence(
 ) -> Recorded:
     async with uow:
         catalogue, registry = await assessed_catalogue(
-            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
         )
     check_assessed_unit(registry, catalogue, command.period, command.unit_id)
     _indicator(catalogue, command.indicator)
@@ -150,7 +151,9 @@ async def request_evidence(
     return await append_once(uow, Submission.of(command, command.requested_by, command.idempotency_key), _just(event))
 
 
-def _just(event: DomainEvent) -> Any:
+def _just(event: DomainEvent) -> Decide:
+    """A decision that depends on nothing read under the lock: the event was decided before it."""
+
     async def decide(uow: UnitOfWork) -> DomainEvent:
         return event
 
@@ -178,7 +181,9 @@ async def reopen_unit(
 ) -> Recorded:
     scope = (command.catalogue_id, command.catalogue_version, command.period)
     async with uow:
-        catalogue, registry = await assessed_catalogue(uow, catalogues, units, *scope[:2])
+        catalogue, registry = await assessed_catalogue(
+            uow, catalogues, units, *scope[:2], (command.unit_id, command.period)
+        )
     check_assessed_unit(registry, catalogue, command.period, command.unit_id)
 
     async def decide(uow: UnitOfWork) -> DomainEvent:
@@ -199,7 +204,7 @@ async def report_context(
     """General information ("Thông tin chung") for a unit and period, checked against the catalogue's fields."""
     async with uow:
         catalogue, registry = await assessed_catalogue(
-            uow, catalogues, units, command.catalogue_id, command.catalogue_version
+            uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
         )
     check_assessed_unit(registry, catalogue, command.period, command.unit_id)
     fields = {field.code: field for field in catalogue.context_fields}

@@ -76,4 +76,5 @@ async def register(body: PeerGroupIn, ingest: IngestDep, key: ApiKeyDep) -> dict
     command = RegisterPeerGroup(document=body.model_dump(mode="json"), registered_by=key.id)
     stored = await register_peer_group(command, ingest.uow())
     assert stored is not None
+    ingest.units.expire()
     return {"id": body.id, "version": body.version, "event_id": stored.envelope.id, "sequence": stored.sequence}
