@@ -186,3 +186,44 @@ def test_2024_ranks_the_63_provinces_and_2025_the_34(running: RunningSystem) -> 
     registry = running.ingest.get("/v1/peer-groups/provinces", params={"period": 2025}).json()
     successor = next(unit for unit in registry["units"] if unit["id"] == "da-nang-2025")
     assert successor["predecessors"] == ["da-nang", "quang-nam"]
+
+
+def test_a_units_trend_is_carried_across_the_merger_by_its_predecessors(running: RunningSystem) -> None:
+    base = {"catalogue_id": "vn-dti-province", "catalogue_version": "1.0", "indicator": "1.6", "inputs": {"a": True}}
+    for unit, period in [("quang-nam", 2024), ("da-nang-2025", 2025)]:
+        sent = running.post("any-unit", "/v1/measurements", {**base, "unit_id": unit, "period": period}, f"t-{unit}")
+        assert sent.status_code == 201, sent.text
+    ranking(running, {**PROVINCES_QUERY, "period": 2025}, sent.json()["sequence"])
+
+    trend = running.reporting.get("/v1/units/da-nang-2025/trend", params=PROVINCES_QUERY).json()
+    by_period = {point["period"]: point for point in trend["periods"]}
+    assert {(line["unit_id"], line["relation"]) for line in by_period[2024]["lines"]} == {
+        ("da-nang", "predecessor"),
+        ("quang-nam", "predecessor"),
+    }
+    assert all(line["rank_label"].endswith("/63") for line in by_period[2024]["lines"])  # each its own figures
+    [own] = by_period[2025]["lines"]
+    assert (own["unit_id"], own["relation"], own["rank_label"]) == ("da-nang-2025", "self", "1/34")
+    assert by_period[2025]["units_ranked"] == 34 and by_period[2025]["peer_best"] == own["total"]
+
+    earlier = running.reporting.get("/v1/units/da-nang/trend", params=PROVINCES_QUERY).json()
+    assert [(p["period"], [line["relation"] for line in p["lines"]]) for p in earlier["periods"]] == [
+        (2024, ["self"]),
+        (2025, ["successor"]),
+    ]
+    unknown = running.reporting.get("/v1/units/quan-33/trend", params=PROVINCES_QUERY)
+    assert unknown.status_code == 404 and fields(unknown) == ["unit"]
+
+
+def test_a_repeated_checkpoint_request_stores_one_checkpoint(running: RunningSystem) -> None:
+    keyless = running.post("admin", "/v1/audit/checkpoints")
+    assert keyless.status_code == 400 and fields(keyless) == ["Idempotency-Key"]
+    first = running.post("admin", "/v1/audit/checkpoints", None, "checkpoint-once")
+    again = running.post("admin", "/v1/audit/checkpoints", None, "checkpoint-once")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["event_id"] == first.json()["event_id"]
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    feed = running.ingest.get("/v1/events", params={"after": 0, "limit": 1000}, headers=admin).json()["events"]
+    assert [event["id"] for event in feed if event["type"] == "vn.kpi.audit.checkpoint.v1"] == [
+        first.json()["event_id"]
+    ]

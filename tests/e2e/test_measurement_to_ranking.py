@@ -162,7 +162,8 @@ def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere
         200,
         201,
     )
-    assert system.ingest.post("/v1/audit/checkpoints", headers=auditor).status_code == 201
+    signed = system.ingest.post("/v1/audit/checkpoints", headers={**auditor, "Idempotency-Key": "feed-checkpoint"})
+    assert signed.status_code == 201
     pages, after = [], 0
     while True:
         page = system.ingest.get("/v1/events", params={"after": after, "limit": 4}, headers=auditor).json()

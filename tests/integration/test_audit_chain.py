@@ -101,7 +101,7 @@ async def test_a_deleted_event_is_found_missing(log) -> None:  # type: ignore[no
 async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sessions, _ = log
     signer = load_or_create_signer(tmp_path / "key.pem")
-    stored = await audit.sign_checkpoint(UnitOfWork(sessions), signer, "admin")
+    stored = (await audit.sign_checkpoint(UnitOfWork(sessions), signer, "admin", "checkpoint-1")).event
     assert (stored.sequence, stored.envelope.data["sequence"]) == (11, 10)
     assert (await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))).ok
     # Rewrite event 3 and recompute every hash after it, as a careful forger would.

@@ -61,6 +61,20 @@ def test_a_merged_unit_that_keeps_a_name_is_a_new_unit(registry: UnitRegistry) -
     assert [unit.id for unit in group.successors("binh-dinh")] == ["gia-lai-2025"]
 
 
+def test_a_units_line_is_carried_by_its_predecessors_before_it_and_its_successor_after(
+    registry: UnitRegistry,
+) -> None:
+    def carried(unit_id: str, period: int) -> set[tuple[str, str]]:
+        return {(unit.id, relation) for unit, relation in registry.standing_for("provinces", unit_id, period)}
+
+    assert carried("gia-lai-2025", 2025) == {("gia-lai-2025", "self")}
+    assert carried("gia-lai-2025", 2024) == {("gia-lai", "predecessor"), ("binh-dinh", "predecessor")}
+    assert carried("binh-dinh", 2024) == {("binh-dinh", "self")}
+    assert carried("binh-dinh", 2025) == {("gia-lai-2025", "successor")}
+    assert carried("hue", 2024) == {("thua-thien-hue", "predecessor")}  # renamed 2025-01-01, not merged
+    assert carried("quan-33", 2024) == set()
+
+
 def test_membership_errors_name_the_group_and_the_successor(registry: UnitRegistry) -> None:
     assert registry.membership_error("provinces", 2024, "gia-lai") is None
     moved = registry.membership_error("provinces", 2025, "gia-lai")

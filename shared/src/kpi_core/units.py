@@ -22,6 +22,9 @@ UNIT_ID_PATTERN = r"^[a-z0-9][a-z0-9-]*$"
 UnitKind = Literal["province", "centrally_run_city", "city_department", "district", "county", "city"]
 
 
+Relation = Literal["self", "predecessor", "successor"]
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,6 +86,31 @@ class PeerGroup(_Model):
 
     def successors(self, unit_id: str) -> tuple[Unit, ...]:
         return tuple(unit for unit in self.units if unit_id in unit.predecessors)
+
+    def standing_for(self, unit_id: str, day: date) -> tuple[tuple[Unit, Relation], ...]:
+        """Who carries a unit's line on a day: the unit itself while it is valid; before it existed,
+        the predecessors valid then; after it ended, its successors. Never a blend of them: each
+        keeps its own figures, so a trend across a merger is read, not guessed."""
+        unit = self.unit(unit_id)
+        if unit is None:
+            return ()
+        if unit.valid_on(day):
+            return ((unit, "self"),)
+        earlier = unit.valid_from is not None and day < unit.valid_from
+        relation: Relation = "predecessor" if earlier else "successor"
+        found: list[Unit] = []
+        seen = {unit_id}
+        queue = list(unit.predecessors) if earlier else [later.id for later in self.successors(unit_id)]
+        while queue:
+            candidate = self.units_by_id[queue.pop(0)]
+            if candidate.id in seen:
+                continue
+            seen.add(candidate.id)
+            if candidate.valid_on(day):
+                found.append(candidate)
+            else:
+                queue.extend(candidate.predecessors if earlier else [u.id for u in self.successors(candidate.id)])
+        return tuple((member, relation) for member in found)
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
@@ -156,6 +184,12 @@ class UnitRegistry:
     def members(self, peer_group: str, period: int, reference_day: str = "12-31") -> tuple[Unit, ...]:
         group = self.groups.get(peer_group)
         return group.members(reference_date(period, reference_day)) if group else ()
+
+    def standing_for(
+        self, peer_group: str, unit_id: str, period: int, reference_day: str = "12-31"
+    ) -> tuple[tuple[Unit, Relation], ...]:
+        group = self.groups.get(peer_group)
+        return group.standing_for(unit_id, reference_date(period, reference_day)) if group else ()
 
     def unit(self, unit_id: str) -> Unit | None:
         """A unit by id in any peer group (a unit listed in several groups has the same entry in each)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import statistics
+from fractions import Fraction
 from typing import Any
 
 from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
+from kpi_core.scoring import display_points
 from kpi_reporting import timeline_views, views
 from kpi_reporting.bootstrap import Reporting
 
@@ -77,3 +80,62 @@ async def scorecard(reporting: Reporting, scope: dict[str, Any], unit: str, as_o
             "rank_label": entry["rank_label"] if entry else None,
         }
     return card
+
+
+async def trend(reporting: Reporting, catalogue_id: str, version: str, stage: str, unit: str) -> dict[str, Any]:
+    """A unit's total and pillars over every period with data, carried across mergers by the units
+    that stood for it (its predecessors before it existed, its successors after it ended), each with
+    its own figures; and the peer group's median and best for context."""
+    async with reporting.service.sessions() as session:
+        catalogue = await reporting.catalogues.get(session, catalogue_id, version)
+        registry = await reporting.peer_groups.registry(session)
+        periods = await timeline_views.periods_with_data(session, catalogue_id, version, stage)
+    if catalogue is None:
+        raise Problem(404, "Not found", f"catalogue {catalogue_id} version {version} is not known here")
+    group = registry.group(catalogue.peer_group)
+    known = group.unit(unit) if group else None
+    if known is None:
+        raise Problem(
+            404, "Unknown unit", f"{unit} is not a unit of the peer group {catalogue.peer_group}",
+            [{"field": "unit", "message": "not registered in the catalogue's peer group"}],
+        )
+    points: list[dict[str, Any]] = []
+    for period in periods:
+        standing = registry.standing_for(catalogue.peer_group, unit, period, catalogue.period_reference_day)
+        if not standing:
+            continue
+        scope = {"catalogue_id": catalogue_id, "version": version, "period": period, "stage": stage}
+        try:
+            ranking = await rankings(reporting, scope, None, None, None)
+        except Problem as absent:
+            if absent.status == 404:
+                continue
+            raise
+        rows = {row["unit_id"]: row for row in ranking["rankings"]}
+        totals = sorted(Fraction(row["total"] or "0") for row in ranking["rankings"])
+        points.append(
+            {
+                "period": period,
+                "units_ranked": len(totals),
+                "peer_median": _shown(statistics.median(totals)) if totals else None,
+                "peer_best": _shown(totals[-1]) if totals else None,
+                "lines": [
+                    {"relation": relation, **rows.get(member.id, {"unit_id": member.id, "status": "missing"})}
+                    for member, relation in standing
+                ],
+            }
+        )
+    return {
+        "catalogue": catalogue_id,
+        "version": version,
+        "stage": stage,
+        "unit_id": unit,
+        "unit_name_vi": known.name_vi,
+        "unit_name_en": known.name_en,
+        "peer_group": catalogue.peer_group,
+        "periods": points,
+    }
+
+
+def _shown(points: Fraction) -> str:
+    return str(display_points(points))

@@ -188,3 +188,15 @@ async def unit_history(
             }
         )
     return sorted(entries, key=lambda entry: entry["sequence"])
+
+
+async def periods_with_data(session: AsyncSession, catalogue_id: str, version: str, stage: str) -> list[int]:
+    """The periods of a catalogue version that have anything to show in a stage, oldest first."""
+    if stage == "published":
+        query = select(timeline.c.period).where(timeline.c.type == ResultPublished.type)
+        table = timeline
+    else:
+        query = select(measurement_history.c.period).where(measurement_history.c.stage == stage)
+        table = measurement_history
+    query = query.where(table.c.catalogue_id == catalogue_id, table.c.version == version).distinct()
+    return sorted((await session.execute(query)).scalars())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ from kpi_common.signing import Signer, signature_is_valid
 from kpi_core.audit import ChainVerifier, checkpoint_statement
 from kpi_core.events import AuditCheckpointSigned, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent
+from kpi_ingest.service_layer.handlers import Recorded, Submission, append_once
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 
 PAGE = 2000
@@ -88,18 +90,19 @@ def _checkpoint(stored: StoredEvent) -> AuditCheckpointSigned:
     return event
 
 
-async def sign_checkpoint(uow: UnitOfWork, signer: Signer, actor: str) -> StoredEvent:
-    """Append a checkpoint that signs the chain head as it stands just before it."""
-    async with uow.writing():
-        await uow.events.lock()
+async def sign_checkpoint(uow: UnitOfWork, signer: Signer, actor: str, idempotency_key: str) -> Recorded:
+    """Append a checkpoint that signs the chain head as it stands just before it; a repeated request
+    (same Idempotency-Key) answers the checkpoint it stored."""
+
+    async def decide(uow: UnitOfWork) -> AuditCheckpointSigned:
         sequence, head = await uow.events.chain_head()
-        event = AuditCheckpointSigned(
+        return AuditCheckpointSigned(
             sequence=sequence,
             chain_sha256=head,
             public_key=signer.public_key_hex,
             signature=signer.sign(checkpoint_statement(sequence, head)),
             signed_by=actor,
         )
-        stored = await uow.events.append(event, actor=actor)
-        await uow.commit()
-    return stored
+
+    submission = Submission(actor, idempotency_key, hashlib.sha256(b"sign the chain head").hexdigest())
+    return await append_once(uow, submission, decide)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from kpi_common.problems import Problem
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IdempotencyKeyDep, IngestDep, require_role
 from kpi_ingest.service_layer import audit
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -22,10 +22,16 @@ async def verify(ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
 
 
 @router.post("/checkpoints", status_code=201)
-async def sign_checkpoint(ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
-    """Sign the chain head with the operator's key and publish it as an event (admin key)."""
+async def sign_checkpoint(
+    ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep, response: Response
+) -> dict[str, Any]:
+    """Sign the chain head with the operator's key and publish it as an event (admin key); a repeated
+    request with the same Idempotency-Key answers 200 with the checkpoint it stored."""
     require_role(key, "admin")
     if ingest.signer is None:
         raise Problem(503, "No signing key", "no checkpoint key is configured")
-    stored = await audit.sign_checkpoint(ingest.uow(), ingest.signer, key.id)
+    recorded = await audit.sign_checkpoint(ingest.uow(), ingest.signer, key.id, idempotency_key)
+    if recorded.replayed:
+        response.status_code = 200
+    stored = recorded.event
     return {"event_id": stored.envelope.id, "event_sequence": stored.sequence, **stored.envelope.data}

@@ -47,6 +47,20 @@ async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_
     return await reports.scorecard(reporting, scope, unit, as_of)
 
 
+@router.get("/units/{unit}/trend")
+async def get_trend(
+    unit: str,
+    reporting: ReportingDep,
+    catalogue: Annotated[str, Query(examples=["vn-dti-province"])],
+    version: Annotated[str, Query(examples=["1.0"])],
+    stage: Annotated[str, Query(pattern="^(self_assessment|verification|published)$")] = "self_assessment",
+) -> dict[str, Any]:
+    """A unit's total and pillars over every period with data, with the peer group's median and best.
+    Across a merger the line is carried, explicitly, by the units that stood for it: its predecessors
+    before it existed, its successor after it ended, each with its own figures (`relation`)."""
+    return await reports.trend(reporting, catalogue, version, stage, unit)
+
+
 @router.get("/units/{unit}/history")
 async def get_history(
     unit: str,
