@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,8 +13,9 @@ import httpx
 import pytest
 import yaml
 
-from kpi_common import auth, embedded
+from kpi_common import embedded
 from kpi_core.units import PeerGroup, parse_peer_group, reference_date
+from kpi_ingest import admin
 
 # Units of the bundled peer groups, valid in the periods the tests use (provinces to 2025-06-30,
 # HCMC districts to 2025-06-30): a measurement for any other unit is refused.
@@ -33,6 +34,10 @@ def unit_ids(peer_group: str, period: int) -> list[str]:
     return [unit.id for unit in bundled_peer_group(peer_group).members(reference_date(period))]
 
 
+KEY_NAMES = {"admin": "admin", "evaluator": "so-tttt", "approver": "ubnd-approver", "auditor": "auditor"}
+KEY_NAMES |= {"any-unit": "any-unit"}
+
+
 @dataclass
 class RunningSystem:
     ingest: httpx.Client
@@ -40,6 +45,7 @@ class RunningSystem:
     reporting: httpx.Client
     keys: dict[str, str]
     system: embedded.System
+    database_urls: dict[str, str] = field(default_factory=dict)
 
     def post_measurement(self, key: str, body: dict[str, Any], idempotency_key: str) -> httpx.Response:
         return self.post(key, "/v1/measurements", body, idempotency_key)
@@ -59,6 +65,17 @@ class RunningSystem:
                 raise TimeoutError("the system did not reach the expected state")
             time.sleep(0.05)
 
+    def wait_until_keys_known(self, timeout: float = 30.0) -> None:
+        """Scoring and reporting learn keys from the stream: wait until they know the ones granted."""
+        history = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+
+        def known() -> bool:
+            scoring = self.scoring.get("/v1/events/1/scores")
+            reporting = self.reporting.get("/v1/units/gia-lai/history", params=history)
+            return scoring.status_code == 200 and reporting.status_code == 200
+
+        self.wait_for(known, timeout)
+
     def wait_until_projected(self, sequence: int, scope: dict[str, Any]) -> dict[str, Any]:
         """Poll the rankings until reporting has applied `sequence`; returns the rankings."""
         found: dict[str, Any] = {}
@@ -74,24 +91,36 @@ class RunningSystem:
 
 
 def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> RunningSystem:
-    keys_file = var_dir / "api-keys.yaml"
-    keys = {unit: auth.add_key(keys_file, unit, ["reporter"], [unit]) for unit in PROVINCES + DISTRICTS}
-    keys["admin"] = auth.add_key(keys_file, "admin", ["admin", "auditor"], [])
-    keys["evaluator"] = auth.add_key(keys_file, "so-tttt", ["evaluator"], [])
-    keys["approver"] = auth.add_key(keys_file, "ubnd-approver", ["approver"], [])
-    keys["auditor"] = auth.add_key(keys_file, "auditor", ["auditor"], [])
-    keys["any-unit"] = auth.add_key(keys_file, "any-unit", ["reporter"], ["*"])
+    embedded.migrate("ingest", database_urls["ingest"])
+    specs: dict[str, admin.KeySpec] = {unit: (["reporter"], [unit], ["*"], None) for unit in PROVINCES + DISTRICTS}
+    specs |= {
+        "admin": (["admin", "auditor"], [], ["*"], None),
+        "so-tttt": (["evaluator"], [], ["*"], None),
+        "ubnd-approver": (["approver"], [], ["*"], None),
+        "auditor": (["auditor"], [], ["*"], None),
+        "any-unit": (["reporter"], ["*"], ["*"], None),
+    }
+    granted = admin.grant_many(database_urls["ingest"], specs)
+    keys = {name: granted[key_id] for name, key_id in KEY_NAMES.items()} | {
+        unit: granted[unit] for unit in PROVINCES + DISTRICTS
+    }
     ports = {name: embedded.free_port() for name in embedded.SERVICES}
     system = embedded.start_system(
         var_dir,
         ports=ports,
         nats_port=embedded.free_port(),
         database_urls=database_urls,
-        keys_file=keys_file,
         log_dir=var_dir,
     )
-    clients = {name: httpx.Client(base_url=service.url, timeout=10.0) for name, service in system.services.items()}
-    return RunningSystem(clients["ingest"], clients["scoring"], clients["reporting"], keys, system)
+    # reads on scoring and reporting go with the auditor's key unless a test says otherwise (access tests do)
+    reader = {"Authorization": f"Bearer {keys['auditor']}"}
+    clients = {
+        name: httpx.Client(base_url=service.url, timeout=10.0, headers=reader if name != "ingest" else None)
+        for name, service in system.services.items()
+    }
+    running = RunningSystem(clients["ingest"], clients["scoring"], clients["reporting"], keys, system, database_urls)
+    running.wait_until_keys_known()
+    return running
 
 
 @pytest.fixture(scope="module")

@@ -173,8 +173,12 @@ def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere
         after = page["next_after"]
     sequences = [event["sequence"] for page in pages for event in page]
     assert sequences == list(range(1, len(sequences) + 1))
-    # the log starts with the bundled unit lists (one event each), then the catalogues
+    # the log starts with the keys granted before the first start, the bundled unit lists (one event
+    # each), then the catalogues
     types = [event["type"] for page in pages for event in page]
+    granted = types.index("vn.kpi.units.registered.v1")
+    assert granted > 0 and set(types[:granted]) == {"vn.kpi.keys.granted.v1"}
+    types = types[granted:]
     assert types[:BUNDLED_UNIT_LISTS] == ["vn.kpi.units.registered.v1"] * BUNDLED_UNIT_LISTS
     assert types[BUNDLED_UNIT_LISTS] == "vn.kpi.catalogue.registered.v1"
     schemas = {
@@ -187,6 +191,7 @@ def test_the_event_feed_returns_every_stored_event_in_order_and_resumes_anywhere
         "vn.kpi.catalogue.registered.v1",
         "vn.kpi.measurement.recorded.v1",
         "vn.kpi.audit.checkpoint.v1",
+        "vn.kpi.keys.granted.v1",
     }
     filtered = system.ingest.get(
         "/v1/events", params={"unit": "da-nang", "type": "vn.kpi.measurement.recorded.v1"}, headers=auditor

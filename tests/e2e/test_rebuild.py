@@ -139,7 +139,7 @@ def test_rebuilt_projections_equal_the_live_ones(
             for reader in readers.values():
                 embedded.wait_ready(reader)
             answers[kind] = [
-                httpx.get(readers[service].url + path, params={**SCOPE, **params}).content
+                httpx.get(readers[service].url + path, params={**SCOPE, **params}, headers=admin).content
                 for service, path, params in [
                     ("reporting", "/v1/rankings", {}),
                     ("reporting", "/v1/rankings", {"as_of": last - 3}),

@@ -12,8 +12,9 @@ import httpx
 import nats
 import pytest
 
-from kpi_common import auth, embedded, streams
+from kpi_common import embedded, streams
 from kpi_core.events import EventEnvelope
+from kpi_ingest import admin
 from tests.conftest import fixture_catalogue, postgres_database
 from tests.e2e.conftest import unit_ids
 
@@ -24,12 +25,12 @@ WRITERS = unit_ids("provinces", 2024)[:7]  # seven registered provinces (mini-dt
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_base_url: str) -> Iterator[dict[str, object]]:
-    keys_file = tmp_path / "keys.yaml"
-    keys = {
-        "admin": auth.add_key(keys_file, "admin", ["admin", "auditor"], []),
-        "writer": auth.add_key(keys_file, "writer", ["reporter"], ["*"]),
-    }
     databases = {name: postgres_database(postgres_base_url) for name in embedded.SERVICES}
+    embedded.migrate("ingest", databases["ingest"])
+    keys = admin.grant_many(
+        databases["ingest"],
+        {"admin": (["admin", "auditor"], [], ["*"], None), "writer": (["reporter"], ["*"], ["*"], None)},
+    )
     nats_port = embedded.free_port()
     nats = embedded.start_nats(nats_port, tmp_path / "nats")
     nats_url = f"nats://127.0.0.1:{nats_port}"
@@ -41,7 +42,6 @@ def cluster(tmp_path: Path, postgres_base_url: str) -> Iterator[dict[str, object
             env = {
                 "KPI_INGEST_DATABASE_URL": databases["ingest"],
                 "KPI_INGEST_NATS_URL": nats_url,
-                "KPI_INGEST_API_KEYS_FILE": str(keys_file),
                 "KPI_INGEST_CHECKPOINT_KEY_FILE": str(tmp_path / "checkpoint.pem"),
             }
             processes.append(embedded.start_service("ingest", embedded.free_port(), env))
@@ -113,7 +113,7 @@ def test_two_ingest_instances_and_a_read_replica_on_one_postgresql(cluster: dict
     replica = cluster["replica"].url  # type: ignore[attr-defined]
 
     def projected() -> bool:
-        return httpx.get(f"{reporting}/v1/rankings", params=SCOPE).json().get("as_of_sequence") == head
+        return httpx.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).json().get("as_of_sequence") == head
 
     deadline = time.monotonic() + 30
     while not projected():
@@ -121,12 +121,12 @@ def test_two_ingest_instances_and_a_read_replica_on_one_postgresql(cluster: dict
         time.sleep(0.1)
     first_copies = asyncio.run(stream_order(cluster["nats"]))  # type: ignore[arg-type]
     assert first_copies == list(range(1, head + 1))  # two relays, yet the stream's first copies are in order
-    history = httpx.get(f"{reporting}/v1/units/{WRITERS[3]}/history", params=SCOPE).json()
+    history = httpx.get(f"{reporting}/v1/units/{WRITERS[3]}/history", params=SCOPE, headers=admin).json()
     assert len([entry for entry in history if entry["type"] == "vn.kpi.measurement.recorded.v1"]) == len(
         range(3, 120, 7)
     )
     assert (
-        httpx.get(f"{replica}/v1/rankings", params=SCOPE).content
-        == httpx.get(f"{reporting}/v1/rankings", params=SCOPE).content
+        httpx.get(f"{replica}/v1/rankings", params=SCOPE, headers=admin).content
+        == httpx.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).content
     )
     assert httpx.get(f"{replica}/readyz").json()["checks"] == {"database": "ok"}

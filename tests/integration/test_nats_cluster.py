@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from kpi_common import embedded
+from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
@@ -68,7 +69,9 @@ async def test_events_flow_through_a_three_node_cluster_that_loses_a_node(
         positions=reporting_orm.consumer_positions,
         dead_letters=reporting_orm.dead_letters,
         apply=HistoryProjection(
-            CatalogueStore(reporting_orm.catalogues), PeerGroupStore(reporting_orm.peer_groups)
+            CatalogueStore(reporting_orm.catalogues),
+            PeerGroupStore(reporting_orm.peer_groups),
+            KeyStore(reporting_orm.api_keys),
         ).apply,
     )
     projection.start()

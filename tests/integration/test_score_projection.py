@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore
 from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
@@ -23,7 +24,7 @@ from kpi_core.catalogue import parse_catalogue
 from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded, envelope_for
 from kpi_core.scoring import RecordedInputs, display_points, score_period
 from kpi_scoring import MIGRATIONS_DIR, views
-from kpi_scoring.adapters.orm import catalogues, consumer_positions, dead_letters, scores
+from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, scores
 from kpi_scoring.service_layer.projection import ScoreProjection
 from tests.conftest import fixture_catalogue, postgres_database
 
@@ -36,7 +37,7 @@ async def projection(database_url: str) -> AsyncIterator[tuple[TrackedProjection
     upgrade(MIGRATIONS_DIR, database_url)
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    apply = ScoreProjection(CatalogueStore(catalogues)).apply
+    apply = ScoreProjection(CatalogueStore(catalogues), KeyStore(api_keys)).apply
     tracked = TrackedProjection(sessions, "scoring", consumer_positions, dead_letters, apply)
     yield tracked, sessions
     await engine.dispose()
@@ -162,7 +163,7 @@ async def test_peer_relative_scores_do_not_depend_on_the_order_units_report_in(
             "scoring",
             consumer_positions,
             dead_letters,
-            ScoreProjection(CatalogueStore(catalogues)).apply,
+            ScoreProjection(CatalogueStore(catalogues), KeyStore(api_keys)).apply,
         )
         stream = Stream(tracked)
         await stream.send(

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common import embedded, streams
+from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
@@ -122,7 +123,11 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
 
     def service():  # type: ignore[no-untyped-def]
         counting = CountingApply(
-            HistoryProjection(CatalogueStore(reporting_orm.catalogues), PeerGroupStore(reporting_orm.peer_groups)).apply
+            HistoryProjection(
+                CatalogueStore(reporting_orm.catalogues),
+                PeerGroupStore(reporting_orm.peer_groups),
+                KeyStore(reporting_orm.api_keys),
+            ).apply
         )
         counting.applied = applied
         return build_projection_service(

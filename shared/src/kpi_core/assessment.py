@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kpi_core.catalogue import Catalogue, Node
-from kpi_core.events import MissingDecisions
+from kpi_core.events import MeasurementRecorded, MissingDecisions
 from kpi_core.measurements import FieldError
 from kpi_core.units import Unit, UnitRegistry
 
@@ -106,3 +106,17 @@ def publication_errors(
             )
         ]
     return []
+
+
+def adjusters(verifications: Iterable[MeasurementRecorded]) -> tuple[str, ...]:
+    """Who replaced self-assessed values in a period's verification: what four eyes looks at."""
+    return tuple(sorted({event.submitted_by for event in verifications if event.decision == "adjusted"}))
+
+
+def four_eyes_error(approver: str, adjusted_by: tuple[str, ...], self_approval_allowed: bool) -> FieldError | None:
+    """The one who adjusted a verification may not also publish it, unless the deployment allows it."""
+    if approver in adjusted_by and not self_approval_allowed:
+        return FieldError(
+            "published_by", f"{approver} adjusted verifications of this period; another approver must publish it"
+        )
+    return None

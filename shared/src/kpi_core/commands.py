@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from kpi_core.events import Evidence, Stage
+from kpi_core.events import Evidence, Role, Stage
 
 
 class _Command(BaseModel):
@@ -106,3 +107,23 @@ class PublishResult(_Command):
 class RegisterPeerGroup(_Command):
     document: dict[str, Any]
     registered_by: str
+
+
+class GrantKey(_Command):
+    key_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=100)
+    roles: tuple[Role, ...] = Field(min_length=1)
+    units: tuple[str, ...] = ()
+    peer_groups: tuple[str, ...] = ("*",)
+    expires_at: datetime | None = None
+    granted_by: str
+
+
+class RotateKey(_Command):
+    key_id: str
+    rotated_by: str
+
+
+class RevokeKey(_Command):
+    key_id: str
+    reason: str = Field(min_length=3, max_length=2000)
+    revoked_by: str

@@ -178,6 +178,8 @@ class ResultPublished(_PeriodEvent):
     # published although some components had no verification decision: why, and what was missing
     incomplete_reason: str | None = None
     missing: tuple[MissingDecisions, ...] = ()
+    # four eyes: who adjusted verifications of this period, beside who approved the publication
+    adjusted_by: tuple[str, ...] = ()
     published_by: str
 
 
@@ -217,6 +219,47 @@ class PeerGroupRegistered(_Event):
         return f"kpi.units.registered.v1.{self.peer_group_id}._"
 
 
+Role = Literal["reporter", "evaluator", "approver", "auditor", "admin"]
+
+
+class ApiKeyGranted(_Event):
+    """An admin granted an API key (or rotated one: a new secret for the same id, the old one ends).
+    Only the secret's SHA-256 is ever recorded."""
+
+    type: ClassVar[str] = "vn.kpi.keys.granted.v1"
+
+    key_id: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    roles: tuple[Role, ...]
+    units: tuple[str, ...] = ()  # "*" = every unit
+    peer_groups: tuple[str, ...] = ("*",)  # the peer groups (and so catalogues) the key acts in
+    expires_at: datetime | None = None
+    rotated: bool = False
+    granted_by: str
+
+    def subject(self) -> str:
+        return f"keys/{self.key_id}"
+
+    def nats_subject(self) -> str:
+        return f"kpi.keys.granted.v1.{self.key_id}._"
+
+
+class ApiKeyRevoked(_Event):
+    """An admin revoked an API key; it is refused everywhere from then on."""
+
+    type: ClassVar[str] = "vn.kpi.keys.revoked.v1"
+
+    key_id: str
+    reason: str
+    revoked_by: str
+
+    def subject(self) -> str:
+        return f"keys/{self.key_id}"
+
+    def nats_subject(self) -> str:
+        return f"kpi.keys.revoked.v1.{self.key_id}._"
+
+
 class AuditCheckpointSigned(_Event):
     """The operator signed the chain head at a sequence; anyone holding this can later prove history was kept."""
 
@@ -246,6 +289,8 @@ DomainEvent = (
     | UnitReopened
     | ContextReported
     | ResultPublished
+    | ApiKeyGranted
+    | ApiKeyRevoked
 )
 EVENT_TYPES: dict[str, type[_Event]] = {
     cls.type: cls
@@ -259,6 +304,8 @@ EVENT_TYPES: dict[str, type[_Event]] = {
         UnitReopened,
         ContextReported,
         ResultPublished,
+        ApiKeyGranted,
+        ApiKeyRevoked,
     )
 }
 

@@ -9,9 +9,11 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from kpi_common import auth, embedded, streams
+from kpi_common import embedded, streams
 from kpi_core.schemas import all_schemas
 
 DEFAULT_PORTS = {"ingest": 8001, "scoring": 8002, "reporting": 8003}
@@ -21,17 +23,25 @@ def _database_url(var_dir: Path, service: str) -> str:
     return os.environ.get(f"KPI_{service.upper()}_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / f'{service}.db'}"
 
 
-def _first_run_keys(keys_file: Path) -> dict[str, str]:
-    """On the first start, an admin key, an auditor key and a demo reporter key for every unit."""
-    if keys_file.exists():
+FIRST_RUN_KEYS = {  # one duty per key: who adjusts does not also publish (four eyes)
+    "admin": (["admin"], []),
+    "auditor": (["auditor"], []),
+    "evaluator": (["evaluator"], []),
+    "approver": (["approver"], []),
+    "demo-reporter": (["reporter"], ["*"]),
+}
+
+
+def _first_run_keys(database_url: str) -> dict[str, str]:
+    """On the first start (no key granted yet), one key per duty, granted as events."""
+    from kpi_ingest import admin
+
+    embedded.migrate("ingest", database_url)
+    if admin.key_count(database_url):
         return {}
-    created = {
-        "admin": auth.add_key(keys_file, "admin", ["admin", "evaluator", "approver", "auditor"], []),
-        "auditor": auth.add_key(keys_file, "auditor", ["auditor"], []),
-        "demo-reporter": auth.add_key(keys_file, "demo-reporter", ["reporter"], ["*"]),
-    }
-    keys_file.chmod(0o600)
-    return created
+    return admin.grant_many(
+        database_url, {key_id: (roles, units, ["*"], None) for key_id, (roles, units) in FIRST_RUN_KEYS.items()}
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,15 +49,14 @@ def run(args: argparse.Namespace) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     ports = {name: int(os.environ.get(f"KPI_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
     nats_port = int(os.environ.get("KPI_NATS_PORT", "4222"))
-    keys_file = Path(os.environ.get("KPI_INGEST_API_KEYS_FILE", var_dir / "api-keys.yaml"))
-    new_keys = _first_run_keys(keys_file)
+    database_urls = {name: _database_url(var_dir, name) for name in embedded.SERVICES}
+    new_keys = _first_run_keys(database_urls["ingest"])
     print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
     system = embedded.start_system(
         var_dir,
         ports=ports,
         nats_port=nats_port,
-        database_urls={name: _database_url(var_dir, name) for name in embedded.SERVICES},
-        keys_file=keys_file,
+        database_urls=database_urls,
         log_dir=_logs(var_dir),
     )
     print("\nkpi-ledger is running:")
@@ -55,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<10} {service.url}   OpenAPI: {service.url}/docs")
     print(f"  nats       {system.nats_url}   (stream {streams.STREAM_NAME})")
     if new_keys:
-        print("\nAPI keys created for this installation (shown once; only their hashes are stored in", keys_file, "):")
+        print("\nAPI keys granted for this installation (shown once; the log keeps only their hashes):")
         for key_id, secret in new_keys.items():
             print(f"  {key_id:<14} {secret}")
     print("\nCtrl-C stops everything.")
@@ -97,11 +106,65 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys_database(args: argparse.Namespace) -> str:
+    url = args.database_url or _database_url(Path(args.var).resolve(), "ingest")
+    embedded.migrate("ingest", url)
+    return url
+
+
+def _key_command(work: Callable[[str], str | None]) -> Callable[[argparse.Namespace], int]:
+    """Run a key command on ingest's database: its answer on stdout, a refusal on one line, exit 2."""
+
+    def command(args: argparse.Namespace) -> int:
+        from pydantic import ValidationError
+
+        from kpi_ingest.service_layer.errors import IngestError
+
+        try:
+            shown = work(_keys_database(args))
+        except IngestError as refused:
+            print(f"kpi-ledger: {refused.detail}", file=sys.stderr)
+            return 2
+        except ValidationError as invalid:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in invalid.errors())
+            print(f"kpi-ledger: {problems}", file=sys.stderr)
+            return 2
+        if shown:
+            print(shown)
+        return 0
+
+    command.__doc__ = work.__doc__
+    return command
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def add_key(args: argparse.Namespace) -> int:
-    units = [unit for unit in args.units.split(",") if unit] if args.units else []
-    secret = auth.add_key(Path(args.file), args.id, args.roles.split(","), units)
-    print(secret)
-    return 0
+    from kpi_ingest import admin
+
+    def work(url: str) -> str:
+        expires = datetime.fromisoformat(args.expires) if args.expires else None
+        return admin.grant(url, args.id, _split(args.roles), _split(args.units), _split(args.peer_groups), expires)
+
+    try:
+        return _key_command(work)(args)
+    except ValueError as invalid:  # a date that is not ISO 8601
+        print(f"kpi-ledger: --expires: {invalid}", file=sys.stderr)
+        return 2
+
+
+def rotate_key(args: argparse.Namespace) -> int:
+    from kpi_ingest import admin
+
+    return _key_command(lambda url: admin.rotate(url, args.id))(args)
+
+
+def revoke_key(args: argparse.Namespace) -> int:
+    from kpi_ingest import admin
+
+    return _key_command(lambda url: admin.revoke(url, args.id, args.reason))(args)
 
 
 def nats_config(_args: argparse.Namespace) -> int:
@@ -173,14 +236,25 @@ def main(argv: list[str] | None = None) -> int:
     migrate_parser.add_argument("services", nargs="*", help="ingest, scoring, reporting (default: all)")
     migrate_parser.add_argument("--var", default="var")
     migrate_parser.set_defaults(handler=migrate)
-    key_parser = commands.add_parser("add-key", help="create an API key; prints the secret once, stores its hash")
+    key_parser = commands.add_parser("add-key", help="grant an API key (an event); prints the secret once")
     key_parser.add_argument("id")
     key_parser.add_argument(
         "--roles", default="reporter", help="comma-separated: reporter,evaluator,approver,auditor,admin"
     )
-    key_parser.add_argument("--units", default="", help="comma-separated unit ids the key may report for (* for all)")
-    key_parser.add_argument("--file", default=os.environ.get("KPI_INGEST_API_KEYS_FILE", "var/api-keys.yaml"))
+    key_parser.add_argument("--units", default="", help="comma-separated unit ids the key acts for (* for all)")
+    key_parser.add_argument("--peer-groups", default="*", help="comma-separated peer groups it acts in (default *)")
+    key_parser.add_argument("--expires", default=None, help="ISO 8601 time it stops working, e.g. 2027-12-31T23:59Z")
     key_parser.set_defaults(handler=add_key)
+    rotate_parser = commands.add_parser("rotate-key", help="a new secret for a key; prints it once")
+    rotate_parser.add_argument("id")
+    rotate_parser.set_defaults(handler=rotate_key)
+    revoke_parser = commands.add_parser("revoke-key", help="revoke a key everywhere")
+    revoke_parser.add_argument("id")
+    revoke_parser.add_argument("--reason", required=True)
+    revoke_parser.set_defaults(handler=revoke_key)
+    for keys_parser in (key_parser, rotate_parser, revoke_parser):
+        keys_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
+        keys_parser.add_argument("--var", default="var")
     config_parser = commands.add_parser("nats-config", help="print the JetStream stream and consumer declarations")
     config_parser.set_defaults(handler=nats_config)
     schemas_parser = commands.add_parser("schemas", help="write the JSON Schemas of the catalogue format and events")

@@ -153,7 +153,6 @@ def start_system(
     ports: dict[str, int],
     nats_port: int,
     database_urls: dict[str, str],
-    keys_file: Path,
     log_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> System:
@@ -166,7 +165,6 @@ def start_system(
             prefix = f"KPI_{name.upper()}_"
             env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": nats_url, **(extra_env or {})}
             if name == "ingest":
-                env[f"{prefix}API_KEYS_FILE"] = str(keys_file)
                 env.setdefault(f"{prefix}CHECKPOINT_KEY_FILE", str(var_dir / "checkpoint-key.pem"))
             log_file = log_dir / f"{name}.log" if log_dir else None
             system.services[name] = start_service(name, ports[name], env, log_file)

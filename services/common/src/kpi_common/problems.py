@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,22 +13,75 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://kpi-ledger.example/problems/"  # an identifier, documented in docs/problems.md
 log = logging.getLogger(__name__)
+HTTP_STATUSES = {status.value for status in HTTPStatus}
+
+# Every kind of problem has a stable `type`: https://kpi-ledger.example/problems/<slug>. The slug of a
+# known title is fixed here, so that rewording a title never changes a type; docs/problems.md lists them
+# all (a unit test checks it). A title not listed falls back to its own slug.
+TYPE_SLUGS: dict[str, str] = {
+    "Bad request": "bad-request",
+    "Bad Request": "bad-request",
+    "Idempotency-Key required": "idempotency-key-required",
+    "Unauthorized": "unauthorized",
+    "Forbidden": "forbidden",
+    "Four eyes: who adjusted may not publish": "four-eyes",
+    "Not found": "not-found",
+    "Not Found": "not-found",
+    "Not published": "not-published",
+    "Unknown unit": "unknown-unit",
+    "Method Not Allowed": "method-not-allowed",
+    "Catalogue version already registered": "version-already-registered",
+    "Idempotency key reused with a different request": "idempotency-key-reused",
+    "Period closed": "period-closed",
+    "Conflict": "conflict",
+    "Verification would replace an adjustment": "adjustment-not-superseded",
+    "Ranking incomplete": "ranking-incomplete",
+    "Invalid request": "invalid-request",
+    "Invalid as_of": "invalid-as-of",
+    "Unknown catalogue version": "unknown-catalogue-version",
+    "Invalid measurement": "invalid-measurement",
+    "Invalid catalogue": "invalid-catalogue",
+    "Invalid unit list": "invalid-unit-list",
+    "Invalid API key request": "invalid-key-request",
+    "Unit not assessed in this catalogue and period": "unit-not-in-peer-group",
+    "No points to rank": "no-points-to-rank",
+    "Unknown pillar": "unknown-pillar",
+    "Too many failed authentications": "too-many-failed-authentications",
+    "Internal error": "internal-error",
+    "No signing key": "no-signing-key",
+}
+
+
+def problem_type(title: str) -> str:
+    """The stable `type` URI of the problem with this title."""
+    slug = TYPE_SLUGS.get(title) or re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "problem"
+    return PROBLEM_TYPE_BASE + slug
 
 
 class Problem(Exception):
     """An error a client can act on; `errors` names each offending field."""
 
-    def __init__(self, status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        errors: list[dict[str, str]] | None = None,
+        *,
+        retry_after: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail, self.errors = status, title, detail, errors or []
+        self.headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
 
 
 def problem_response(
     status: int, title: str, detail: str, instance: str, errors: list[dict[str, str]] | None = None
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": "about:blank",
+        "type": problem_type(title),
         "title": title,
         "status": status,
         "detail": detail,
@@ -53,7 +108,9 @@ def _field_name(err: Any) -> str:
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.errors)
+        response = problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.errors)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -67,7 +124,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), str(exc.detail), request.url.path)
+        # the title is the kind (the status phrase), the detail what happened: "Bad Request" for a body
+        # that cannot be parsed, "Not Found" for a URL no route serves
+        title = HTTPStatus(exc.status_code).phrase if exc.status_code in HTTP_STATUSES else str(exc.detail)
+        response = problem_response(exc.status_code, title, str(exc.detail), request.url.path)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

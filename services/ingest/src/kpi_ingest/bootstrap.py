@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from kpi_common.auth import KeyRing, load_keys
+from kpi_common.access import FailureLimiter
+from kpi_common.auth import KeyCache
 from kpi_common.db import is_sqlite, make_engine, session_factory
 from kpi_common.signing import Signer, load_or_create_signer
 from kpi_core.commands import RegisterCatalogueVersion, RegisterPeerGroup
@@ -19,6 +20,7 @@ from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
 from kpi_ingest.service_layer import handlers
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.errors import IngestError
+from kpi_ingest.service_layer.keys import KEYS
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_ingest.service_layer.units import RegistryCache, register_peer_group
 
@@ -34,7 +36,8 @@ class Ingest:
     write_lock: asyncio.Lock | None
     catalogues: CatalogueRegistry
     units: RegistryCache
-    keys: KeyRing
+    keys: KeyCache
+    auth_failures: FailureLimiter
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
     signer: Signer | None = None
@@ -46,6 +49,11 @@ class Ingest:
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
+
+    async def peer_group_of(self, catalogue_id: str, version: str) -> str | None:
+        async with self.uow() as uow:
+            catalogue = await self.catalogues.get(uow, catalogue_id, version)
+        return catalogue.peer_group if catalogue else None
 
     async def check_nats(self) -> None:
         if self.relay.nats is None or not self.relay.nats.is_connected:
@@ -70,7 +78,8 @@ async def bootstrap(settings: Settings) -> Ingest:
         write_lock=write_lock,
         catalogues=CatalogueRegistry(),
         units=RegistryCache(),
-        keys=load_keys(settings.api_keys_file),
+        keys=KeyCache(KEYS, sessions),
+        auth_failures=FailureLimiter(settings.auth_failures_per_minute),
         relay=OutboxRelay(
             sessions,
             settings.nats_url,

@@ -13,10 +13,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./var/ingest.db"
     nats_url: str = "nats://127.0.0.1:4222"
     stream_replicas: int = 1
-    api_keys_file: Path = Path("var/api-keys.yaml")
     load_bundled_catalogues: bool = True
     host: str = "127.0.0.1"
     port: int = 8001
     relay_batch: int = 500
     checkpoint_key_file: Path = Path("var/checkpoint-key.pem")
     trusted_checkpoint_keys: list[str] = []  # Ed25519 public keys (hex) a verification accepts; empty: any
+    # four eyes: an approver who adjusted verifications of a period may not publish it, unless allowed here
+    allow_self_approval: bool = False
+    auth_failures_per_minute: int = 20  # failed authentications from one address before 429

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kpi_common.access import FailureLimiter
+from kpi_common.auth import KeyCache, KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.projection_service import ProjectionService, build_projection_service
-from kpi_reporting.adapters.orm import catalogues, consumer_positions, dead_letters, peer_groups
+from kpi_reporting.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups
 from kpi_reporting.config import Settings
 from kpi_reporting.service_layer.projection import HistoryProjection
 from kpi_reporting.views import ResultCache
@@ -18,11 +20,19 @@ class Reporting:
     catalogues: CatalogueStore
     peer_groups: PeerGroupStore
     cache: ResultCache
+    keys: KeyCache
+    auth_failures: FailureLimiter
+
+    async def peer_group_of(self, catalogue_id: str, version: str) -> str | None:
+        async with self.service.sessions() as session:
+            catalogue = await self.catalogues.get(session, catalogue_id, version)
+        return catalogue.peer_group if catalogue else None
 
 
 def build(settings: Settings) -> Reporting:
     store = CatalogueStore(catalogues)
     units = PeerGroupStore(peer_groups)
+    keys = KeyStore(api_keys)
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -30,9 +40,10 @@ def build(settings: Settings) -> Reporting:
         replicas=settings.stream_replicas,
         positions=consumer_positions,
         dead_letters=dead_letters,
-        apply=HistoryProjection(store, units).apply,
+        apply=HistoryProjection(store, units, keys).apply,
     )
-    return Reporting(service, store, units, ResultCache())
+    limiter = FailureLimiter(settings.auth_failures_per_minute)
+    return Reporting(service, store, units, ResultCache(), KeyCache(keys, service.sessions), limiter)
 
 
 def projection_service(settings: Settings) -> ProjectionService:

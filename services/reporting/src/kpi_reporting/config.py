@@ -15,3 +15,4 @@ class Settings(BaseSettings):
     run_consumer: bool = True  # false for API-only replicas when scaled out
     host: str = "127.0.0.1"
     port: int = 8003
+    auth_failures_per_minute: int = 20  # failed authentications from one address before 429

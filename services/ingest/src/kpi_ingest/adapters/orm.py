@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
 
+from kpi_common.auth import api_key_table
 from kpi_common.db import new_metadata
 
 metadata = new_metadata()
+api_keys = api_key_table(metadata)
 
 events = Table(
     "events",

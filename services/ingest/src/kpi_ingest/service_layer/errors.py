@@ -63,6 +63,14 @@ class AdjustmentNotSuperseded(IngestError):
     status, title = 409, "Verification would replace an adjustment"
 
 
+class InvalidKey(IngestError):
+    status, title = 422, "Invalid API key request"
+
+
+class SelfApproval(IngestError):
+    status, title = 403, "Four eyes: who adjusted may not publish"
+
+
 class RankingIncomplete(IngestError):
     status, title = 409, "Ranking incomplete"
 

@@ -56,6 +56,10 @@ class UnitOfWork:
                 self._holds_lock = False
                 self._write_lock.release()
 
+    @property
+    def session(self) -> AsyncSession:
+        return self._session
+
     async def commit(self) -> None:
         await self._session.commit()
         if self._on_commit is not None:

@@ -10,6 +10,8 @@ from typing import Any
 
 from kpi_core.assessment import (
     LatestVerification,
+    adjusters,
+    four_eyes_error,
     missing_decisions,
     not_applicable_errors,
     publication_errors,
@@ -48,6 +50,7 @@ from kpi_ingest.service_layer.errors import (
     InvalidMeasurement,
     NotFound,
     RankingIncomplete,
+    SelfApproval,
 )
 from kpi_ingest.service_layer.handlers import (
     Decide,
@@ -246,7 +249,12 @@ CONTEXT_TEXT_LIMIT = 2000
 
 
 async def publish_result(
-    command: PublishResult, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
+    command: PublishResult,
+    uow: UnitOfWork,
+    catalogues: CatalogueRegistry,
+    units: RegistryCache,
+    *,
+    self_approval_allowed: bool = False,
 ) -> Recorded:
     """Freeze the complete ranking of the peer group's units as an event; a restatement names the
     publication it replaces. Every unit × scored component needs a verification decision, unless
@@ -283,6 +291,10 @@ async def publish_result(
                 refused[0].message + "".join(f"; {entry.unit_id}: {entry.count} missing" for entry in missing[:10]),
                 refused,
             )
+        adjusted_by = adjusters(event for event, _, _ in measured)
+        self_approval = four_eyes_error(command.published_by, adjusted_by, self_approval_allowed)
+        if self_approval is not None:
+            raise SelfApproval(self_approval.message, [self_approval])
         ranking = await _ranking(uow, catalogue, command, registry, measured)
         return ResultPublished(
             catalogue_id=command.catalogue_id,
@@ -297,6 +309,7 @@ async def publish_result(
             reason=command.reason,
             incomplete_reason=command.incomplete_reason if missing else None,
             missing=missing,
+            adjusted_by=adjusted_by,
             published_by=command.published_by,
         )
 

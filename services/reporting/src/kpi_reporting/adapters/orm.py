@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
+from kpi_common.auth import api_key_table
 from kpi_common.catalogue_store import catalogue_table, peer_group_table
 from kpi_common.db import new_metadata
 from kpi_common.tracking import tracking_tables
@@ -15,6 +16,7 @@ from kpi_common.tracking import tracking_tables
 metadata = new_metadata()
 catalogues = catalogue_table(metadata)
 peer_groups = peer_group_table(metadata)
+api_keys = api_key_table(metadata)
 consumer_positions, dead_letters = tracking_tables(metadata)
 
 measurement_history = Table(

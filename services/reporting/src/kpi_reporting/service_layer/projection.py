@@ -6,9 +6,12 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_core.events import (
+    ApiKeyGranted,
+    ApiKeyRevoked,
     CatalogueVersionRegistered,
     ContextReported,
     EventEnvelope,
@@ -27,9 +30,10 @@ TimelineEvent = EvidenceRequested | PeriodClosed | UnitReopened | ContextReporte
 
 
 class HistoryProjection:
-    def __init__(self, catalogues: CatalogueStore, peer_groups: PeerGroupStore) -> None:
+    def __init__(self, catalogues: CatalogueStore, peer_groups: PeerGroupStore, keys: KeyStore) -> None:
         self.catalogues = catalogues
         self.peer_groups = peer_groups
+        self.keys = keys
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
         event = decode_event(envelope)
@@ -39,6 +43,8 @@ class HistoryProjection:
             await self.peer_groups.store(session, event, envelope.sequence)
         elif isinstance(event, MeasurementRecorded):
             await insert_ignoring_duplicates(session, measurement_history, _measurement_row(event, envelope))
+        elif isinstance(event, ApiKeyGranted | ApiKeyRevoked):
+            await self.keys.apply(session, event, envelope.sequence, envelope.time)
         elif isinstance(event, TimelineEvent):
             await insert_ignoring_duplicates(session, timeline, _timeline_row(event, envelope))
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
 
+from kpi_common.auth import api_key_table
 from kpi_common.catalogue_store import catalogue_table
 from kpi_common.db import new_metadata
 from kpi_common.tracking import tracking_tables
 
 metadata = new_metadata()
 catalogues = catalogue_table(metadata)
+api_keys = api_key_table(metadata)
 consumer_positions, dead_letters = tracking_tables(metadata)
 
 

@@ -16,10 +16,18 @@ from typing import Any
 from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore
 from kpi_common.db import upsert
 from kpi_core.catalogue import Catalogue
-from kpi_core.events import CatalogueVersionRegistered, EventEnvelope, MeasurementRecorded, decode_event
+from kpi_core.events import (
+    ApiKeyGranted,
+    ApiKeyRevoked,
+    CatalogueVersionRegistered,
+    EventEnvelope,
+    MeasurementRecorded,
+    decode_event,
+)
 from kpi_core.measurements import typed_inputs
 from kpi_core.rules import YearOverYearRule, is_peer_relative
 from kpi_core.scoring import (
@@ -37,8 +45,9 @@ TOTAL_CODE = "*"
 
 
 class ScoreProjection:
-    def __init__(self, catalogues: CatalogueStore) -> None:
+    def __init__(self, catalogues: CatalogueStore, keys: KeyStore) -> None:
         self.catalogues = catalogues
+        self.keys = keys
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
         event = decode_event(envelope)
@@ -46,6 +55,8 @@ class ScoreProjection:
             await self.catalogues.store(session, event)
         elif isinstance(event, MeasurementRecorded):
             await self._measurement(session, event, envelope)
+        elif isinstance(event, ApiKeyGranted | ApiKeyRevoked):
+            await self.keys.apply(session, event, envelope.sequence, envelope.time)
 
     async def _measurement(self, session: AsyncSession, event: MeasurementRecorded, envelope: EventEnvelope) -> None:
         catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)

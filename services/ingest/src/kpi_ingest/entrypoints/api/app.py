@@ -9,10 +9,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kpi_common.health import health_router
+from kpi_common.openapi import install_openapi
 from kpi_common.problems import install_problem_handlers, problem_response
 from kpi_ingest.bootstrap import Ingest, bootstrap
 from kpi_ingest.config import Settings
-from kpi_ingest.entrypoints.api.routes import audit, catalogues, events, measurements, schemas, units, workflow
+from kpi_ingest.entrypoints.api.routes import audit, catalogues, events, keys, measurements, schemas, units, workflow
 from kpi_ingest.service_layer.errors import IngestError
 
 
@@ -23,13 +24,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ingest = await bootstrap(settings)
         app.state.ingest = ingest
+        app.state.keys, app.state.auth_failures = ingest.keys, ingest.auth_failures
+        app.state.peer_group_of = ingest.peer_group_of
         try:
             yield
         finally:
             await ingest.close()
 
-    app = FastAPI(title="kpi-ledger ingest", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="kpi-ledger ingest", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
+    install_openapi(app)
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
@@ -53,4 +57,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(workflow.router)
     app.include_router(units.router)
+    app.include_router(keys.router)
     return app

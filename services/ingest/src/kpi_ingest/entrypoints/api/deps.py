@@ -1,11 +1,12 @@
-"""Request dependencies: the composition root and the caller's API key."""
+"""Request dependencies: the composition root, the write scope of a key, the Idempotency-Key."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, Header, Request
 
+from kpi_common.access import require_scope
 from kpi_common.auth import ApiKey
 from kpi_common.problems import Problem
 from kpi_ingest.bootstrap import Ingest
@@ -18,38 +19,17 @@ def get_ingest(request: Request) -> Ingest:
 IngestDep = Annotated[Ingest, Depends(get_ingest)]
 
 
-def get_api_key(
-    ingest: IngestDep,
-    authorization: Annotated[str | None, Header()] = None,
-    x_api_key: Annotated[str | None, Header()] = None,
-) -> ApiKey:
-    secret = x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        secret = authorization[7:].strip()
-    key = ingest.keys.authenticate(secret)
-    if key is None:
-        raise Problem(401, "Unauthorized", "an API key is required (Authorization: Bearer <key> or X-API-Key)")
-    return key
+class ScopedRequest(Protocol):
+    catalogue_id: str
+    catalogue_version: str
 
 
-ApiKeyDep = Annotated[ApiKey, Depends(get_api_key)]
-
-
-def require_role(key: ApiKey, *roles: str) -> None:
-    if not set(roles) & set(key.roles):
-        raise Problem(403, "Forbidden", f"key {key.id} lacks the role: {' or '.join(roles)}")
-
-
-def require_unit(key: ApiKey, unit_id: str) -> None:
-    """A reporter key writes only for the units it is bound to."""
-    require_role(key, "reporter")
-    if not key.may_report_for(unit_id):
-        raise Problem(
-            403,
-            "Forbidden",
-            f"key {key.id} may not report for unit {unit_id}",
-            [{"field": "unit_id", "message": "not bound to this key"}],
-        )
+async def require_write_scope(ingest: Ingest, key: ApiKey, body: ScopedRequest, *, role_used: str) -> None:
+    """The key acts in the catalogue's peer group and, where it names units, for the request's unit
+    (an unknown catalogue is left to the handler, which answers 422 naming it)."""
+    peer_group = await ingest.peer_group_of(body.catalogue_id, body.catalogue_version)
+    if peer_group is not None:
+        require_scope(key, peer_group, getattr(body, "unit_id", None), role_used=role_used)
 
 
 def IdempotencyKey(idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> str:

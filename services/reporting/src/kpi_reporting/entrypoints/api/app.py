@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kpi_common.health import health_router
+from kpi_common.openapi import install_openapi
 from kpi_common.problems import install_problem_handlers
 from kpi_reporting.bootstrap import build
 from kpi_reporting.config import Settings
@@ -19,7 +20,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.reporting = build(settings)
+        reporting = app.state.reporting = build(settings)
+        app.state.keys, app.state.auth_failures = reporting.keys, reporting.auth_failures
+        app.state.peer_group_of = reporting.peer_group_of
         if settings.run_consumer:
             app.state.reporting.service.start()
         try:
@@ -27,8 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.reporting.service.close()
 
-    app = FastAPI(title="kpi-ledger reporting", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="kpi-ledger reporting", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
+    install_openapi(app)
 
     async def database() -> None:
         await app.state.reporting.service.check_database()

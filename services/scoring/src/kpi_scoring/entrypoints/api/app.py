@@ -8,14 +8,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
+from kpi_common.access import StaffKey, UnpublishedUnitReader
 from kpi_common.as_of import AsOf
 from kpi_common.health import health_router
+from kpi_common.openapi import install_openapi
 from kpi_common.problems import Problem, install_problem_handlers
 from kpi_common.projection_service import ProjectionService
 from kpi_common.scope import ScopeDep
 from kpi_scoring import views
 from kpi_scoring.bootstrap import build
 from kpi_scoring.config import Settings
+from kpi_scoring.entrypoints.api.contracts import Score, ScoreChange
 
 
 def get_scoring(request: Request) -> ProjectionService:
@@ -41,17 +44,17 @@ async def _scores(
         return await views.unit_scores_as_of(session, scope, unit, code, moment)
 
 
-@router.get("/units/{unit}/scores")
+@router.get("/units/{unit}/scores", response_model=list[Score])
 async def get_unit_scores(
-    unit: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
+    reader: UnpublishedUnitReader, unit: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
 ) -> list[dict[str, Any]]:
     """Every score of one unit (indicators, pillars, total "*"), with explanations; `as_of` for a past moment."""
     return await _scores(scoring, scope, unit, None, as_of)
 
 
-@router.get("/units/{unit}/scores/{code}")
+@router.get("/units/{unit}/scores/{code}", response_model=Score)
 async def get_unit_score(
-    unit: str, code: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
+    reader: UnpublishedUnitReader, unit: str, code: str, scope: ScopeDep, scoring: ScoringDep, as_of: AsOfQuery = None
 ) -> dict[str, Any]:
     """One score with its explanation: rule, inputs, source event, formula with the numbers substituted."""
     found = await _scores(scoring, scope, unit, code, as_of)
@@ -60,8 +63,8 @@ async def get_unit_score(
     return found[0]
 
 
-@router.get("/events/{sequence}/scores")
-async def get_scores_changed_by_event(sequence: int, scoring: ScoringDep) -> list[dict[str, Any]]:
+@router.get("/events/{sequence}/scores", response_model=list[ScoreChange])
+async def get_scores_changed_by_event(key: StaffKey, sequence: int, scoring: ScoringDep) -> list[dict[str, Any]]:
     """Lineage: every score an event changed (peer-relative rules can change other units' scores too)."""
     async with scoring.sessions() as session:
         return await views.changes_by_event(session, sequence)
@@ -72,7 +75,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.scoring = build(settings)
+        scoring = build(settings)
+        app.state.scoring = scoring.service
+        app.state.keys, app.state.auth_failures = scoring.keys, scoring.auth_failures
+        app.state.peer_group_of = scoring.peer_group_of
         if settings.run_consumer:
             app.state.scoring.start()
         try:
@@ -80,8 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.scoring.close()
 
-    app = FastAPI(title="kpi-ledger scoring", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="kpi-ledger scoring", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
+    install_openapi(app)
 
     async def database() -> None:
         await app.state.scoring.check_database()

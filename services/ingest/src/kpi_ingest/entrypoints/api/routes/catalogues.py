@@ -6,10 +6,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from kpi_common.access import AdminKey
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import RegisterCatalogueVersion
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.contracts import CatalogueDocument, IndicatorNode, Registered
+from kpi_ingest.entrypoints.api.deps import IngestDep
 from kpi_ingest.entrypoints.api.schemas import CatalogueIn, CatalogueSummary
 from kpi_ingest.service_layer import handlers
 
@@ -46,13 +48,17 @@ async def list_catalogues(ingest: IngestDep) -> list[CatalogueSummary]:
     return summaries
 
 
-@router.get("/{catalogue_id}/versions/{version}")
+@router.get("/{catalogue_id}/versions/{version}", response_model=CatalogueDocument, response_model_exclude_unset=True)
 async def get_catalogue_version(catalogue_id: str, version: str, ingest: IngestDep) -> dict[str, Any]:
     """The whole tree of one catalogue version, as registered."""
     return (await _catalogue(ingest, catalogue_id, version)).document()
 
 
-@router.get("/{catalogue_id}/versions/{version}/indicators/{code}")
+@router.get(
+    "/{catalogue_id}/versions/{version}/indicators/{code}",
+    response_model=IndicatorNode,
+    response_model_exclude_unset=True,
+)
 async def get_indicator(catalogue_id: str, version: str, code: str, ingest: IngestDep) -> dict[str, Any]:
     """One node of a catalogue version, with its rule, inputs and method text."""
     node = (await _catalogue(ingest, catalogue_id, version)).node(code)
@@ -61,10 +67,9 @@ async def get_indicator(catalogue_id: str, version: str, code: str, ingest: Inge
     return node.model_dump(mode="json", exclude_none=True)
 
 
-@router.post("", status_code=201)
-async def register_catalogue(body: CatalogueIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=Registered)
+async def register_catalogue(key: AdminKey, body: CatalogueIn, ingest: IngestDep) -> dict[str, Any]:
     """Register a new catalogue version (admin key); it is validated and becomes an event."""
-    require_role(key, "admin")
     command = RegisterCatalogueVersion(document=body.document(), registered_by=key.id)
     stored = await handlers.register_catalogue_version(command, ingest.uow(), ingest.catalogues)
     return {"id": body.id, "version": body.version, "event_id": stored.envelope.id, "sequence": stored.sequence}

@@ -6,15 +6,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_common.access import AuditorKey
+from kpi_ingest.entrypoints.api.contracts import EventPage
+from kpi_ingest.entrypoints.api.deps import IngestDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
 
 
-@router.get("/events")
+@router.get("/events", response_model=EventPage)
 async def read_events(
+    key: AuditorKey,
     ingest: IngestDep,
-    key: ApiKeyDep,
     after: Annotated[int, Query(ge=0, description="Return events with a sequence above this cursor")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[str | None, Query(description="e.g. vn.kpi.measurement.recorded.v1")] = None,
@@ -22,7 +24,6 @@ async def read_events(
     unit: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
     """Events after a sequence, in order, with the cursor to resume from (auditor or admin key)."""
-    require_role(key, "auditor", "admin")
     async with ingest.uow() as uow:
         found, next_after = await uow.events.page(after, limit, event_type=type, catalogue_id=catalogue, unit_id=unit)
     return {"events": [stored.envelope.model_dump(mode="json") for stored in found], "next_after": next_after}

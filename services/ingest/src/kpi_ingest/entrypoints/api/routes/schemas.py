@@ -12,13 +12,13 @@ from kpi_core.schemas import all_schemas
 router = APIRouter(prefix="/v1/schemas", tags=["schemas"])
 
 
-@router.get("")
+@router.get("", response_model=list[str])
 async def list_schemas() -> list[str]:
     """The names of every published schema."""
     return sorted(all_schemas())
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=dict[str, Any])
 async def get_schema(name: str) -> dict[str, Any]:
     """One JSON Schema (draft 2020-12): `catalogue` or an event type such as vn.kpi.measurement.recorded.v1."""
     schemas = all_schemas()

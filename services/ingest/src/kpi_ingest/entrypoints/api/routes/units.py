@@ -8,10 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 
+from kpi_common.access import AdminKey
 from kpi_common.problems import Problem
 from kpi_core.commands import RegisterPeerGroup
 from kpi_core.units import PeerGroup, reference_date
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IngestDep, require_role
+from kpi_ingest.entrypoints.api.contracts import PeerGroupDocument, Registered
+from kpi_ingest.entrypoints.api.deps import IngestDep
 from kpi_ingest.service_layer.units import register_peer_group
 
 router = APIRouter(prefix="/v1/peer-groups", tags=["unit registry"])
@@ -52,7 +54,7 @@ async def list_peer_groups(ingest: IngestDep) -> list[PeerGroupSummary]:
     ]
 
 
-@router.get("/{peer_group_id}")
+@router.get("/{peer_group_id}", response_model=PeerGroupDocument, response_model_exclude_unset=True)
 async def get_peer_group(
     peer_group_id: str,
     ingest: IngestDep,
@@ -69,10 +71,9 @@ async def get_peer_group(
     return document
 
 
-@router.post("", status_code=201)
-async def register(body: PeerGroupIn, ingest: IngestDep, key: ApiKeyDep) -> dict[str, Any]:
+@router.post("", status_code=201, response_model=Registered)
+async def register(key: AdminKey, body: PeerGroupIn, ingest: IngestDep) -> dict[str, Any]:
     """Register a new version of a peer group's unit list (admin key); the latest version is in force."""
-    require_role(key, "admin")
     command = RegisterPeerGroup(document=body.model_dump(mode="json"), registered_by=key.id)
     stored = await register_peer_group(command, ingest.uow())
     assert stored is not None

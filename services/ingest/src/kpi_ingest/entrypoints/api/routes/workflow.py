@@ -7,9 +7,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from kpi_common.access import ApproverKey, EvaluatorKey, EvaluatorOrAdminKey, ReporterKey
 from kpi_core.commands import ClosePeriod, PublishResult, ReopenUnit, ReportContext, RequestEvidence, VerifyMeasurement
 from kpi_core.events import Evidence
-from kpi_ingest.entrypoints.api.deps import ApiKeyDep, IdempotencyKeyDep, IngestDep, require_role, require_unit
+from kpi_ingest.entrypoints.api.contracts import Accepted, PublicationAccepted, replayed
+from kpi_ingest.entrypoints.api.deps import IdempotencyKeyDep, IngestDep, require_write_scope
 from kpi_ingest.entrypoints.api.schemas import InputValue
 from kpi_ingest.service_layer import workflow
 from kpi_ingest.service_layer.handlers import Recorded
@@ -86,12 +88,16 @@ def _accepted(recorded: Recorded, response: Response, **extra: Any) -> dict[str,
     }
 
 
-@router.post("/verifications", status_code=201)
+@router.post("/verifications", status_code=201, response_model=Accepted, responses=replayed(Accepted))
 async def post_verification(
-    body: VerificationIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: EvaluatorKey,
+    body: VerificationIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Evaluator: accept a unit's self-assessed value for a component, or replace it with a reason."""
-    require_role(key, "evaluator")
+    await require_write_scope(ingest, key, body, role_used="evaluator")
     command = VerifyMeasurement(
         **body.model_dump(exclude={"evidence"}),
         evidence=tuple(body.evidence),
@@ -102,52 +108,84 @@ async def post_verification(
     return _accepted(recorded, response)
 
 
-@router.post("/evidence-requests", status_code=201)
+@router.post("/evidence-requests", status_code=201, response_model=Accepted, responses=replayed(Accepted))
 async def post_evidence_request(
-    body: EvidenceRequestIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: EvaluatorKey,
+    body: EvidenceRequestIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Evaluator: ask a unit for more evidence on a component; the unit answers with `responds_to` = this event id."""
-    require_role(key, "evaluator")
+    await require_write_scope(ingest, key, body, role_used="evaluator")
     command = RequestEvidence(**body.model_dump(), idempotency_key=idempotency_key, requested_by=key.id)
     return _accepted(await workflow.request_evidence(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
-@router.post("/periods/close", status_code=201)
+@router.post("/periods/close", status_code=201, response_model=Accepted, responses=replayed(Accepted))
 async def post_close(
-    body: CloseIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: EvaluatorOrAdminKey,
+    body: CloseIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Evaluator or admin: close a catalogue version's period for submissions."""
-    require_role(key, "evaluator", "admin")
+    if not key.has_role("admin"):
+        await require_write_scope(ingest, key, body, role_used="evaluator")
     command = ClosePeriod(**body.model_dump(), idempotency_key=idempotency_key, closed_by=key.id)
     return _accepted(await workflow.close_period(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
-@router.post("/periods/reopen", status_code=201)
+@router.post("/periods/reopen", status_code=201, response_model=Accepted, responses=replayed(Accepted))
 async def post_reopen(
-    body: ReopenIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: EvaluatorKey,
+    body: ReopenIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Evaluator: reopen a closed period for one unit, with a reason."""
-    require_role(key, "evaluator")
+    await require_write_scope(ingest, key, body, role_used="evaluator")
     command = ReopenUnit(**body.model_dump(), idempotency_key=idempotency_key, reopened_by=key.id)
     return _accepted(await workflow.reopen_unit(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
-@router.post("/context", status_code=201)
+@router.post("/context", status_code=201, response_model=Accepted, responses=replayed(Accepted))
 async def post_context(
-    body: ContextIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: ReporterKey,
+    body: ContextIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Reporter: a unit's general information for a period (population, civil servants, information systems...)."""
-    require_unit(key, body.unit_id)
+    await require_write_scope(ingest, key, body, role_used="reporter")
     command = ReportContext(**body.model_dump(), idempotency_key=idempotency_key, submitted_by=key.id)
     return _accepted(await workflow.report_context(command, ingest.uow(), ingest.catalogues, ingest.units), response)
 
 
-@router.post("/publications", status_code=201)
+@router.post(
+    "/publications",
+    status_code=201,
+    response_model=PublicationAccepted,
+    responses={**replayed(PublicationAccepted), 404: {"description": "`replaces` names no publication of the period"}},
+)
 async def post_publication(
-    body: PublicationIn, response: Response, ingest: IngestDep, key: ApiKeyDep, idempotency_key: IdempotencyKeyDep
+    key: ApproverKey,
+    body: PublicationIn,
+    response: Response,
+    ingest: IngestDep,
+    idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
     """Approver: publish (freeze) the ranking of a period; to correct it, publish a restatement naming `replaces`."""
-    require_role(key, "approver")
+    await require_write_scope(ingest, key, body, role_used="approver")
     command = PublishResult(**body.model_dump(), idempotency_key=idempotency_key, published_by=key.id)
-    recorded = await workflow.publish_result(command, ingest.uow(), ingest.catalogues, ingest.units)
+    recorded = await workflow.publish_result(
+        command,
+        ingest.uow(),
+        ingest.catalogues,
+        ingest.units,
+        self_approval_allowed=ingest.settings.allow_self_approval,
+    )
     return _accepted(recorded, response, publication=recorded.event.envelope.data)

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 
+from kpi_common.access import PeriodReader, UnitReader
 from kpi_common.scope import ScopeDep
 from kpi_reporting import reports
 from kpi_reporting.entrypoints.api.routes.reports import AsOfQuery, PillarQuery, PublicationQuery, ReportingDep
@@ -33,6 +34,15 @@ SCORECARD_COLUMNS = [
 ]
 
 
+class CsvResponse(Response):
+    media_type = "text/csv"
+
+
+CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": "UTF-8 CSV with a byte-order mark"}
+}
+
+
 def _csv(rows: list[list[Any]], filename: str) -> Response:
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
@@ -44,8 +54,9 @@ def _csv(rows: list[list[Any]], filename: str) -> Response:
     )
 
 
-@router.get("/rankings.csv")
+@router.get("/rankings.csv", response_class=CsvResponse, responses=CSV)
 async def export_rankings(
+    reader: PeriodReader,
     scope: ScopeDep,
     reporting: ReportingDep,
     as_of: AsOfQuery = None,
@@ -83,8 +94,10 @@ def _flatten(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from _flatten(node.get("children", []))
 
 
-@router.get("/units/{unit}/scorecard.csv")
-async def export_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None) -> Response:
+@router.get("/units/{unit}/scorecard.csv", response_class=CsvResponse, responses=CSV)
+async def export_scorecard(
+    reader: UnitReader, unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
+) -> Response:
     """A unit's scorecard as CSV, one row per pillar and component in catalogue order."""
     card = await reports.scorecard(reporting, scope, unit, as_of)
     rows: list[list[Any]] = [[title for _, title in SCORECARD_COLUMNS]]

@@ -6,10 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from kpi_common.access import PeriodReader, UnitReader, UnpublishedPeriodReader, UnpublishedUnitReader
 from kpi_common.as_of import AsOf
 from kpi_common.scope import ScopeDep
 from kpi_reporting import reports, timeline_views, views
 from kpi_reporting.bootstrap import Reporting
+from kpi_reporting.entrypoints.api.contracts import AnyRanking, Diff, HistoryEntry, Scorecard, Trend
 
 
 def get_reporting(request: Request) -> Reporting:
@@ -26,8 +28,9 @@ PublicationQuery = Annotated[str | None, Query(description="With stage=published
 router = APIRouter(prefix="/v1", tags=["reports"])
 
 
-@router.get("/rankings")
+@router.get("/rankings", response_model=AnyRanking, response_model_exclude_unset=True)
 async def get_rankings(
+    reader: PeriodReader,
     scope: ScopeDep,
     reporting: ReportingDep,
     as_of: AsOfQuery = None,
@@ -39,16 +42,19 @@ async def get_rankings(
     return await reports.rankings(reporting, scope, as_of, pillar, publication)
 
 
-@router.get("/units/{unit}/scorecard")
-async def get_scorecard(unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None) -> dict[str, Any]:
+@router.get("/units/{unit}/scorecard", response_model=Scorecard, response_model_exclude_unset=True)
+async def get_scorecard(
+    reader: UnitReader, unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
+) -> dict[str, Any]:
     """A unit's scorecard: points, max, points missing, status, agencies and deadline per component,
     self-assessed and verified side by side with the gap, the change since the previous period, and
     the unit's general information."""
     return await reports.scorecard(reporting, scope, unit, as_of)
 
 
-@router.get("/units/{unit}/trend")
+@router.get("/units/{unit}/trend", response_model=Trend, response_model_exclude_unset=True)
 async def get_trend(
+    reader: UnitReader,
     unit: str,
     reporting: ReportingDep,
     catalogue: Annotated[str, Query(examples=["vn-dti-province"])],
@@ -61,8 +67,9 @@ async def get_trend(
     return await reports.trend(reporting, catalogue, version, stage, unit)
 
 
-@router.get("/units/{unit}/history")
+@router.get("/units/{unit}/history", response_model=list[HistoryEntry], response_model_exclude_unset=True)
 async def get_history(
+    reader: UnpublishedUnitReader,
     unit: str,
     scope: ScopeDep,
     reporting: ReportingDep,
@@ -74,8 +81,9 @@ async def get_history(
         return await timeline_views.unit_history(session, scope, unit, indicator, AsOf.parse(as_of))
 
 
-@router.get("/diff")
+@router.get("/diff", response_model=Diff, response_model_exclude_unset=True)
 async def get_diff(
+    reader: UnpublishedPeriodReader,
     scope: ScopeDep,
     reporting: ReportingDep,
     from_: Annotated[str, Query(alias="from", description="The earlier moment: a sequence or a time")],

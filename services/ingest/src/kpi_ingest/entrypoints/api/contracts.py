@@ -1,0 +1,170 @@
+"""What the ingest endpoints answer: the response models OpenAPI shows (request bodies are in schemas.py).
+
+Open-ended parts (a catalogue's rules, an event's data, a JSON Schema) are `dict[str, Any]`; models
+whose shape may grow allow extra fields, so that nothing a route returns is filtered away.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def replayed(model: type[BaseModel]) -> dict[int | str, dict[str, Any]]:
+    """The 200 a repeated request with the same Idempotency-Key answers: what the first one recorded."""
+    return {200: {"model": model, "description": "Replayed: what was recorded for this Idempotency-Key"}}
+
+
+class Registered(BaseModel):
+    """A catalogue version or unit list registered: the event that records it."""
+
+    id: str
+    version: str
+    event_id: str
+    sequence: int
+
+
+class IndicatorNode(BaseModel):
+    """One node of a catalogue (pillar, group, component, data line) as registered; unset fields are absent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    parent: str | None = None
+    level: str
+    name_vi: str
+    name_en: str | None = None
+    max_points: str | None = None
+    scored: bool = True
+    inputs: list[dict[str, Any]] = Field(default_factory=list)
+    rule: dict[str, Any] | None = None
+
+
+class CatalogueDocument(BaseModel):
+    """A catalogue version as registered (docs/catalogue-format.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    id: str
+    version: str
+    kind: str
+    title_vi: str
+    title_en: str | None = None
+    peer_group: str
+    period_reference_day: str
+    total_max_points: str | None = None
+    source: dict[str, Any]
+    nodes: list[IndicatorNode]
+
+
+class UnitEntry(BaseModel):
+    """A unit of a peer group, with its validity and predecessors; unset fields are absent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name_vi: str
+    name_en: str | None = None
+    code: str | None = None
+    kind: str
+    valid_from: str | None = None
+    valid_to: str | None = None
+    predecessors: list[str] = Field(default_factory=list)
+    note: str | None = None
+
+
+class PeerGroupDocument(BaseModel):
+    """A peer group's unit list in its version in force; `valid_on` when asked for one period or day."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format: str
+    id: str
+    version: str
+    title_vi: str
+    title_en: str | None = None
+    sources: list[dict[str, Any]]
+    notes: str | None = None
+    units: list[UnitEntry]
+    valid_on: str | None = None
+
+
+class CloudEvent(BaseModel):
+    """An event of the log as a CloudEvents 1.0 envelope, with the global `sequence` extension."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: str
+    datacontenttype: str
+    dataschema: str
+    sequence: int
+    data: dict[str, Any] = Field(description="The event's fields, as its JSON Schema (/v1/schemas/{type}) says")
+
+
+class EventPage(BaseModel):
+    events: list[CloudEvent]
+    next_after: int = Field(description="The cursor for the next page (`after`)")
+
+
+class ChainBreak(BaseModel):
+    sequence: int
+    problem: str
+    expected: str
+    found: str
+
+
+class CheckpointCheck(BaseModel):
+    sequence: int
+    event_sequence: int
+    signature_valid: bool
+    matches_chain: bool
+    trusted_key: bool
+    valid: bool
+
+
+class ChainReport(BaseModel):
+    """The hash chain re-walked: its head, the first break if any, and every signed checkpoint."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ok: bool
+    events: int
+    head_sequence: int
+    head_sha256: str
+    first_break: ChainBreak | None
+    checkpoints: list[CheckpointCheck]
+
+
+class CheckpointSigned(BaseModel):
+    """A signed checkpoint of the chain head, as published in the log."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str
+    event_sequence: int
+    sequence: int
+    chain_sha256: str
+    algorithm: str
+    public_key: str
+    signature: str
+    signed_by: str
+
+
+class Accepted(BaseModel):
+    """A workflow step recorded as an event (or, with the same Idempotency-Key again, the one recorded)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    event_id: str
+    sequence: int
+    type: str
+    replayed: bool
+
+
+class PublicationAccepted(Accepted):
+    publication: dict[str, Any] = Field(description="The vn.kpi.result.published.v1 event's data: the frozen ranking")
