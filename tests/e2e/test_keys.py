@@ -66,9 +66,8 @@ def test_a_granted_key_works_everywhere_at_once_and_a_revoked_one_nowhere(runnin
     )
     assert not any("secret" in key or "sha256" in key for key in listed)
 
-    revoke = running.ingest.post(
-        "/v1/keys/so-tttt-gia-lai/revoke", json={"reason": "Cán bộ chuyển công tác"}, headers=bearer(running.keys["admin"])
-    )
+    reason = {"reason": "Cán bộ chuyển công tác"}
+    revoke = running.ingest.post("/v1/keys/so-tttt-gia-lai/revoke", json=reason, headers=bearer(running.keys["admin"]))
     assert revoke.status_code == 200, revoke.text
     refused = measurement(secret, running, "gia-lai", "key-revoked")
     assert refused.status_code == 401 and "unknown, revoked or expired" in refused.json()["detail"]
@@ -168,3 +167,22 @@ def test_who_adjusted_may_not_publish_and_the_publication_records_both(running: 
         headers={**bearer(elsewhere.json()["secret"]), "Idempotency-Key": "outside-group"},
     )
     assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "catalogue_id"
+
+
+def test_an_events_lineage_is_read_only_in_the_peer_groups_of_the_key(running: RunningSystem) -> None:
+    body = {**PROVINCE_2024, "unit_id": "da-nang", "indicator": "1.5", "inputs": {"a": True, "b": 3}}
+    sent = running.post("da-nang", "/v1/measurements", body, "lineage-scope")  # a score that changes
+    assert sent.status_code == 201, sent.text
+    sequence = sent.json()["sequence"]
+    keys = {
+        group: grant(running, {"id": f"k-lineage-{group}", "roles": ["evaluator"], "peer_groups": [group]}).json()
+        for group in ("provinces", "hcmc-districts")
+    }
+    path = f"/v1/events/{sequence}/scores"
+    running.wait_for(lambda: running.scoring.get(path).json() != [])  # scored (the default client is the auditor)
+    in_group = bearer(keys["provinces"]["secret"])
+    running.wait_for(lambda: running.scoring.get(path, headers=in_group).status_code == 200)
+    assert {change["unit_id"] for change in running.scoring.get(path).json()} == {"da-nang"}
+    elsewhere = bearer(keys["hcmc-districts"]["secret"])
+    running.wait_for(lambda: running.scoring.get(path, headers=elsewhere).status_code != 401)  # known to scoring
+    assert running.scoring.get(path, headers=elsewhere).status_code == 403

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from kpi_common.access import FailureLimiter, may_read
+from kpi_common.access import POLICY, FailureLimiter, may_read
 from kpi_common.auth import ApiKey, KeyRing, hash_secret, secret_prefix
 from kpi_core.assessment import adjusters, four_eyes_error
 from kpi_core.events import MeasurementRecorded
@@ -63,3 +64,9 @@ def test_who_adjusted_may_not_approve_unless_allowed() -> None:
     assert four_eyes_error("eva", ("eva",), self_approval_allowed=False) is not None
     assert four_eyes_error("eva", ("eva",), self_approval_allowed=True) is None
     assert four_eyes_error("ann", ("eva",), self_approval_allowed=False) is None
+
+
+def test_the_readme_shows_the_policy_as_written_in_code() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    for rule in POLICY:
+        assert f"| {rule.service} | `{rule.method} {rule.path}` | {rule.who} | {rule.why} |" in readme, rule

@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from kpi_common.auth import ApiKey, KeyCache, secret_prefix
+from kpi_common.auth import ALL, ApiKey, KeyCache, secret_prefix
 from kpi_common.problems import Problem
 from kpi_common.scope import CatalogueQuery, StageQuery, VersionQuery
 
@@ -67,7 +67,13 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule("ingest", "POST", "/v1/evidence-requests", "evaluator of the peer group and unit", "part of verifying"),
     Rule("ingest", "POST", "/v1/periods/reopen", "evaluator of the peer group and unit", "part of verifying"),
-    Rule("ingest", "POST", "/v1/periods/close", "evaluator of the peer group, or admin", "ends submissions for all"),
+    Rule(
+        "ingest",
+        "POST",
+        "/v1/periods/close",
+        "evaluator of the peer group (for every unit), or admin",
+        "ends submissions for all units",
+    ),
     Rule(
         "ingest",
         "POST",
@@ -88,7 +94,7 @@ POLICY: tuple[Rule, ...] = (
         "reporting",
         "GET",
         "/v1/rankings",
-        "stage=published: anyone; otherwise evaluator, approver of the peer group, auditor, admin",
+        "stage=published: anyone; otherwise evaluator, approver of the peer group (for every unit), auditor, admin",
         "published rankings are public; an unpublished ranking shows every unit's figures, so not to a reporter",
     ),
     Rule("reporting", "GET", "/v1/rankings.csv", "as /v1/rankings", "the same data as a file"),
@@ -96,7 +102,7 @@ POLICY: tuple[Rule, ...] = (
         "reporting",
         "GET",
         "/v1/units/{unit}/scorecard",
-        "stage=published: anyone; otherwise the unit's reporter, or staff of the peer group",
+        "stage=published: anyone; otherwise the unit's reporter, or staff of the peer group and unit",
         "a unit sees its own unpublished figures, not another's",
     ),
     Rule("reporting", "GET", "/v1/units/{unit}/scorecard.csv", "as the scorecard", "the same data as a file"),
@@ -105,21 +111,21 @@ POLICY: tuple[Rule, ...] = (
         "reporting",
         "GET",
         "/v1/units/{unit}/history",
-        "the unit's reporter, or staff of the peer group",
+        "the unit's reporter, or staff of the peer group and unit",
         "submissions, reasons and evidence are unpublished",
     ),
     Rule(
         "reporting",
         "GET",
         "/v1/diff",
-        "staff of the peer group",
+        "staff of the peer group (for every unit)",
         "what moved across every unit, unpublished",
     ),
     Rule(
         "scoring",
         "GET",
         "/v1/units/{unit}/scores",
-        "the unit's reporter, or staff of the peer group",
+        "the unit's reporter, or staff of the peer group and unit",
         "live, unpublished scores with their explanations",
     ),
     Rule("scoring", "GET", "/v1/units/{unit}/scores/{code}", "as the unit's scores", "an explanation"),
@@ -127,7 +133,7 @@ POLICY: tuple[Rule, ...] = (
         "scoring",
         "GET",
         "/v1/events/{sequence}/scores",
-        "evaluator, approver, auditor, admin",
+        "evaluator, approver of the event's peer group (for every unit), auditor, admin",
         "an event's lineage can reach every unit of a peer-relative indicator",
     ),
 )
@@ -236,17 +242,28 @@ def require_scope(key: ApiKey, peer_group: str, unit: str | None, *, role_used: 
     if unit is not None and not key.covers_unit(unit):
         verb = "report" if role_used == "reporter" else "act"
         raise forbidden(key, f"may not {verb} for unit {unit}", "unit_id")
+    if unit is None and ALL not in key.units:
+        raise forbidden(key, "acts for named units only, not for a whole period", "catalogue_id", "units named")
 
 
 def may_read(key: ApiKey, peer_group: str | None, unit: str | None) -> bool:
-    """Unpublished figures: auditors and admins see all; evaluators and approvers their peer groups;
-    a reporter its own units, one at a time."""
+    """Unpublished figures: auditors and admins see all; evaluators and approvers their peer groups
+    (and units, where the key names them: a view of every unit needs a key for every unit); a
+    reporter its own units, one at a time."""
     if key.has_role(*AUDIT):
         return True
     in_group = peer_group is None or key.covers_peer_group(peer_group)
-    if key.has_role("evaluator", "approver") and in_group and (unit is None or key.covers_unit(unit)):
+    units_covered = key.covers_unit(unit) if unit is not None else ALL in key.units
+    if key.has_role("evaluator", "approver") and in_group and units_covered:
         return True
     return key.has_role("reporter") and unit is not None and in_group and key.covers_unit(unit)
+
+
+async def require_read(request: Request, key: ApiKey, catalogue: str, version: str, unit: str | None) -> None:
+    """For a read whose scope is known only from what it finds (an event's lineage)."""
+    peer_group_of: Callable[[str, str], Awaitable[str | None]] = request.app.state.peer_group_of
+    if not may_read(key, await peer_group_of(catalogue, version), unit):
+        raise forbidden(key, f"may not read the unpublished figures of {catalogue}@{version}")
 
 
 @dataclass(frozen=True)

@@ -168,3 +168,43 @@ class Accepted(BaseModel):
 
 class PublicationAccepted(Accepted):
     publication: dict[str, Any] = Field(description="The vn.kpi.result.published.v1 event's data: the frozen ranking")
+
+
+class KeyGranted(BaseModel):
+    """A key granted or rotated: the secret is in this answer only."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    secret: str
+    roles: list[str]
+    units: list[str]
+    peer_groups: list[str]
+    expires_at: str | None
+    granted_by: str
+
+
+class KeyEntry(BaseModel):
+    """A key ever granted, with its state (never a secret)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    roles: list[str]
+    units: list[str]
+    peer_groups: list[str]
+    expires_at: str | None
+    granted_by: str
+    granted_at: str
+    granted_sequence: int
+    revoked_at: str | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
+class KeyRevoked(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    revoked_by: str
+    reason: str

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
-from kpi_common.access import StaffKey, UnpublishedUnitReader
+from kpi_common.access import StaffKey, UnpublishedUnitReader, require_read
 from kpi_common.as_of import AsOf
 from kpi_common.health import health_router
 from kpi_common.openapi import install_openapi
@@ -64,10 +64,16 @@ async def get_unit_score(
 
 
 @router.get("/events/{sequence}/scores", response_model=list[ScoreChange])
-async def get_scores_changed_by_event(key: StaffKey, sequence: int, scoring: ScoringDep) -> list[dict[str, Any]]:
-    """Lineage: every score an event changed (peer-relative rules can change other units' scores too)."""
+async def get_scores_changed_by_event(
+    key: StaffKey, sequence: int, scoring: ScoringDep, request: Request
+) -> list[dict[str, Any]]:
+    """Lineage: every score an event changed (peer-relative rules can change other units' scores too);
+    an evaluator or approver reads it for events of its peer groups (a key for every unit)."""
     async with scoring.sessions() as session:
-        return await views.changes_by_event(session, sequence)
+        changes = await views.changes_by_event(session, sequence)
+    for catalogue, version in {(change["catalogue"], change["version"]) for change in changes}:
+        await require_read(request, key, catalogue, version, None)
+    return changes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -12,6 +12,7 @@ from kpi_common.access import AdminKey, AuditorKey
 from kpi_common.auth import KEY_ID_PATTERN
 from kpi_core.commands import GrantKey, RevokeKey, RotateKey
 from kpi_core.events import ApiKeyGranted, Role
+from kpi_ingest.entrypoints.api.contracts import KeyEntry, KeyGranted, KeyRevoked
 from kpi_ingest.entrypoints.api.deps import IngestDep
 from kpi_ingest.service_layer import keys
 
@@ -46,7 +47,7 @@ def _granted(event: ApiKeyGranted, secret: str) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=KeyGranted)
 async def grant(key: AdminKey, body: KeyIn, ingest: IngestDep) -> dict[str, Any]:
     """Grant a key: the secret is in this answer only (only its SHA-256 is stored, as an event)."""
     async with ingest.uow() as uow:
@@ -64,14 +65,14 @@ async def grant(key: AdminKey, body: KeyIn, ingest: IngestDep) -> dict[str, Any]
     return _granted(event, secret)
 
 
-@router.get("")
+@router.get("", response_model=list[KeyEntry])
 async def list_keys(key: AuditorKey, ingest: IngestDep) -> list[dict[str, Any]]:
     """Every key ever granted, with its roles, scope, who granted and revoked it and when (no secrets)."""
     async with ingest.uow() as uow:
         return await keys.KEYS.rows(uow.session)
 
 
-@router.post("/{key_id}/rotate", status_code=201)
+@router.post("/{key_id}/rotate", status_code=201, response_model=KeyGranted)
 async def rotate(key: AdminKey, key_id: str, ingest: IngestDep) -> dict[str, Any]:
     """A new secret for the key (returned once); the old secret stops working everywhere."""
     event, secret = await keys.rotate_key(RotateKey(key_id=key_id, rotated_by=key.id), ingest.uow())
@@ -79,7 +80,7 @@ async def rotate(key: AdminKey, key_id: str, ingest: IngestDep) -> dict[str, Any
     return _granted(event, secret)
 
 
-@router.post("/{key_id}/revoke")
+@router.post("/{key_id}/revoke", response_model=KeyRevoked)
 async def revoke(key: AdminKey, key_id: str, body: RevokeIn, ingest: IngestDep) -> dict[str, Any]:
     """Revoke a key: every service refuses it within about a second."""
     event = await keys.revoke_key(RevokeKey(key_id=key_id, reason=body.reason, revoked_by=key.id), ingest.uow())
