@@ -153,7 +153,8 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
     await wait_until(partway)
     await first.close()  # stopped mid-stream
     stopped_at = sum(applied.values())
-    assert 10 <= stopped_at <= 61  # it may finish the batch in hand; the 20 recorded next arrive while it is down
+    # it may finish what it holds (all 62 on a fast machine); the 20 recorded next arrive while it is down
+    assert 10 <= stopped_at <= 62
     await record_some(lambda: UnitOfWork(sessions), registry, 20, start=60)  # more arrive while it is down
     second = service()
     second.start()
