@@ -226,6 +226,8 @@ def seeded_requests(event: int) -> list[Seeded]:
             body=measurement(inputs={"a": "many"}),
         ),
         Seeded("ingest", "POST", "/v1/catalogues", 409, "admin", body=fixture_catalogue()),
+        Seeded("ingest", "GET", "/v1/events/{sequence}", 200, "admin", path_parameters={"sequence": event}),
+        Seeded("ingest", "GET", "/v1/events/{sequence}", 404, "admin", path_parameters={"sequence": 2**40}),
         Seeded("scoring", "GET", "/healthz", 200),
         Seeded("scoring", "GET", "/readyz", 200),
         Seeded("scoring", "GET", "/v1/units/{unit}/scores", 200, "admin", path_parameters=gia_lai, query=SCOPE),

@@ -470,6 +470,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("POST /v1/audit/checkpoints", "ingest", "POST", "/v1/audit/checkpoints", only(ADMIN)),
     # "auditor, admin" / "admin, auditor"
     Endpoint("GET /v1/events", "ingest", "GET", "/v1/events", only(AUDITOR, ADMIN), params={"limit": 1}, status=200),
+    Endpoint(
+        "GET /v1/events/{sequence}",
+        "ingest",
+        "GET",
+        "/v1/events/1",
+        only(AUDITOR, ADMIN),
+        rule="/v1/events/{sequence}",
+        status=200,
+    ),
     Endpoint("GET /v1/audit/verify", "ingest", "GET", "/v1/audit/verify", only(AUDITOR, ADMIN), status=200),
     Endpoint("GET /v1/keys", "ingest", "GET", "/v1/keys", only(AUDITOR, ADMIN), status=200),
     # reporting: "stage=published: anyone; otherwise evaluator, approver of the peer group (for every unit), ..."

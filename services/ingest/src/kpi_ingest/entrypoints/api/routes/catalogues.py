@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from kpi_common.access import AdminKey
+from kpi_common.http_cache import conditional
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import RegisterCatalogueVersion
@@ -49,9 +50,9 @@ async def list_catalogues(ingest: IngestDep) -> list[CatalogueSummary]:
 
 
 @router.get("/{catalogue_id}/versions/{version}", response_model=CatalogueDocument, response_model_exclude_unset=True)
-async def get_catalogue_version(catalogue_id: str, version: str, ingest: IngestDep) -> dict[str, Any]:
-    """The whole tree of one catalogue version, as registered."""
-    return (await _catalogue(ingest, catalogue_id, version)).document()
+async def get_catalogue_version(catalogue_id: str, version: str, ingest: IngestDep, request: Request) -> Response:
+    """The whole tree of one catalogue version, as registered (immutable: ETag, If-None-Match)."""
+    return conditional(request, (await _catalogue(ingest, catalogue_id, version)).document())
 
 
 @router.get(
@@ -59,12 +60,12 @@ async def get_catalogue_version(catalogue_id: str, version: str, ingest: IngestD
     response_model=IndicatorNode,
     response_model_exclude_unset=True,
 )
-async def get_indicator(catalogue_id: str, version: str, code: str, ingest: IngestDep) -> dict[str, Any]:
-    """One node of a catalogue version, with its rule, inputs and method text."""
+async def get_indicator(catalogue_id: str, version: str, code: str, ingest: IngestDep, request: Request) -> Response:
+    """One node of a catalogue version, with its rule, inputs and method text (immutable: ETag)."""
     node = (await _catalogue(ingest, catalogue_id, version)).node(code)
     if node is None:
         raise Problem(404, "Not found", f"{catalogue_id}@{version} has no indicator {code}")
-    return node.model_dump(mode="json", exclude_none=True)
+    return conditional(request, node.model_dump(mode="json", exclude_none=True))
 
 
 @router.post("", status_code=201, response_model=Registered)

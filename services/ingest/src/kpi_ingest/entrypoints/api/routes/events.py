@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from kpi_common.access import AuditorKey
-from kpi_ingest.entrypoints.api.contracts import EventPage
+from kpi_common.http_cache import conditional
+from kpi_common.problems import Problem
+from kpi_ingest.entrypoints.api.contracts import CloudEvent, EventPage
 from kpi_ingest.entrypoints.api.deps import IngestDep
 
 router = APIRouter(prefix="/v1", tags=["events"])
@@ -27,3 +29,18 @@ async def read_events(
     async with ingest.uow() as uow:
         found, next_after = await uow.events.page(after, limit, event_type=type, catalogue_id=catalogue, unit_id=unit)
     return {"events": [stored.envelope.model_dump(mode="json") for stored in found], "next_after": next_after}
+
+
+@router.get("/events/{sequence}", response_model=CloudEvent)
+async def read_event(
+    key: AuditorKey,
+    sequence: Annotated[int, Path(ge=1, le=2**62, description="The event's place in the log")],
+    ingest: IngestDep,
+    request: Request,
+) -> Response:
+    """One event as stored (auditor or admin key); immutable: ETag, If-None-Match."""
+    async with ingest.uow() as uow:
+        found, _ = await uow.events.page(sequence - 1, 1)
+    if not found or found[0].sequence != sequence:
+        raise Problem(404, "Not found", f"no event {sequence} in the log")
+    return conditional(request, found[0].envelope.model_dump(mode="json"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
+from kpi_common.http_cache import conditional
 from kpi_common.problems import Problem
 from kpi_core.schemas import all_schemas
 
@@ -19,9 +20,10 @@ async def list_schemas() -> list[str]:
 
 
 @router.get("/{name}", response_model=dict[str, Any])
-async def get_schema(name: str) -> dict[str, Any]:
-    """One JSON Schema (draft 2020-12): `catalogue` or an event type such as vn.kpi.measurement.recorded.v1."""
+async def get_schema(name: str, request: Request) -> Response:
+    """One JSON Schema (draft 2020-12): `catalogue` or an event type such as vn.kpi.measurement.recorded.v1
+    (versioned by name, so it never changes: ETag, If-None-Match)."""
     schemas = all_schemas()
     if name not in schemas:
         raise Problem(404, "Not found", f"no schema named {name}; known: {', '.join(sorted(schemas))}")
-    return schemas[name]
+    return conditional(request, schemas[name])

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from kpi_common.access import PeriodReader, UnitReader, UnpublishedPeriodReader, UnpublishedUnitReader
 from kpi_common.as_of import AsOf
+from kpi_common.http_cache import REVALIDATE, conditional
 from kpi_common.scope import ScopeDep
 from kpi_reporting import reports, timeline_views, views
 from kpi_reporting.bootstrap import Reporting
@@ -33,13 +34,16 @@ async def get_rankings(
     reader: PeriodReader,
     scope: ScopeDep,
     reporting: ReportingDep,
+    request: Request,
     as_of: AsOfQuery = None,
     pillar: PillarQuery = None,
     publication: PublicationQuery = None,
-) -> dict[str, Any]:
+) -> Any:
     """Units ranked (ties share a rank, shown "rank/N"), overall or per pillar; self-assessed,
-    verified, or as published; `as_of` answers for a past moment."""
-    return await reports.rankings(reporting, scope, as_of, pillar, publication)
+    verified, or as published; `as_of` answers for a past moment. A published ranking carries an
+    ETag (If-None-Match answers 304): it changes only when a restatement names it."""
+    found = await reports.rankings(reporting, scope, as_of, pillar, publication)
+    return conditional(request, found, REVALIDATE) if scope["stage"] == "published" else found
 
 
 @router.get("/units/{unit}/scorecard", response_model=Scorecard, response_model_exclude_unset=True)
