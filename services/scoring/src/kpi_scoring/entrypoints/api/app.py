@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 
 from kpi_common.access import StaffKey, UnpublishedUnitReader, require_read
-from kpi_common.as_of import AsOf
+from kpi_common.as_of import LARGEST_SEQUENCE, AsOf
 from kpi_common.health import health_router
 from kpi_common.openapi import install_openapi
 from kpi_common.problems import Problem, install_problem_handlers
@@ -65,7 +65,10 @@ async def get_unit_score(
 
 @router.get("/events/{sequence}/scores", response_model=list[ScoreChange])
 async def get_scores_changed_by_event(
-    key: StaffKey, sequence: int, scoring: ScoringDep, request: Request
+    key: StaffKey,
+    sequence: Annotated[int, Path(ge=1, le=LARGEST_SEQUENCE)],
+    scoring: ScoringDep,
+    request: Request,
 ) -> list[dict[str, Any]]:
     """Lineage: every score an event changed (peer-relative rules can change other units' scores too);
     an evaluator or approver reads it for events of its peer groups (a key for every unit)."""

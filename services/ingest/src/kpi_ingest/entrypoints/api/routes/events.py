@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from kpi_common.access import AuditorKey
+from kpi_common.as_of import LARGEST_SEQUENCE
 from kpi_common.http_cache import conditional
 from kpi_common.problems import Problem
 from kpi_ingest.entrypoints.api.contracts import CloudEvent, EventPage
@@ -19,7 +20,9 @@ router = APIRouter(prefix="/v1", tags=["events"])
 async def read_events(
     key: AuditorKey,
     ingest: IngestDep,
-    after: Annotated[int, Query(ge=0, description="Return events with a sequence above this cursor")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=LARGEST_SEQUENCE, description="Return events with a sequence above this cursor")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[str | None, Query(description="e.g. vn.kpi.measurement.recorded.v1")] = None,
     catalogue: Annotated[str | None, Query()] = None,
@@ -34,7 +37,7 @@ async def read_events(
 @router.get("/events/{sequence}", response_model=CloudEvent)
 async def read_event(
     key: AuditorKey,
-    sequence: Annotated[int, Path(ge=1, le=2**62, description="The event's place in the log")],
+    sequence: Annotated[int, Path(ge=1, le=LARGEST_SEQUENCE, description="The event's place in the log")],
     ingest: IngestDep,
     request: Request,
 ) -> Response:
