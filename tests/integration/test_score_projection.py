@@ -52,7 +52,8 @@ class Stream:
         self.sequence += 1
         event_id = str(uuid.uuid4())
         envelope = envelope_for(event, event_id=event_id, sequence=self.sequence, recorded_at=datetime.now(UTC))
-        await self.tracked.apply(envelope)
+        result = await self.tracked.apply_batch([envelope])
+        assert result.applied == 1 and result.failed is None, result
         return event_id
 
     async def measure(self, period: int, unit: str, indicator: str, **inputs: Any) -> None:

@@ -212,6 +212,7 @@ def rebuild(args: argparse.Namespace) -> int:
     """Drop a projection and replay it from the stream (stop the service first)."""
     import importlib
 
+    from kpi_common.rebuild import StreamUnavailable
     from kpi_common.rebuild import rebuild as replay
 
     var_dir = Path(args.var).resolve()
@@ -221,7 +222,11 @@ def rebuild(args: argparse.Namespace) -> int:
     url = args.database_url or _database_url(var_dir, args.service)
     embedded.migrate(args.service, url)
     settings = settings_module.Settings(database_url=url, nats_url=args.nats)
-    position = asyncio.run(replay(bootstrap.projection_service(settings), orm.metadata, args.nats))
+    try:
+        position = asyncio.run(replay(bootstrap.projection_service(settings), orm.metadata, args.nats))
+    except StreamUnavailable as unavailable:
+        print(f"kpi-ledger: {unavailable}; nothing was emptied", file=sys.stderr)
+        return 2
     print(f"{args.service}: rebuilt from the stream up to sequence {position}")
     return 0
 
@@ -264,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "sync", help="the reference sync consumer: copy the stream into a JSON Lines file"
     )
     sync_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
-    sync_parser.add_argument("--durable", default="national-sync", help="the durable consumer's name (one per copy)")
+    sync_parser.add_argument("--durable", default="national-sync", help="a name for this copy, in logs")
     sync_parser.add_argument("--out", default="var/sync/events.jsonl")
     sync_parser.set_defaults(handler=sync)
     verify_parser = commands.add_parser("verify", help="verify the event log's hash chain and checkpoints")

@@ -1,7 +1,12 @@
-"""The one consumer loop: fetch a batch, handle in order, ack after commit, nak on trouble.
+"""The one consumer loop: read the stream from the projection's own position, apply in batches.
 
-A projection's handler returns an `Outcome`. The loop never handles two messages at once, so
-per-key order in the projections is the order of the stream.
+A projection stores the last event sequence it applied, in the transaction that applied it. The
+loop reads the stream from there with an ephemeral consumer (no acknowledgements, no server-side
+redelivery to run out of), so whatever happened before (a kill -9, a redelivery storm, a consumer
+deleted by the server) it resumes exactly where the projection stands. Events are applied in
+sequence order, a batch per transaction; one that arrives early waits in a bounded reorder buffer
+for the ones before it; a failing event splits the batch (the good prefix commits), is retried,
+and after `MAX_ATTEMPTS` is recorded as a dead letter so the rest can go on.
 """
 
 from __future__ import annotations
@@ -10,17 +15,22 @@ import asyncio
 import contextlib
 import enum
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
 from kpi_common.messaging import connect
-from kpi_common.streams import MAX_DELIVERIES, STREAM_NAME, consumer_config, ensure_stream
+from kpi_common.streams import STREAM_NAME, STREAM_SUBJECTS, ensure_stream
 from kpi_core.events import EventEnvelope
 
 log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 5  # tries of one failing event before it becomes a dead letter
+REORDER_LIMIT = 10_000  # early events held while waiting for an earlier one, before reading again
 
 
 class Outcome(enum.Enum):
@@ -29,77 +39,136 @@ class Outcome(enum.Enum):
     NOT_YET = "not_yet"  # an earlier sequence has not been applied: wait for it
 
 
+@dataclass(frozen=True)
+class BatchResult:
+    applied: int  # how many events of the batch were applied (a contiguous run from the position)
+    failed: Exception | None = None  # the error of the event just after the applied ones, if any
+
+
 class Projection(Protocol):
-    async def apply(self, envelope: EventEnvelope) -> Outcome:
-        """Apply one event and record the position in the same transaction."""
+    async def last_applied(self) -> int:
+        """The last event sequence applied."""
+
+    async def apply_batch(self, envelopes: Sequence[EventEnvelope]) -> BatchResult:
+        """Apply consecutive events (the first is position + 1) in one transaction with the position;
+        when one fails, commit the ones before it and report the error."""
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
-        """Record a message that cannot be applied as a dead letter and advance past it."""
+        """Record an event that cannot be applied as a dead letter and advance past it."""
+
+
+def reading_config(after: int) -> ConsumerConfig:
+    """An ephemeral reader from stream sequence `after` + 1: an event's first copy is never before
+    its own sequence on the stream (the relay publishes in order; duplicates only add), so nothing
+    after the position is passed over."""
+    return ConsumerConfig(
+        description="kpi-ledger projection reader",
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=after + 1,
+        ack_policy=AckPolicy.NONE,
+        inactive_threshold=30.0,
+        filter_subject=STREAM_SUBJECTS[0],
+    )
+
+
+class _Reader:
+    """The stream from a position on, in event-sequence order: early events wait for earlier ones."""
+
+    def __init__(self, js: JetStreamContext, name: str) -> None:
+        self._js, self._name = js, name
+        self._subscription: Any = None
+        self._early: dict[int, EventEnvelope] = {}
+
+    async def open(self, after: int) -> None:
+        await self.close()
+        self._early.clear()
+        self._subscription = await self._js.pull_subscribe(
+            STREAM_SUBJECTS[0], stream=STREAM_NAME, config=reading_config(after)
+        )
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            with contextlib.suppress(Exception):
+                info = await self._subscription.consumer_info()
+                await self._subscription.unsubscribe()
+                await self._js.delete_consumer(STREAM_NAME, info.name)
+            self._subscription = None
+
+    async def next_run(self, position: int, batch: int, timeout: float) -> list[EventEnvelope]:
+        """The consecutive events after `position` available now (waits up to `timeout` for some)."""
+        if position + 1 not in self._early:
+            try:
+                messages = await self._subscription.fetch(batch, timeout=timeout)
+            except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
+                messages = []
+            for message in messages:
+                try:
+                    envelope = EventEnvelope.from_bytes(message.data)
+                except Exception:
+                    log.error("%s: undecodable message at stream sequence %s ignored", self._name, message.metadata)
+                    continue
+                if envelope.sequence > position:
+                    self._early[envelope.sequence] = envelope
+        run: list[EventEnvelope] = []
+        while position + 1 + len(run) in self._early and len(run) < batch:
+            run.append(self._early.pop(position + 1 + len(run)))
+        for stale in [sequence for sequence in self._early if sequence <= position]:
+            del self._early[stale]
+        return run
+
+    @property
+    def waiting(self) -> int:
+        return len(self._early)
 
 
 async def run_consumer(
     js: JetStreamContext,
-    durable: str,
+    name: str,
     projection: Projection,
     stop: asyncio.Event,
     *,
-    batch: int = 100,
+    batch: int = 500,
     fetch_timeout: float = 1.0,
     retry_delay: float = 0.5,
 ) -> None:
-    """Apply the stream to a projection until `stop` is set; returns after draining the batch in hand."""
-    subscription = await js.pull_subscribe(
-        "kpi.>", durable=durable, stream=STREAM_NAME, config=consumer_config(durable)
-    )
+    """Apply the stream to a projection until `stop` is set; returns after committing the batch in hand."""
+    reader = _Reader(js, name)
+    position = await projection.last_applied()
+    await reader.open(position)
+    attempts: dict[int, int] = {}
     try:
         while not stop.is_set():
-            try:
-                messages = await subscription.fetch(batch, timeout=fetch_timeout)
-            except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
+            run = await reader.next_run(position, batch, fetch_timeout)
+            if not run:
+                if reader.waiting > REORDER_LIMIT:  # an earlier event is missing from what was read: read again
+                    log.warning("%s: %s events wait for %s; reading again", name, reader.waiting, position + 1)
+                    await reader.open(position)
                 continue
-            for index, message in enumerate(messages):
-                try:
-                    envelope = EventEnvelope.from_bytes(message.data)
-                    outcome = await projection.apply(envelope)
-                except Exception as error:
-                    if message.metadata.num_delivered >= MAX_DELIVERIES - 1:
-                        log.exception("%s: giving up on a message after %s deliveries", durable, MAX_DELIVERIES)
-                        await _give_up(projection, message, error)
-                    else:
-                        log.exception("%s: handling failed, will retry", durable)
-                        await message.nak(delay=retry_delay)
-                    await _nak_all(messages[index + 1 :], retry_delay)
-                    break
-                if outcome is Outcome.NOT_YET:
-                    await message.nak(delay=retry_delay)
-                    await _nak_all(messages[index + 1 :], retry_delay)
-                    break
-                await message.ack()
+            result = await projection.apply_batch(run)
+            position += result.applied
+            if result.failed is None:
+                continue
+            failing = run[result.applied]
+            attempts[failing.sequence] = attempts.get(failing.sequence, 0) + 1
+            if attempts[failing.sequence] >= MAX_ATTEMPTS:
+                log.error("%s: event %s failed %s times; dead-lettered", name, failing.sequence, MAX_ATTEMPTS)
+                await projection.skip(failing, f"{type(result.failed).__name__}: {result.failed}")
+                attempts.pop(failing.sequence)
+                position = await projection.last_applied()
+            else:
+                log.warning("%s: event %s failed (%s), will retry", name, failing.sequence, result.failed)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=retry_delay)
+            await reader.open(position)  # what followed the failing event is read again
     finally:
-        await subscription.unsubscribe()
-
-
-async def _give_up(projection: Projection, message: Any, error: Exception) -> None:
-    try:
-        envelope = EventEnvelope.from_bytes(message.data)
-    except Exception:
-        log.error("undecodable message at stream sequence %s terminated", message.metadata.sequence.stream)
-        await message.term()
-        return
-    await projection.skip(envelope, f"{type(error).__name__}: {error}")
-    await message.ack()
-
-
-async def _nak_all(messages: list[Any], delay: float) -> None:
-    for message in messages:
-        await message.nak(delay=delay)
+        await reader.close()
 
 
 class StreamFollower:
     """Keeps a projection following the stream: connects (and reconnects) to NATS, then runs the loop."""
 
-    def __init__(self, nats_url: str, durable: str, projection: Projection, replicas: int = 1) -> None:
-        self._nats_url, self._durable, self._projection, self._replicas = nats_url, durable, projection, replicas
+    def __init__(self, nats_url: str, name: str, projection: Projection, replicas: int = 1) -> None:
+        self._nats_url, self._name, self._projection, self._replicas = nats_url, name, projection, replicas
         self.stop = asyncio.Event()
         self.nats: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -109,23 +178,23 @@ class StreamFollower:
         return self.nats is not None and self.nats.is_connected
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self.run(), name=f"{self._durable}-consumer")
+        self._task = asyncio.create_task(self.run(), name=f"{self._name}-consumer")
 
     async def run(self) -> None:
         while not self.stop.is_set():
             try:
                 if self.nats is None or self.nats.is_closed:
-                    self.nats = await connect(self._nats_url, f"kpi-{self._durable}")
+                    self.nats = await connect(self._nats_url, f"kpi-{self._name}")
                 js = self.nats.jetstream()
                 await ensure_stream(js, self._replicas)
-                await run_consumer(js, self._durable, self._projection, self.stop)
+                await run_consumer(js, self._name, self._projection, self.stop)
             except Exception as error:
-                log.warning("%s consumer: %s: %s; retrying", self._durable, type(error).__name__, error)
+                log.warning("%s consumer: %s: %s; retrying", self._name, type(error).__name__, error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), timeout=1.0)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Finish and acknowledge the batch in hand, then drain the connection."""
+        """Finish and commit the batch in hand, then drain the connection."""
         self.stop.set()
         if self._task is not None:
             done, _ = await asyncio.wait([self._task], timeout=timeout)

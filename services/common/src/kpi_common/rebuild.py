@@ -1,47 +1,71 @@
-"""Rebuild a projection from the event stream: wipe its tables, replay every event, stop when caught up.
+"""Rebuild a projection from the event stream: empty its tables, replay every event, stop when caught up.
 
-Run it with the service stopped. The durable consumer is deleted and recreated from the first
-event, so the replay goes through exactly the same loop, tracking and handlers as live operation.
+Run it with the service stopped. The replay goes through exactly the same loop, tracking and
+handlers as live operation (the loop reads the stream from the projection's position, 0 after the
+emptying). Nothing is emptied unless NATS and the stream answer first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import sys
+import time
 
 from nats.js.errors import NotFoundError
 from sqlalchemy import MetaData, delete
 
 from kpi_common.messaging import connect
 from kpi_common.projection_service import ProjectionService
-from kpi_common.streams import STREAM_NAME, ensure_stream
+from kpi_common.streams import STREAM_NAME
+from kpi_core.events import EventEnvelope
 
 
-async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str, timeout: float = 600.0) -> int:
+class StreamUnavailable(RuntimeError):
+    pass
+
+
+async def last_event_sequence(nats_url: str) -> int:
+    """The sequence of the last event on the stream (0 when it is empty); raises StreamUnavailable."""
+    try:
+        client = await asyncio.wait_for(connect(nats_url, "kpi-rebuild-probe"), timeout=10)
+    except Exception as error:
+        raise StreamUnavailable(f"NATS at {nats_url} does not answer ({type(error).__name__}: {error})") from None
+    try:
+        js = client.jetstream()
+        try:
+            info = await js.stream_info(STREAM_NAME)
+        except NotFoundError:
+            raise StreamUnavailable(f"the stream {STREAM_NAME} does not exist on {nats_url}") from None
+        if info.state.messages == 0:
+            return 0
+        last = await js.get_msg(STREAM_NAME, seq=info.state.last_seq)
+        return EventEnvelope.from_bytes(last.data or b"").sequence
+    finally:
+        await client.close()
+
+
+async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str, timeout: float = 3600.0) -> int:
     """Returns the position reached (the last event sequence applied)."""
-    durable = service.tracking.consumer
+    target = await last_event_sequence(nats_url)  # before anything is emptied
     async with service.sessions() as session:
         for table in reversed(metadata.sorted_tables):
             await session.execute(delete(table))
         await session.commit()
-    client = await connect(nats_url, f"kpi-rebuild-{durable}")
+    service.start()
+    started = time.monotonic()
     try:
-        js = client.jetstream()
-        await ensure_stream(js)
-        with contextlib.suppress(NotFoundError):
-            await js.delete_consumer(STREAM_NAME, durable)
-        service.start()
-        deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            await asyncio.sleep(0.2)
-            with contextlib.suppress(NotFoundError):
-                info = await js.consumer_info(STREAM_NAME, durable)
-                if info.num_pending == 0 and info.num_ack_pending == 0:
-                    break
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"{durable} did not catch up within {timeout}s")
+            await asyncio.sleep(0.5)
+            async with service.sessions() as session:
+                position = await service.tracking.position(session)
+            elapsed = time.monotonic() - started
+            rate = position / elapsed if elapsed else 0.0
+            left = (target - position) / rate if rate else float("inf")
+            print(f"\r{position}/{target} events, {rate:,.0f}/s, {left:,.0f} s left   ", end="", file=sys.stderr)
+            if position >= target:
+                print(file=sys.stderr)
+                return position
+            if elapsed > timeout:
+                raise TimeoutError(f"the rebuild did not catch up within {timeout} s (at {position} of {target})")
     finally:
         await service.close()
-        await client.drain()
-    async with service.sessions() as session:
-        return await service.tracking.position(session)

@@ -1,7 +1,9 @@
-"""The JetStream stream and the durable consumers, declared once here.
+"""The JetStream stream, declared once here.
 
-`deploy/nats/jetstream.json` is generated from these declarations (`kpi-ledger nats-config`)
-and a test keeps the two equal. Services create them idempotently at start.
+`deploy/nats/jetstream.json` is generated from this declaration (`kpi-ledger nats-config`) and a
+test keeps the two equal. Services create it idempotently at start. There are no durable
+consumers: every projection (and the sync job) reads the stream from its own stored position with
+an ephemeral reader (`kpi_common.consumer`), so nothing depends on server-side redelivery.
 """
 
 from __future__ import annotations
@@ -9,16 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
 STREAM_NAME = "KPI_EVENTS"
 STREAM_SUBJECTS = ["kpi.>"]
 DUPLICATE_WINDOW_SECONDS = 120.0
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
-CONSUMER_NAMES = ("scoring", "reporting")
-MAX_DELIVERIES = 20
-ACK_WAIT_SECONDS = 10.0  # how soon a crashed consumer's unacknowledged batch is redelivered
 
 
 def stream_config(replicas: int = 1) -> StreamConfig:
@@ -37,23 +36,10 @@ def stream_config(replicas: int = 1) -> StreamConfig:
     )
 
 
-def consumer_config(durable: str, filter_subject: str = "kpi.>") -> ConsumerConfig:
-    return ConsumerConfig(
-        durable_name=durable,
-        description=f"kpi-ledger {durable} projection",
-        deliver_policy=DeliverPolicy.ALL,
-        ack_policy=AckPolicy.EXPLICIT,
-        ack_wait=ACK_WAIT_SECONDS,
-        max_deliver=MAX_DELIVERIES,
-        filter_subject=filter_subject,
-    )
-
-
 def declarations(replicas: int = 1) -> dict[str, Any]:
     """Everything declared, as plain data (the shape of deploy/nats/jetstream.json)."""
     return {
         "stream": stream_config(replicas).as_dict(),
-        "consumers": {name: consumer_config(name).as_dict() for name in CONSUMER_NAMES},
     }
 
 

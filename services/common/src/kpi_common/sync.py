@@ -1,4 +1,4 @@
-"""The reference sync consumer: follows the stream with its own durable consumer into a JSON Lines file.
+"""The reference sync consumer: follows the stream into a JSON Lines file, from the file's own position.
 
 It is what a national DTI sync job needs to copy: every event exactly once, in sequence order,
 across stops, crashes and redeliveries. The file is the consumer's own store and its position:
@@ -13,16 +13,17 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
-from kpi_common.consumer import Outcome, run_consumer
+from kpi_common.consumer import BatchResult, run_consumer
 from kpi_common.messaging import connect
 from kpi_common.streams import ensure_stream
 from kpi_core.events import EventEnvelope
 
 
 class JsonLinesCopy:
-    """A projection into a file: appended, flushed and fsynced before the message is acknowledged."""
+    """A projection into a file: each batch appended, flushed and fsynced; the last line is the position."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -41,17 +42,19 @@ class JsonLinesCopy:
         lines = complete.splitlines()
         return int(json.loads(lines[-1])["sequence"]) if lines else 0
 
-    async def apply(self, envelope: EventEnvelope) -> Outcome:
-        if envelope.sequence <= self.last_sequence:
-            return Outcome.ALREADY_APPLIED
-        if envelope.sequence > self.last_sequence + 1:
-            return Outcome.NOT_YET
+    async def last_applied(self) -> int:
+        return self.last_sequence
+
+    async def apply_batch(self, envelopes: Sequence[EventEnvelope]) -> BatchResult:
+        fresh = [envelope for envelope in envelopes if envelope.sequence > self.last_sequence]
+        if not fresh:
+            return BatchResult(0)
         with self.path.open("ab") as handle:
-            handle.write(envelope.to_bytes() + b"\n")
+            handle.write(b"".join(envelope.to_bytes() + b"\n" for envelope in fresh))
             handle.flush()
             os.fsync(handle.fileno())
-        self.last_sequence = envelope.sequence
-        return Outcome.APPLIED
+        self.last_sequence = fresh[-1].sequence
+        return BatchResult(len(fresh))
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
         raise RuntimeError(f"event {envelope.sequence} cannot be copied: {reason}")  # a copy never skips

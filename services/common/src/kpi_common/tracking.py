@@ -1,17 +1,17 @@
 """Projection positions: a consumer's last applied sequence, written in the projection's transaction.
 
-Events are applied strictly in sequence order with no gaps: a sequence at or below the position
-is a redelivery (done already); one beyond the next is early (an earlier one must come first).
+Events are applied strictly in sequence order with no gaps, a batch per transaction: a sequence at
+or below the position is done already; the position is written once per batch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kpi_common.consumer import Outcome
+from kpi_common.consumer import BatchResult
 from kpi_core.events import EventEnvelope
 
 
@@ -58,7 +58,7 @@ class TrackedProjection:
         return int(found) if found is not None else 0
 
     async def _advance(self, session: AsyncSession, previous: int, sequence: int) -> None:
-        if previous == 0 and sequence == 1:
+        if previous == 0:  # the first batch creates the row
             await session.execute(insert(self._positions).values(consumer=self.consumer, last_sequence=sequence))
         else:
             await session.execute(
@@ -67,17 +67,30 @@ class TrackedProjection:
                 .values(last_sequence=sequence)
             )
 
-    async def apply(self, envelope: EventEnvelope) -> Outcome:
+    async def last_applied(self) -> int:
+        async with self._sessions() as session:
+            return await self.position(session)
+
+    async def apply_batch(self, envelopes: Sequence[EventEnvelope]) -> BatchResult:
+        """Consecutive events in one transaction, the position written once at the end. When one
+        fails, the transaction is rolled back and the events before it are applied again alone."""
         async with self._sessions() as session:
             last = await self.position(session, lock=True)
-            if envelope.sequence <= last:
-                return Outcome.ALREADY_APPLIED
-            if envelope.sequence > last + 1:
-                return Outcome.NOT_YET
-            await self._apply(session, envelope)
-            await self._advance(session, last, envelope.sequence)
-            await session.commit()
-            return Outcome.APPLIED
+            todo = [envelope for envelope in envelopes if envelope.sequence > last]
+            for index, envelope in enumerate(todo):
+                if envelope.sequence != last + 1 + index:
+                    todo = todo[:index]  # another instance moved on meanwhile, or a gap: stop here
+                    break
+                try:
+                    await self._apply(session, envelope)
+                except Exception as error:
+                    await session.rollback()
+                    applied = await self.apply_batch(todo[:index]) if index else BatchResult(0)
+                    return BatchResult(applied.applied, error)
+            if todo:
+                await self._advance(session, last, todo[-1].sequence)
+                await session.commit()
+            return BatchResult(len(todo))
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
         async with self._sessions() as session:
