@@ -39,6 +39,7 @@ e2e: install
 
 bench: install
 	$(BIN)/python -m tests.bench.run
+	$(BIN)/python -m tests.bench.full_year
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

