@@ -44,10 +44,31 @@ from kpi_scoring.adapters.orm import measurements, score_changes, scores
 TOTAL_CODE = "*"
 
 
+PeriodInputs = dict[str, dict[str, RecordedInputs]]
+
+
+class _TransactionInputs:
+    """The inputs of the periods a batch touches, read once per transaction and kept current as its
+    events apply (a batch is one transaction: nothing else writes these rows meanwhile)."""
+
+    def __init__(self) -> None:
+        self._session: AsyncSession | None = None
+        self._periods: dict[tuple[Any, ...], PeriodInputs] = {}
+
+    async def period(self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]) -> PeriodInputs:
+        if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
+            self._session, self._periods = session, {}
+        key = tuple(scope.values())
+        if key not in self._periods:
+            self._periods[key] = await _load_inputs(session, catalogue, scope, None)
+        return self._periods[key]
+
+
 class ScoreProjection:
     def __init__(self, catalogues: CatalogueStore, keys: KeyStore) -> None:
         self.catalogues = catalogues
         self.keys = keys
+        self._inputs = _TransactionInputs()
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
         event = decode_event(envelope)
@@ -84,40 +105,53 @@ class ScoreProjection:
             ],
             key=[*scope, "unit_id", "indicator"],
         )
-        await _rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
+        period = await self._inputs.period(session, catalogue, scope)
         node = catalogue.node(event.indicator)
+        period.setdefault(event.unit_id, {})[event.indicator] = RecordedInputs(
+            event.indicator,
+            typed_inputs(node, json.loads(json.dumps(event.inputs, sort_keys=True))),
+            envelope.id,
+            envelope.sequence,
+            event.not_applicable_reason,
+        )
+        await self._rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
         if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
             following = {**scope, "period": event.period + 1}  # next year's score reads this year's value
-            if await _load_inputs(session, catalogue, following, event.unit_id):
-                await _rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
+            next_year = await self._inputs.period(session, catalogue, following)
+            peer_codes = {leaf.code for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
+            if next_year.get(event.unit_id) or any(peer_codes & set(inputs) for inputs in next_year.values()):
+                await self._rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
 
-
-async def _rescore(
-    session: AsyncSession,
-    catalogue: Catalogue,
-    scope: dict[str, Any],
-    unit: str,
-    indicator: str,
-    envelope: EventEnvelope,
-) -> None:
-    """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
-    when the indicator is peer-relative, for every unit of the period."""
-    sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    node = catalogue.node(indicator)
-    everyone = node is not None and is_peer_relative(node.rule)
-    period_inputs = await _load_inputs(session, catalogue, scope, None if everyone else unit)
-    if _uses_previous_period(catalogue):
-        earlier = {**scope, "period": scope["period"] - 1}
-        previous = await _load_inputs(session, catalogue, earlier, None if everyone else unit)
-        period_inputs = with_previous_period(catalogue, period_inputs, previous)
-    peers = {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
-    affected = _with_ancestors(catalogue, indicator)
-    rows = []
-    for scored_unit in sorted(period_inputs) if everyone else [unit]:
-        unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
-        rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
-    await _record_changes(session, scope, rows, sequence, recorded_at)
-    await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
+    async def _rescore(
+        self,
+        session: AsyncSession,
+        catalogue: Catalogue,
+        scope: dict[str, Any],
+        unit: str,
+        indicator: str,
+        envelope: EventEnvelope,
+    ) -> None:
+        """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
+        when the indicator is peer-relative, for every unit of the period."""
+        sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        node = catalogue.node(indicator)
+        everyone = node is not None and is_peer_relative(node.rule)
+        every_unit = await self._inputs.period(session, catalogue, scope)
+        scored_units = sorted(every_unit) if everyone else [unit]
+        period_inputs = every_unit
+        if _uses_previous_period(catalogue):
+            earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
+            period_inputs = with_previous_period(catalogue, every_unit, earlier)
+        peers = {
+            leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)
+        }
+        affected = _with_ancestors(catalogue, indicator)
+        rows = []
+        for scored_unit in scored_units:
+            unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
+            rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
+        await _record_changes(session, scope, rows, sequence, recorded_at)
+        await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
 
 
 async def _record_changes(
