@@ -135,3 +135,33 @@ def test_peer_minmax_points_do_not_depend_on_the_order_units_are_listed(values, 
     reordered = {unit: s.total for unit, s in score_period(PEER_CATALOGUE, period(shuffled)).items()}
     assert forward == reordered
     assert max(forward.values()) == 10
+
+
+def test_rescoring_one_leaf_equals_scoring_the_whole_unit_again() -> None:
+    """On the real provincial catalogue: change leaves one at a time, in a random order, and the
+    incremental score stays equal to a full `score_unit` after every change."""
+    from tests.bench.full_year import catalogue as provincial
+    from tests.bench.full_year import year_of_measurements
+
+    from kpi_core.measurements import typed_inputs
+    from kpi_core.scoring import peer_stats, rescore_leaf
+
+    scored = provincial()
+    bodies = year_of_measurements(scored)
+    chooser = random.Random(12)
+    chooser.shuffle(bodies)
+    period: dict[str, dict[str, RecordedInputs]] = {}
+    current: dict[str, Any] = {}
+    for sequence, body in enumerate(bodies[:600], start=1):
+        node = scored.node(body["indicator"])
+        assert node is not None
+        recorded = RecordedInputs(node.code, typed_inputs(node, body["inputs"]), f"e{sequence}", sequence)
+        period.setdefault(body["unit_id"], {})[node.code] = recorded
+        peer = peer_stats(node, period)
+        units = sorted(period) if peer is not None else [body["unit_id"]]
+        for unit in units:
+            before = current.get(unit) or score_unit(scored, unit, {}, {})
+            current[unit] = rescore_leaf(scored, before, node.code, period[unit].get(node.code), peer)
+    peers = {leaf.code: peer_stats(leaf, period) for leaf in scored.leaves()}
+    for unit, incremental in current.items():
+        assert incremental == score_unit(scored, unit, period[unit], peers), unit

@@ -26,6 +26,7 @@ from kpi_core.scoring import InputValue
 LARGEST_INPUT = Decimal("1E15")  # no count or amount in these indicators comes near a quadrillion
 SMALLEST_EXPONENT = -15  # nor is any value finer than 10^-15; exact arithmetic on 1E-3000000 would take minutes
 MOST_DIGITS = 30
+LONGEST_SHOWN = 40  # characters of a refused value an error message repeats
 DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")  # "0,45": the Vietnamese decimal comma
 
 
@@ -87,7 +88,7 @@ def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
         return FieldError(where, "a count must be a whole number")
     if spec.type == "percent" and number > 1:
         return FieldError(
-            where, f'a share is a fraction from 0 to 1: {value} is more than 1 (write 0.45 or "45%" for 45 %)'
+            where, f'a share is a fraction from 0 to 1: {shown(value)} is more than 1 (write 0.45 or "45%" for 45 %)'
         )
     return number
 
@@ -102,12 +103,15 @@ def parse_number(value: Any, kind: str = "number") -> Decimal | str:
         text, scale = text[:-1].strip(), Decimal("0.01")
     if DECIMAL_COMMA.match(text):
         if kind == "count":
-            return f"'{value}' is ambiguous for a count (a thousands separator or a decimal comma?): write digits only"
+            return (
+                f"'{shown(value)}' is ambiguous for a count (a thousands separator or a decimal comma?): "
+                "write digits only"
+            )
         text = text.replace(",", ".")
     try:
         number = Decimal(text)
     except InvalidOperation:
-        return f"'{value}' is not a number"
+        return f"'{shown(value)}' is not a number"
     if not number.is_finite():
         return "must be a finite number"
     if abs(number) > LARGEST_INPUT:
@@ -117,6 +121,12 @@ def parse_number(value: Any, kind: str = "number") -> Decimal | str:
     if len(number.as_tuple().digits) > MOST_DIGITS:
         return f"has more than {MOST_DIGITS} digits"
     return number * scale
+
+
+def shown(value: Any) -> str:
+    """A refused value as an error message repeats it: at most LONGEST_SHOWN characters."""
+    text = str(value)
+    return text if len(text) <= LONGEST_SHOWN else f"{text[: LONGEST_SHOWN - 1]}…"
 
 
 def _on_a_signed_scale(spec: InputSpec, rule: Rule) -> bool:

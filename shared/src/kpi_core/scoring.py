@@ -301,6 +301,36 @@ def score_unit(
     return UnitScore(unit, indicators, node_points, total)
 
 
+def rescore_leaf(
+    catalogue: Catalogue,
+    before: UnitScore,
+    code: str,
+    recorded: RecordedInputs | None,
+    peer: PeerStats | None = None,
+) -> UnitScore:
+    """A unit's score with one leaf scored again: the leaf, then its ancestors and the total moved by
+    the leaf's change (parents are sums, so this equals `score_unit` with only that leaf changed)."""
+    node = catalogue.node(code)
+    if node is None:
+        raise KeyError(code)
+    indicator = score_indicator(node, recorded, peer)
+    old = before.indicators[code].points or Fraction(0) if code in before.indicators else Fraction(0)
+    delta = (indicator.points or Fraction(0)) - old
+    node_points = dict(before.node_points)
+    node_points[code] = indicator.points or Fraction(0)
+    total = before.total
+    child = node
+    while delta and child.scored:
+        if child.parent is None:
+            total += delta
+            break
+        node_points[child.parent] = node_points.get(child.parent, Fraction(0)) + delta
+        parent = catalogue.node(child.parent)
+        assert parent is not None
+        child = parent
+    return UnitScore(before.unit, {**before.indicators, code: indicator}, node_points, total)
+
+
 def with_previous_period(
     catalogue: Catalogue,
     period_inputs: Mapping[str, Mapping[str, RecordedInputs]],

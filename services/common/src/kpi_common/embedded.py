@@ -103,6 +103,7 @@ def start_service(name: str, port: int, env: dict[str, str], log_file: Path | No
         str(port),
         "--log-level",
         "warning",
+        "--no-server-header",
     ]
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     return ServiceProcess(name, port, process)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +17,11 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://kpi-ledger.example/problems/"  # an identifier, documented in docs/problems.md
 log = logging.getLogger(__name__)
 HTTP_STATUSES = {status.value for status in HTTPStatus}
+# A problem is bounded whatever the request: the first MOST_ERRORS offending fields (and `errors_total`, the
+# count of all, when there were more), each text cut to a length that no field name or message needs.
+MOST_ERRORS = 100
+LONGEST_DETAIL = 2000
+LONGEST_ERROR_TEXT = 500
 
 # Every kind of problem has a stable `type`: https://kpi-ledger.example/problems/<slug>. The slug of a
 # known title is fixed here, so that rewording a title never changes a type; docs/problems.md lists them
@@ -51,6 +57,7 @@ TYPE_SLUGS: dict[str, str] = {
     "Too many failed authentications": "too-many-failed-authentications",
     "Internal error": "internal-error",
     "No signing key": "no-signing-key",
+    "Content too large": "content-too-large",
 }
 
 
@@ -78,18 +85,28 @@ class Problem(Exception):
 
 
 def problem_response(
-    status: int, title: str, detail: str, instance: str, errors: list[dict[str, str]] | None = None
+    status: int, title: str, detail: str, instance: str, errors: Sequence[dict[str, str]] | None = None
 ) -> JSONResponse:
+    """The one builder of every problem: its size is bounded, however many fields a request got wrong."""
     body: dict[str, Any] = {
         "type": problem_type(title),
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": cut(detail, LONGEST_DETAIL),
+        "instance": cut(instance, LONGEST_DETAIL),
     }
     if errors:
-        body["errors"] = errors
+        body["errors"] = [
+            {name: cut(text, LONGEST_ERROR_TEXT) for name, text in error.items()} for error in errors[:MOST_ERRORS]
+        ]
+        if len(errors) > MOST_ERRORS:
+            body["errors_total"] = len(errors)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text`, or its first `limit` characters ending in "…" when it is longer."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 UNION_MEMBER_TAGS = {"decimal", "bool", "str", "int", "float"}
@@ -114,13 +131,14 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors: list[dict[str, str]] = []
+        errors: dict[str, dict[str, str]] = {}  # one entry per field, not per union member
         for err in exc.errors():
-            error = {"field": _field_name(err), "message": err["msg"]}
-            if error["field"] not in {known["field"] for known in errors}:  # one entry per field, not per union member
-                errors.append(error)
-        fields = ", ".join(error["field"] for error in errors)
-        return problem_response(422, "Invalid request", f"invalid field(s): {fields}", request.url.path, errors)
+            field = _field_name(err)
+            errors.setdefault(field, {"field": field, "message": err["msg"]})
+        named = list(errors)
+        more = f" and {len(named) - MOST_ERRORS} more" if len(named) > MOST_ERRORS else ""
+        detail = f"invalid field(s): {', '.join(named[:MOST_ERRORS])}{more}"
+        return problem_response(422, "Invalid request", detail, request.url.path, list(errors.values()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -16,3 +16,5 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8002
     auth_failures_per_minute: int = 20  # failed authentications from one address before 429
+    max_body_bytes: int = 1_048_576  # a larger request body is refused (413) before it is read
+    cors_origins: list[str] = []  # browser origins allowed to call the API (JSON list); none by default

@@ -27,6 +27,7 @@ from kpi_core.commands import (
     RequestEvidence,
     VerifyMeasurement,
 )
+from kpi_core.context import check_context
 from kpi_core.events import (
     ContextReported,
     DomainEvent,
@@ -38,7 +39,7 @@ from kpi_core.events import (
     ResultPublished,
     UnitReopened,
 )
-from kpi_core.measurements import FieldError, check_inputs, parse_number
+from kpi_core.measurements import FieldError, check_inputs
 from kpi_core.ranking import rank_units
 from kpi_core.scoring import collect_inputs, display_points, score_period
 from kpi_core.units import UnitRegistry
@@ -210,42 +211,10 @@ async def report_context(
             uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
         )
     check_assessed_unit(registry, catalogue, command.period, command.unit_id)
-    fields = {field.code: field for field in catalogue.context_fields}
-    errors: list[FieldError] = []
-    values: dict[str, str | bool] = {}
-    for code, value in command.values.items():
-        field = fields.get(code)
-        where = f"values.{code}"
-        if field is None:
-            errors.append(FieldError(where, f"{catalogue.id} has no general-information field {code}"))
-        elif field.type == "boolean":
-            if isinstance(value, bool):
-                values[code] = value
-            else:
-                errors.append(FieldError(where, "must be true or false"))
-        elif field.type in ("text", "category"):
-            if not isinstance(value, str) or len(value) > CONTEXT_TEXT_LIMIT:
-                errors.append(FieldError(where, f"must be a text of at most {CONTEXT_TEXT_LIMIT} characters"))
-            else:
-                values[code] = value
-        else:
-            number = parse_number(value, field.type)
-            if isinstance(number, str):
-                errors.append(FieldError(where, number))
-            elif number < 0:
-                errors.append(FieldError(where, "cannot be negative"))
-            elif field.type == "count" and number != number.to_integral_value():
-                errors.append(FieldError(where, "a count must be a whole number"))
-            elif field.type == "percent" and number > 1:
-                errors.append(FieldError(where, 'a share is a fraction from 0 to 1 (write 0.45 or "45%")'))
-            else:
-                values[code] = str(number)
-    _refuse(errors or ([] if values else [FieldError("values", "at least one field")]))
+    values, errors = check_context(catalogue.context_fields, command.values, catalogue.id)
+    _refuse(errors)
     event = ContextReported(**command.model_dump(exclude={"values", "idempotency_key"}), values=values)
     return await append_once(uow, Submission.of(command, command.submitted_by, command.idempotency_key), _just(event))
-
-
-CONTEXT_TEXT_LIMIT = 2000
 
 
 async def publish_result(

@@ -32,10 +32,12 @@ from kpi_core.measurements import typed_inputs
 from kpi_core.rules import YearOverYearRule, is_peer_relative
 from kpi_core.scoring import (
     IndicatorScore,
+    PeerStats,
     RecordedInputs,
     UnitScore,
     display_points,
     peer_stats,
+    rescore_leaf,
     score_unit,
     with_previous_period,
 )
@@ -54,10 +56,14 @@ class _TransactionInputs:
     def __init__(self) -> None:
         self._session: AsyncSession | None = None
         self._periods: dict[tuple[Any, ...], PeriodInputs] = {}
+        self.scores: dict[tuple[Any, ...], UnitScore] = {}  # (scope..., unit) -> the unit's score as it stands
+
+    def _current(self, session: AsyncSession) -> None:
+        if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
+            self._session, self._periods, self.scores = session, {}, {}
 
     async def period(self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]) -> PeriodInputs:
-        if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
-            self._session, self._periods = session, {}
+        self._current(session)
         key = tuple(scope.values())
         if key not in self._periods:
             self._periods[key] = await _load_inputs(session, catalogue, scope, None)
@@ -142,13 +148,18 @@ class ScoreProjection:
         if _uses_previous_period(catalogue):
             earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
             period_inputs = with_previous_period(catalogue, every_unit, earlier)
-        peers = {
-            leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)
-        }
+        peer = peer_stats(node, period_inputs) if node is not None and everyone else None
         affected = _with_ancestors(catalogue, indicator)
         rows = []
         for scored_unit in scored_units:
-            unit_score = score_unit(catalogue, scored_unit, period_inputs.get(scored_unit, {}), peers)
+            key = (*scope.values(), scored_unit)
+            before = self._inputs.scores.get(key)
+            unit_inputs = period_inputs.get(scored_unit, {})
+            if before is None:  # the first time in this transaction: the whole unit, once
+                unit_score = score_unit(catalogue, scored_unit, unit_inputs, _all_peers(catalogue, period_inputs))
+            else:  # then only the leaf that changed, its ancestors and the total
+                unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
+            self._inputs.scores[key] = unit_score
             rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
         await _record_changes(session, scope, rows, sequence, recorded_at)
         await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
@@ -185,6 +196,10 @@ async def _record_changes(
     ]
     if changes:
         await session.execute(insert(score_changes), changes)
+
+
+def _all_peers(catalogue: Catalogue, period_inputs: PeriodInputs) -> dict[str, PeerStats | None]:
+    return {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
 
 
 def _uses_previous_period(catalogue: Catalogue) -> bool:

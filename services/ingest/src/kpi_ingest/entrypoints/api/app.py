@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from kpi_common.health import health_router
+from kpi_common.http_security import install_http_security
 from kpi_common.openapi import install_openapi
 from kpi_common.problems import install_problem_handlers, problem_response
 from kpi_ingest.bootstrap import Ingest, bootstrap
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="kpi-ledger ingest", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     install_openapi(app)
+    install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from kpi_common.health import health_router
+from kpi_common.http_security import install_http_security
 from kpi_common.openapi import install_openapi
 from kpi_common.problems import install_problem_handlers
 from kpi_reporting.bootstrap import build
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="kpi-ledger reporting", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     install_openapi(app)
+    install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
 
     async def database() -> None:
         await app.state.reporting.service.check_database()

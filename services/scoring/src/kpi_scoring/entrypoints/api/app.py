@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from kpi_common.access import StaffKey, UnpublishedUnitReader, require_read
 from kpi_common.as_of import LARGEST_SEQUENCE, AsOf
 from kpi_common.health import health_router
+from kpi_common.http_security import install_http_security
 from kpi_common.openapi import install_openapi
 from kpi_common.problems import Problem, install_problem_handlers
 from kpi_common.projection_service import ProjectionService
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="kpi-ledger scoring", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)
     install_openapi(app)
+    install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
 
     async def database() -> None:
         await app.state.scoring.check_database()
