@@ -81,3 +81,30 @@ def test_a_published_ranking_revalidates_and_changes_when_restated(running: Runn
     running.wait_for(lambda: public.get("/v1/rankings", params=older).json().get("restated_by") is not None)
     changed = public.get("/v1/rankings", params=older, headers={"If-None-Match": first.headers["ETag"]})
     assert changed.status_code == 200 and changed.json()["restated_by"] is not None
+
+
+def test_every_growing_list_pages_the_same_way(running: RunningSystem) -> None:
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    scope = {"catalogue_id": "vn-dti-province", "catalogue_version": "1.0", "period": 2024, "unit_id": "da-nang"}
+    for index, value in enumerate((True, False, True)):  # a submission and two corrections
+        body = {**scope, "indicator": "1.6", "inputs": {"a": value}}
+        assert running.post("da-nang", "/v1/measurements", body, f"paging-{index}").status_code in (200, 201)
+    query = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+    listings = [
+        (running.ingest, "/v1/events", {}, lambda found: found["events"], "sequence"),
+        (running.ingest, "/v1/keys", {}, lambda found: found, "granted_sequence"),
+        (running.reporting, "/v1/units/da-nang/history", query, lambda found: found, "sequence"),
+    ]
+    for client, path, params, items_of, cursor in listings:
+        seen: list[int] = []
+        url: str | None = str(client.build_request("GET", path, params={**params, "limit": 2}).url)
+        running.wait_for(lambda: len(items_of(client.get(path, params=params, headers=admin).json())) >= 3)
+        while url:
+            answer = client.get(url, headers=admin)
+            assert answer.status_code == 200, (path, answer.text)
+            seen += [item[cursor] for item in items_of(answer.json())]
+            url = answer.links.get("next", {}).get("url")
+        everything = [
+            item[cursor] for item in items_of(client.get(path, params={**params, "limit": 1000}, headers=admin).json())
+        ]
+        assert seen == everything == sorted(everything) and len(seen) >= 3, path

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from kpi_common.access import AuditorKey
 from kpi_common.as_of import LARGEST_SEQUENCE
 from kpi_common.http_cache import conditional
+from kpi_common.paging import AfterQuery, LimitQuery, link_next
 from kpi_common.problems import Problem
 from kpi_ingest.entrypoints.api.contracts import CloudEvent, EventPage
 from kpi_ingest.entrypoints.api.deps import IngestDep
@@ -20,17 +21,20 @@ router = APIRouter(prefix="/v1", tags=["events"])
 async def read_events(
     key: AuditorKey,
     ingest: IngestDep,
-    after: Annotated[
-        int, Query(ge=0, le=LARGEST_SEQUENCE, description="Return events with a sequence above this cursor")
-    ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    request: Request,
+    response: Response,
+    after: AfterQuery = 0,
+    limit: LimitQuery = 100,
     type: Annotated[str | None, Query(description="e.g. vn.kpi.measurement.recorded.v1")] = None,
     catalogue: Annotated[str | None, Query()] = None,
     unit: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    """Events after a sequence, in order, with the cursor to resume from (auditor or admin key)."""
+    """Events after a sequence, in order, with the cursor to resume from (auditor or admin key);
+    paged like every list (`after`, `limit`, `Link: rel="next"`), the cursor also in `next_after`."""
     async with ingest.uow() as uow:
         found, next_after = await uow.events.page(after, limit, event_type=type, catalogue_id=catalogue, unit_id=unit)
+    if len(found) == limit:
+        link_next(request, response, next_after)
     return {"events": [stored.envelope.model_dump(mode="json") for stored in found], "next_after": next_after}
 
 

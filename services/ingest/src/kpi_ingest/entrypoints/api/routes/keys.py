@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_common.access import AdminKey, AuditorKey
 from kpi_common.auth import KEY_ID_PATTERN
+from kpi_common.paging import AfterQuery, LimitQuery, link_next, page_of
 from kpi_core.commands import GrantKey, RevokeKey, RotateKey
 from kpi_core.events import ApiKeyGranted, Role
 from kpi_ingest.entrypoints.api.contracts import KeyEntry, KeyGranted, KeyRevoked
@@ -66,10 +67,22 @@ async def grant(key: AdminKey, body: KeyIn, ingest: IngestDep) -> dict[str, Any]
 
 
 @router.get("", response_model=list[KeyEntry])
-async def list_keys(key: AuditorKey, ingest: IngestDep) -> list[dict[str, Any]]:
-    """Every key ever granted, with its roles, scope, who granted and revoked it and when (no secrets)."""
+async def list_keys(
+    key: AuditorKey,
+    ingest: IngestDep,
+    request: Request,
+    response: Response,
+    after: AfterQuery = 0,
+    limit: LimitQuery = 100,
+) -> list[dict[str, Any]]:
+    """Every key ever granted, with its roles, scope, who granted and revoked it and when (no secrets),
+    in the order granted; paged like every list (`after` = a `granted_sequence`, `limit`, `Link`)."""
     async with ingest.uow() as uow:
-        return await keys.KEYS.rows(uow.session)
+        rows = await keys.KEYS.rows(uow.session)
+    found, more = page_of(rows, after, limit, lambda row: int(str(row["granted_sequence"])))
+    if more:
+        link_next(request, response, int(str(found[-1]["granted_sequence"])))
+    return found
 
 
 @router.post("/{key_id}/rotate", status_code=201, response_model=KeyGranted)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from kpi_common.access import PeriodReader, UnitReader, UnpublishedPeriodReader, UnpublishedUnitReader
 from kpi_common.as_of import AsOf
 from kpi_common.http_cache import REVALIDATE, conditional
+from kpi_common.paging import AfterQuery, LimitQuery, link_next, page_of
 from kpi_common.scope import ScopeDep
 from kpi_reporting import reports, timeline_views, views
 from kpi_reporting.bootstrap import Reporting
@@ -77,12 +78,21 @@ async def get_history(
     unit: str,
     scope: ScopeDep,
     reporting: ReportingDep,
+    request: Request,
+    response: Response,
     indicator: Annotated[str | None, Query()] = None,
     as_of: AsOfQuery = None,
+    after: AfterQuery = 0,
+    limit: LimitQuery = 100,
 ) -> list[dict[str, Any]]:
-    """Every event about a unit in a catalogue version and period, in order, with who and when."""
+    """Every event about a unit in a catalogue version and period, in order, with who and when;
+    paged like every list (`after`, `limit`, `Link: rel="next"`)."""
     async with reporting.service.sessions() as session:
-        return await timeline_views.unit_history(session, scope, unit, indicator, AsOf.parse(as_of))
+        entries = await timeline_views.unit_history(session, scope, unit, indicator, AsOf.parse(as_of))
+    found, more = page_of(entries, after, limit, lambda entry: int(entry["sequence"]))
+    if more:
+        link_next(request, response, found[-1]["sequence"])
+    return found
 
 
 @router.get("/diff", response_model=Diff, response_model_exclude_unset=True)
