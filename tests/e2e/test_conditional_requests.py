@@ -90,15 +90,16 @@ def test_every_growing_list_pages_the_same_way(running: RunningSystem) -> None:
         body = {**scope, "indicator": "1.6", "inputs": {"a": value}}
         assert running.post("da-nang", "/v1/measurements", body, f"paging-{index}").status_code in (200, 201)
     query = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+    history = "/v1/units/da-nang/history"
     listings = [
         (running.ingest, "/v1/events", {}, lambda found: found["events"], "sequence"),
         (running.ingest, "/v1/keys", {}, lambda found: found, "granted_sequence"),
-        (running.reporting, "/v1/units/da-nang/history", query, lambda found: found, "sequence"),
+        (running.reporting, history, query, lambda found: found, "sequence"),
     ]
+    running.wait_for(lambda: len(running.reporting.get(history, params=query, headers=admin).json()) >= 3)
     for client, path, params, items_of, cursor in listings:
         seen: list[int] = []
         url: str | None = str(client.build_request("GET", path, params={**params, "limit": 2}).url)
-        running.wait_for(lambda: len(items_of(client.get(path, params=params, headers=admin).json())) >= 3)
         while url:
             answer = client.get(url, headers=admin)
             assert answer.status_code == 200, (path, answer.text)
