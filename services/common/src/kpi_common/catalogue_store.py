@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_core.catalogue import Catalogue, parse_catalogue
@@ -54,6 +55,18 @@ class CatalogueStore:
         catalogue = parse_catalogue(json.loads(document))
         self._parsed[(catalogue_id, version)] = catalogue
         return catalogue
+
+    def peer_group_lookup(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> Callable[[str, str], Awaitable[str | None]]:
+        """What the access policy asks: the peer group a catalogue version ranks (None if unknown)."""
+
+        async def peer_group_of(catalogue_id: str, version: str) -> str | None:
+            async with sessions() as session:
+                catalogue = await self.get(session, catalogue_id, version)
+            return catalogue.peer_group if catalogue else None
+
+        return peer_group_of
 
     async def versions(self, session: AsyncSession) -> list[tuple[str, str]]:
         rows = await session.execute(

@@ -20,11 +20,6 @@ class Scoring:
     keys: KeyCache
     auth_failures: FailureLimiter
 
-    async def peer_group_of(self, catalogue_id: str, version: str) -> str | None:
-        async with self.service.sessions() as session:
-            catalogue = await self.catalogues.get(session, catalogue_id, version)
-        return catalogue.peer_group if catalogue else None
-
 
 def build(settings: Settings) -> Scoring:
     store, keys = CatalogueStore(catalogues), KeyStore(api_keys)

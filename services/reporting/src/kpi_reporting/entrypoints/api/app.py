@@ -23,7 +23,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reporting = app.state.reporting = build(settings)
         app.state.keys, app.state.auth_failures = reporting.keys, reporting.auth_failures
-        app.state.peer_group_of = reporting.peer_group_of
+        app.state.peer_group_of = reporting.catalogues.peer_group_lookup(reporting.service.sessions)
         if settings.run_consumer:
             app.state.reporting.service.start()
         try:

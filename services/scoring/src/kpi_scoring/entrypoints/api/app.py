@@ -88,7 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         scoring = build(settings)
         app.state.scoring = scoring.service
         app.state.keys, app.state.auth_failures = scoring.keys, scoring.auth_failures
-        app.state.peer_group_of = scoring.peer_group_of
+        app.state.peer_group_of = scoring.catalogues.peer_group_lookup(scoring.service.sessions)
         if settings.run_consumer:
             app.state.scoring.start()
         try:
