@@ -44,6 +44,38 @@ def _first_run_keys(database_url: str) -> dict[str, str]:
     )
 
 
+class Supervisor:
+    """Restarts a service that exited, waiting 1, 2, 4 … up to 30 s between attempts (reset once it
+    has stayed up a minute), so one crash never stops the system and a crash loop never spins."""
+
+    def __init__(self, system: embedded.System) -> None:
+        self._system = system
+        self._delay: dict[str, float] = {}
+        self._restart_at: dict[str, float] = {}
+        self._started_at: dict[str, float] = {}
+
+    def check(self, now: float) -> None:
+        for name, service in list(self._system.services.items()):
+            if service.process.poll() is None:
+                if now - self._started_at.get(name, now) > 60:
+                    self._delay.pop(name, None)
+                continue
+            if name not in self._restart_at:
+                delay = self._delay.get(name, 0.5) * 2
+                self._delay[name] = min(delay, 30.0)
+                self._restart_at[name] = now + self._delay[name]
+                print(
+                    f"kpi-ledger: {name} exited with code {service.process.returncode}; "
+                    f"restarting in {self._delay[name]:.0f} s",
+                    file=sys.stderr,
+                )
+            elif now >= self._restart_at[name]:
+                del self._restart_at[name]
+                self._system.services[name] = embedded.restart(service)
+                self._started_at[name] = now
+                print(f"kpi-ledger: {name} restarted (pid {self._system.services[name].process.pid})", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     var_dir = Path(args.var).resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -76,15 +108,10 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    supervisor = Supervisor(system)
     try:
         while not stopping:
-            for service in system.services.values():
-                if service.process.poll() is not None:
-                    print(
-                        f"kpi-ledger: {service.name} exited with code {service.process.returncode}; stopping",
-                        file=sys.stderr,
-                    )
-                    stopping = True
+            supervisor.check(time.monotonic())
             time.sleep(0.5)
     finally:
         print("\nkpi-ledger: stopping")

@@ -177,6 +177,10 @@ class StreamFollower:
     def connected(self) -> bool:
         return self.nats is not None and self.nats.is_connected
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self.run(), name=f"{self._name}-consumer")
 

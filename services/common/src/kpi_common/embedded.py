@@ -83,6 +83,8 @@ class ServiceProcess:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    env: dict[str, str] = field(default_factory=dict)
+    log_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -106,7 +108,12 @@ def start_service(name: str, port: int, env: dict[str, str], log_file: Path | No
         "--no-server-header",
     ]
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
-    return ServiceProcess(name, port, process)
+    return ServiceProcess(name, port, process, env, log_file)
+
+
+def restart(service: ServiceProcess) -> ServiceProcess:
+    """The same service again, on the same port, with the same settings."""
+    return start_service(service.name, service.port, service.env, service.log_file)
 
 
 def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:

@@ -27,6 +27,9 @@ class ProjectionService:
             await connection.execute(text("SELECT 1"))
 
     async def check_nats(self) -> None:
+        """A projection can do its job only while it follows the stream."""
+        if not self.follower.running:
+            raise RuntimeError("the consumer is not running")
         if not self.follower.connected:
             raise ConnectionError("not connected to NATS")
 

@@ -57,7 +57,9 @@ class Ingest:
 
     async def check_nats(self) -> None:
         if self.relay.nats is None or not self.relay.nats.is_connected:
-            raise ConnectionError("not connected to NATS")
+            async with self.uow() as uow:
+                waiting = await uow.events.outbox_size()
+            raise ConnectionError(f"not connected to NATS; {waiting} events wait in the outbox")
 
     async def close(self) -> None:
         await self.relay.stop()

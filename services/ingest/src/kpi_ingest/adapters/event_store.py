@@ -167,6 +167,9 @@ class EventStore:
         )
         return [(row.nats_subject, _stored(row)) for row in rows]
 
+    async def outbox_size(self) -> int:
+        return int(await self.session.scalar(select(func.count()).select_from(outbox)) or 0)
+
     async def mark_published(self, up_to_sequence: int) -> None:
         await self.session.execute(delete(outbox).where(outbox.c.sequence <= up_to_sequence))
 

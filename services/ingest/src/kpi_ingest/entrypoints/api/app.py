@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def nats() -> None:
         await ingest_of().check_nats()
 
-    app.include_router(health_router({"database": database, "nats": nats}))
+    app.include_router(health_router({"database": database}, degraded_without={"nats": nats}))
     app.include_router(measurements.router)
     app.include_router(catalogues.router)
     app.include_router(schemas.router)

@@ -1,0 +1,90 @@
+"""The embedded launcher keeps the system up: a service killed with SIGKILL is started again (with
+back-off) and carries on from its stored position; nothing accepted is lost. On the old main,
+`make run` stopped everything when one service died."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kpi_common import embedded
+from kpi_common.cli import Supervisor
+from tests.e2e.conftest import start_running_system
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_killed_service_is_restarted_and_catches_up(tmp_path: Path) -> None:
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in embedded.SERVICES}
+    running = start_running_system(tmp_path, urls)
+    supervisor = Supervisor(running.system)
+    try:
+        killed = running.system.services["reporting"]
+        os.kill(killed.process.pid, signal.SIGKILL)
+        body = {
+            "catalogue_id": "vn-dti-province",
+            "catalogue_version": "1.0",
+            "period": 2024,
+            "unit_id": "gia-lai",
+            "indicator": "1.6",
+            "inputs": {"a": True},
+        }
+        accepted = running.post("gia-lai", "/v1/measurements", body, "while-reporting-is-down")
+        assert accepted.status_code == 201, accepted.text  # ingest goes on alone
+        deadline = time.monotonic() + 30
+        while running.system.services["reporting"] is killed or running.system.services["reporting"].process.poll():
+            assert time.monotonic() < deadline, "reporting was not restarted"
+            supervisor.check(time.monotonic())
+            time.sleep(0.2)
+        restarted = running.system.services["reporting"]
+        assert restarted.process.pid != killed.process.pid and restarted.port == killed.port
+        embedded.wait_ready(restarted)
+        query = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+        found = running.wait_until_projected(accepted.json()["sequence"], query)
+        gia_lai = next(row for row in found["rankings"] if row["unit_id"] == "gia-lai")
+        assert gia_lai["status"] == "reported"
+        assert httpx.get(f"{restarted.url}/readyz").status_code == 200
+    finally:
+        running.system.stop()
+
+
+def test_ingest_stays_ready_without_nats_and_a_projection_without_it_is_not(tmp_path: Path) -> None:
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in embedded.SERVICES}
+    running = start_running_system(tmp_path, urls)
+    try:
+        port = int(running.system.nats_url.rsplit(":", 1)[1])
+        embedded.stop(running.system.nats)
+        ingest, reporting = running.system.services["ingest"], running.system.services["reporting"]
+
+        def readiness(url: str) -> tuple[int, dict[str, object]]:
+            answer = httpx.get(f"{url}/readyz", timeout=5)
+            return answer.status_code, answer.json()
+
+        running.wait_for(lambda: readiness(reporting.url)[0] == 503, timeout=30)
+        body = {
+            "catalogue_id": "vn-dti-province",
+            "catalogue_version": "1.0",
+            "period": 2024,
+            "unit_id": "da-nang",
+            "indicator": "1.6",
+            "inputs": {"a": True},
+        }
+        accepted = running.post("da-nang", "/v1/measurements", body, "while-nats-is-down")
+        assert accepted.status_code == 201, accepted.text
+        status, answer = readiness(ingest.url)
+        assert status == 200 and answer["status"] == "degraded"
+        assert "events wait in the outbox" in str(answer["checks"]["nats"])  # type: ignore[index]
+        running.system.nats = embedded.start_nats(port, tmp_path / "nats")
+        query = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
+        found = running.wait_until_projected(accepted.json()["sequence"], query)
+        assert next(row for row in found["rankings"] if row["unit_id"] == "da-nang")["status"] == "reported"
+        running.wait_for(
+            lambda: readiness(ingest.url) == (200, {"status": "ready", "checks": {"database": "ok", "nats": "ok"}})
+        )
+    finally:
+        running.system.stop()
