@@ -131,6 +131,11 @@ def test_amounts_are_never_negative_and_numbers_are_bounded() -> None:
     assert isinstance(parse_number("1" * 31), str)
     assert parse_number("1,5", "count") != D("1.5")  # ambiguous for a count
     assert parse_number("1,5") == D("1.5")
+    # an exponent beyond the decimal context's range is refused, not an Overflow (a 500 before)
+    assert parse_number("1E+3000000") == "is implausibly large (at most 1E+15)"
+    assert parse_number("-1E+3000000") == "is implausibly large (at most 1E+15)"
+    zero = parse_number("0E+3000000")
+    assert zero == 0 and isinstance(zero, D) and zero.as_tuple().exponent == 0
 
 
 def test_an_amount_below_zero_is_refused(make_node: Callable[..., Node]) -> None:
