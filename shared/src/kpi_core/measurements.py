@@ -117,7 +117,7 @@ def parse_number(value: Any, kind: str = "number") -> Decimal | str:
     if number == 0:
         number = Decimal(0)  # 0E+3000000 is zero, not an exponent to carry into arithmetic
     # the exponent first: arithmetic on 1E+3000000 (even abs) overflows the decimal context
-    if number != 0 and number.adjusted() > LARGEST_INPUT.adjusted() or abs(number) > LARGEST_INPUT:
+    if (number != 0 and number.adjusted() > LARGEST_INPUT.adjusted()) or abs(number) > LARGEST_INPUT:
         return f"is implausibly large (at most {LARGEST_INPUT:E})"
     if number != 0 and number.adjusted() < SMALLEST_EXPONENT:
         return f"is implausibly small (write 0, or a value of at least 1E{SMALLEST_EXPONENT})"
