@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -118,6 +120,7 @@ async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path
         digest = hashlib.sha256(envelope.encode("utf-8")).hexdigest()
         chain = hashlib.sha256(f"{chain}{digest}".encode("ascii")).hexdigest()
         statements.append((rewrite, {"envelope": envelope, "digest": digest, "chain": chain, "sequence": sequence}))
+    statements.append(("UPDATE event_counter SET last_chain_sha256 = :chain", {"chain": chain}))  # the head too
     await bypass(sessions, *statements)
     report = await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))
     assert report.first_break is None  # the chain itself is consistent again...
@@ -167,3 +170,71 @@ def test_the_migration_chains_events_stored_before_the_chain_existed(tmp_path: P
 
     report = asyncio.run(check())
     assert (report.ok, report.events) == (True, 3)
+
+
+async def test_the_last_events_deleted_are_found_missing(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    await bypass(sessions, "DELETE FROM outbox WHERE sequence > 7", "DELETE FROM events WHERE sequence > 7")
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None and not report.ok
+    assert report.first_break["sequence"] == 8 and "counter is ahead" in report.first_break["problem"]
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("unit_id", "'kon-tum'"), ("actor", "'someone-else'"), ("type", "'x.other.v1'")]
+)
+async def test_an_edited_column_beside_the_envelope_is_pinpointed(log, column: str, value: str) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    await bypass(sessions, f"UPDATE events SET {column} = {value} WHERE sequence = 5")
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None
+    assert (report.first_break["sequence"], report.first_break["problem"]) == (
+        5,
+        f"the stored column {column} disagrees with the hashed event",
+    )
+
+
+async def test_a_checkpoint_is_found_by_its_hashed_type_not_its_column(log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    signer = load_or_create_signer(tmp_path / "key.pem")
+    await audit.sign_checkpoint(UnitOfWork(sessions), signer, "admin", "checkpoint-hidden")
+    await bypass(sessions, "UPDATE events SET type = 'vn.kpi.measurement.recorded.v1' WHERE sequence = 11")
+    report = await audit.verify_log(UnitOfWork(sessions), frozenset({signer.public_key_hex}))
+    assert report.first_break is not None and report.first_break["sequence"] == 11
+    assert [checkpoint["event_sequence"] for checkpoint in report.checkpoints] == [11]
+
+
+def test_insert_or_replace_does_not_get_past_the_guard(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ingest.db'}"
+    upgrade(MIGRATIONS_DIR, url)
+    connection = sqlite3.connect(tmp_path / "ingest.db")
+    connection.execute(
+        "INSERT INTO events (sequence, event_id, type, subject, recorded_at, actor, envelope) "
+        "VALUES (1, 'id-1', 't', 's', '2024-01-01T00:00:00.000000Z', 'a', '{}')"
+    )
+    connection.commit()
+    for statement in (
+        "INSERT OR REPLACE INTO events (sequence, event_id, type, subject, recorded_at, actor, envelope) "
+        "VALUES (1, 'id-2', 't', 's', '2024-01-01T00:00:00.000000Z', 'a', '{\"forged\": true}')",
+        "REPLACE INTO events (sequence, event_id, type, subject, recorded_at, actor, envelope) "
+        "VALUES (2, 'id-1', 't', 's', '2024-01-01T00:00:00.000000Z', 'a', '{}')",
+    ):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            connection.execute(statement)
+    assert connection.execute("SELECT sequence, event_id, envelope FROM events").fetchall() == [(1, "id-1", "{}")]
+    connection.close()
+
+
+async def test_the_command_line_verification_honours_the_trusted_checkpoint_keys(  # type: ignore[no-untyped-def]
+    log, database_url: str, tmp_path: Path
+) -> None:
+    sessions, _ = log
+    operator = load_or_create_signer(tmp_path / "operator.pem")
+    forger = load_or_create_signer(tmp_path / "forger.pem")
+    await audit.sign_checkpoint(UnitOfWork(sessions), forger, "admin", "re-signed-by-a-new-key")
+    command = [sys.executable, "-m", "kpi_common.cli", "verify", "--database-url", database_url]
+    untrusted = {**os.environ, "KPI_INGEST_TRUSTED_CHECKPOINT_KEYS": json.dumps([operator.public_key_hex])}
+    refused = subprocess.run(command, capture_output=True, text=True, check=False, env=untrusted)
+    assert refused.returncode == 1 and '"trusted_key": false' in refused.stdout
+    trusted = {**os.environ, "KPI_INGEST_TRUSTED_CHECKPOINT_KEYS": json.dumps([forger.public_key_hex])}
+    assert subprocess.run(command, capture_output=True, check=False, env=trusted).returncode == 0

@@ -131,9 +131,9 @@ async def test_a_rolled_back_append_leaves_no_gap_in_the_sequence(uow: UnitOfWor
         submitted_by="t",
     )
     async with uow:
-        await uow.events.append(event, actor="t")  # no commit: rolled back on exit
+        await uow.events.append(event)  # no commit: rolled back on exit
     async with uow:
-        stored = await uow.events.append(event, actor="t")
+        stored = await uow.events.append(event)
         await uow.commit()
     assert stored.sequence == 3  # after the catalogue and the unit list
 
@@ -160,7 +160,7 @@ async def test_readers_following_the_cursor_never_skip_an_event_under_concurrent
             submitted_by="t",
         )
         async with sessions() as session:
-            await EventStore(session).append(event, actor="t", unit_id=unit)
+            await EventStore(session).append(event)
             await asyncio.sleep(random.uniform(0, 0.05))  # a slow transaction holding its sequence
             await session.commit()
 

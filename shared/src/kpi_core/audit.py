@@ -2,13 +2,18 @@
 
 `event_sha256` is the SHA-256 of the event's canonical bytes (its CloudEvents envelope as stored);
 `chain_sha256` is the SHA-256 of the predecessor's chain hash followed by this event's hash.
-Changing, removing or reordering anything stored breaks the chain at that event.
+Changing, removing or reordering anything stored breaks the chain at that event. The columns the
+log keeps beside each envelope (its id, type, subject, time, unit, catalogue, actor) are checked
+against the hashed envelope too, so an edit of what `/v1/events?unit=` filters on is caught.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from kpi_core.events import AuditCheckpointSigned, EventEnvelope, decode_event, index_of
 
 GENESIS_SHA256 = "0" * 64
 
@@ -34,16 +39,39 @@ class ChainBreak:
     found: str
 
 
+def expected_columns(envelope: EventEnvelope) -> dict[str, str | None]:
+    """The stored columns an envelope implies."""
+    event = decode_event(envelope)
+    index = index_of(event) if event is not None else None
+    return {
+        "event_id": envelope.id,
+        "type": envelope.type,
+        "subject": envelope.subject,
+        "recorded_at": envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "catalogue_id": index.catalogue_id if index else envelope.data.get("catalogue_id"),
+        "unit_id": index.unit_id if index else envelope.data.get("unit_id"),
+        "actor": (index.actor or "") if index else None,
+    }
+
+
 class ChainVerifier:
-    """Re-walks the log in sequence order and remembers the first break."""
+    """Re-walks the log in sequence order and remembers the first break, and the signed checkpoints
+    it met (found by the hashed envelope's type, not by a column that can be edited)."""
 
     def __init__(self) -> None:
         self.sequence = 0
         self.head = GENESIS_SHA256
         self.first_break: ChainBreak | None = None
+        self.checkpoints: list[tuple[int, AuditCheckpointSigned]] = []  # (its own sequence, the checkpoint)
+        self.heads: dict[int, str] = {}  # the chain head at each sequence a checkpoint met attests
 
     def feed(
-        self, sequence: int, canonical: bytes, stored_event_sha256: str | None, stored_chain_sha256: str | None
+        self,
+        sequence: int,
+        canonical: bytes,
+        stored_event_sha256: str | None,
+        stored_chain_sha256: str | None,
+        columns: Mapping[str, str | None] | None = None,
     ) -> None:
         if self.first_break is not None:
             return
@@ -62,6 +90,26 @@ class ChainVerifier:
                 sequence, "chain hash does not follow its predecessor", chained, str(stored_chain_sha256)
             )
             return
+        try:
+            envelope = EventEnvelope.from_bytes(canonical)
+        except ValueError:  # hashed as stored, but not a CloudEvent (rows older than the envelope format)
+            self.sequence, self.head = sequence, chained
+            return
+        event = decode_event(envelope)
+        if isinstance(event, AuditCheckpointSigned):  # hash-valid: a checkpoint, whatever its columns say
+            self.checkpoints.append((sequence, event))
+            if event.sequence == self.sequence:  # a checkpoint signs the head just before it
+                self.heads[event.sequence] = self.head
+        expected = expected_columns(envelope)
+        for name, stored in (columns or {}).items():
+            if expected.get(name, stored) != stored:
+                self.first_break = ChainBreak(
+                    sequence,
+                    f"the stored column {name} disagrees with the hashed event",
+                    str(expected[name]),
+                    str(stored),
+                )
+                return
         self.sequence, self.head = sequence, chained
 
     def head_at(self) -> tuple[int, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
@@ -308,6 +309,34 @@ EVENT_TYPES: dict[str, type[_Event]] = {
         ApiKeyRevoked,
     )
 }
+
+ACTOR_FIELDS = (
+    "submitted_by",
+    "requested_by",
+    "closed_by",
+    "reopened_by",
+    "published_by",
+    "registered_by",
+    "granted_by",
+    "revoked_by",
+    "signed_by",
+)
+
+
+@dataclass(frozen=True)
+class EventIndex:
+    """What the log stores beside an event to find it by (unit, catalogue, who): always derived
+    from the event, on append and again on verification, so an edited column is caught."""
+
+    catalogue_id: str | None
+    unit_id: str | None
+    actor: str | None
+
+
+def index_of(event: DomainEvent) -> EventIndex:
+    actor = next((str(getattr(event, name)) for name in ACTOR_FIELDS if hasattr(event, name)), None)
+    return EventIndex(getattr(event, "catalogue_id", None), getattr(event, "unit_id", None), actor)
+
 
 # Old event shapes are read through explicit upcasters: (type) -> function(data) -> current data.
 UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}

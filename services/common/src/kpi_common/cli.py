@@ -220,13 +220,16 @@ def sync(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     """Re-walk ingest's hash chain straight from its database (no service needed)."""
     from kpi_common.db import make_engine, session_factory
+    from kpi_ingest.config import Settings
     from kpi_ingest.service_layer.audit import verify_log
     from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+
+    trusted = frozenset(Settings().trusted_checkpoint_keys)  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS, as the API
 
     async def run() -> dict[str, object]:
         engine = make_engine(args.database_url or _database_url(Path(args.var).resolve(), "ingest"))
         try:
-            return (await verify_log(UnitOfWork(session_factory(engine)))).as_dict()
+            return (await verify_log(UnitOfWork(session_factory(engine)), trusted)).as_dict()
         finally:
             await engine.dispose()
 

@@ -10,8 +10,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_core.audit import chain_sha256, event_sha256
-from kpi_core.events import DomainEvent, EventEnvelope, envelope_for
+from kpi_core.events import DomainEvent, EventEnvelope, envelope_for, index_of
 from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox, peer_group_versions
+
+ChainRow = tuple[int, bytes, str | None, str | None, dict[str, str | None]]
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,12 @@ class EventStore:
         self,
         event: DomainEvent,
         *,
-        actor: str,
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
-        catalogue_id: str | None = None,
-        unit_id: str | None = None,
     ) -> StoredEvent:
-        """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock)."""
+        """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock).
+        The columns beside the envelope (unit, catalogue, actor) are derived from the event (`index_of`)."""
+        index = index_of(event)
         sequence, previous_chain = await self.next_sequence()
         recorded_at = datetime.now(UTC)
         envelope = envelope_for(event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at)
@@ -55,10 +56,10 @@ class EventStore:
                 event_id=envelope.id,
                 type=envelope.type,
                 subject=envelope.subject,
-                catalogue_id=catalogue_id,
-                unit_id=unit_id,
+                catalogue_id=index.catalogue_id,
+                unit_id=index.unit_id,
                 recorded_at=recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                actor=actor,
+                actor=index.actor or "",
                 idempotency_key=idempotency_key,
                 request_sha256=request_sha256,
                 envelope=canonical.decode("utf-8"),
@@ -95,15 +96,32 @@ class EventStore:
         ).one()
         return int(row.last_sequence), str(row.last_chain_sha256)
 
-    async def chain_rows(self, after: int, limit: int) -> list[tuple[int, bytes, str | None, str | None]]:
-        """Stored rows as the chain verifier reads them: sequence, canonical bytes, stored hashes."""
+    async def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
+        """Stored rows as the chain verifier reads them: sequence, canonical bytes, stored hashes, and the
+        columns kept beside the envelope."""
+        columns = ("event_id", "type", "subject", "recorded_at", "catalogue_id", "unit_id", "actor")
         rows = await self.session.execute(
-            select(events.c.sequence, events.c.envelope, events.c.event_sha256, events.c.chain_sha256)
+            select(
+                events.c.sequence,
+                events.c.envelope,
+                events.c.event_sha256,
+                events.c.chain_sha256,
+                *(events.c[name] for name in columns),
+            )
             .where(events.c.sequence > after)
             .order_by(events.c.sequence)
             .limit(limit)
         )
-        return [(row.sequence, row.envelope.encode("utf-8"), row.event_sha256, row.chain_sha256) for row in rows]
+        return [
+            (
+                row.sequence,
+                row.envelope.encode("utf-8"),
+                row.event_sha256,
+                row.chain_sha256,
+                {name: getattr(row, name) for name in columns},
+            )
+            for row in rows
+        ]
 
     async def of_type(self, event_type: str) -> list[StoredEvent]:
         rows = await self.session.execute(

@@ -40,11 +40,8 @@ class VerifyReport:
 
 
 async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = frozenset()) -> VerifyReport:
-    """Re-walk the whole log; report the first break and the state of every signed checkpoint."""
-    async with uow:
-        checkpoint_events = await uow.events.of_type(AuditCheckpointSigned.type)
-    attested = {_checkpoint(stored).sequence for stored in checkpoint_events}
-    heads: dict[int, str] = {}
+    """Re-walk the whole log; report the first break (an edited event, a stored column that disagrees
+    with it, a missing event, events missing after the last one) and every signed checkpoint."""
     verifier = ChainVerifier()
     after, count = 0, 0
     while verifier.first_break is None:
@@ -54,27 +51,34 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
             break
         for row in rows:
             verifier.feed(*row)
-            if verifier.first_break is None and row[0] in attested:
-                heads[row[0]] = verifier.head
         count += len(rows)
         after = rows[-1][0]
     sequence, head = verifier.head_at()
     report = VerifyReport(count, sequence, head)
-    if verifier.first_break is not None:
+    if verifier.first_break is None:
+        async with uow:
+            counted, counted_head = await uow.events.chain_head()
+        if (counted, counted_head) != (sequence, head):  # the last events deleted, the counter left as it was
+            report.first_break = {
+                "sequence": sequence + 1,
+                "problem": "events missing after the last one stored: the sequence counter is ahead",
+                "expected": f"{counted} {counted_head}",
+                "found": f"{sequence} {head}",
+            }
+    else:
         report.first_break = vars(verifier.first_break)
-    for stored in checkpoint_events:
-        checkpoint = _checkpoint(stored)
+    for own_sequence, checkpoint in verifier.checkpoints:
         signed = signature_is_valid(
             checkpoint.public_key,
             checkpoint.signature,
             checkpoint_statement(checkpoint.sequence, checkpoint.chain_sha256),
         )
-        matches = heads.get(checkpoint.sequence) == checkpoint.chain_sha256
+        matches = verifier.heads.get(checkpoint.sequence) == checkpoint.chain_sha256
         trusted = not trusted_public_keys or checkpoint.public_key in trusted_public_keys
         report.checkpoints.append(
             {
                 "sequence": checkpoint.sequence,
-                "event_sequence": stored.sequence,
+                "event_sequence": own_sequence,
                 "signature_valid": signed,
                 "matches_chain": matches,
                 "trusted_key": trusted,

@@ -85,12 +85,7 @@ async def append_once(
                 return earlier
             event = await decide(uow)
             stored = await uow.events.append(
-                event,
-                actor=submission.actor,
-                idempotency_key=submission.idempotency_key,
-                request_sha256=submission.fingerprint,
-                catalogue_id=getattr(event, "catalogue_id", None),
-                unit_id=getattr(event, "unit_id", None),
+                event, idempotency_key=submission.idempotency_key, request_sha256=submission.fingerprint
             )
             if after is not None:
                 await after(uow, stored)
@@ -247,7 +242,7 @@ async def register_catalogue_version(
             document=catalogue.document(),
             registered_by=command.registered_by,
         )
-        stored = await uow.events.append(event, actor=command.registered_by, catalogue_id=catalogue.id)
+        stored = await uow.events.append(event)
         await uow.events.record_catalogue_version(catalogue.id, catalogue.version, content_sha256, stored.sequence)
         await uow.commit()
     catalogues.remember(catalogue)

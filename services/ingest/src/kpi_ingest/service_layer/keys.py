@@ -59,7 +59,7 @@ async def grant_key(command: GrantKey, uow: UnitOfWork, registry: UnitRegistry) 
             expires_at=command.expires_at,
             granted_by=command.granted_by,
         )
-        stored = await uow.events.append(event, actor=command.granted_by)
+        stored = await uow.events.append(event)
         await KEYS.apply(uow.session, event, stored.sequence, stored.envelope.time)
         await uow.commit()
     return event, secret
@@ -84,7 +84,7 @@ async def rotate_key(command: RotateKey, uow: UnitOfWork) -> tuple[ApiKeyGranted
             rotated=True,
             granted_by=command.rotated_by,
         )
-        stored = await uow.events.append(event, actor=command.rotated_by)
+        stored = await uow.events.append(event)
         await KEYS.apply(uow.session, event, stored.sequence, stored.envelope.time)
         await uow.commit()
     return event, secret
@@ -97,7 +97,7 @@ async def revoke_key(command: RevokeKey, uow: UnitOfWork) -> ApiKeyRevoked:
         if current is None or current["revoked_at"] is not None:
             raise NotFound(f"no key {command.key_id} in force", [FieldError("key_id", "unknown or already revoked")])
         event = ApiKeyRevoked(key_id=command.key_id, reason=command.reason, revoked_by=command.revoked_by)
-        stored = await uow.events.append(event, actor=command.revoked_by)
+        stored = await uow.events.append(event)
         await KEYS.apply(uow.session, event, stored.sequence, stored.envelope.time)
         await uow.commit()
     return event

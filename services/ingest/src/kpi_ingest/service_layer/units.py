@@ -69,7 +69,7 @@ async def register_peer_group(
             document=group.document(),
             registered_by=command.registered_by,
         )
-        stored = await uow.events.append(event, actor=command.registered_by)
+        stored = await uow.events.append(event)
         await uow.events.record_peer_group_version(group.id, group.version, content_sha256, stored.sequence)
         await uow.commit()
     return stored
