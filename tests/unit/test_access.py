@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from kpi_common.access import POLICY, FailureLimiter, may_read
-from kpi_common.auth import ApiKey, KeyRing, hash_secret, secret_prefix
+from kpi_common.auth import ApiKey, KeyRing, hash_secret, new_secret, secret_prefix
 from kpi_core.assessment import adjusters, four_eyes_error
 from kpi_core.events import MeasurementRecorded
 
@@ -26,8 +26,12 @@ def test_a_ring_knows_keys_in_force_only() -> None:
 
 
 def test_only_the_id_part_of_a_secret_is_ever_logged() -> None:
-    assert secret_prefix("kpi_so-tttt_gia-lai_AbCdEf123") == "kpi_so-tttt_gia-lai"
-    assert secret_prefix("hunter2-plain") == "hunter…"
+    random_part = "pO5mnSH5wx5ZSeQyOcKcDOU9Jnj_Gz4O"  # token_urlsafe can put an underscore in it
+    assert secret_prefix(f"kpi_so-tttt_gia-lai_{random_part}") == "kpi_so-tttt_gia-lai"
+    for _ in range(50):
+        secret = new_secret("admin")
+        assert secret_prefix(secret) == "kpi_admin" and secret[len("kpi_admin_") :] not in secret_prefix(secret)
+    assert secret_prefix("hunter2-plain") == "hunt…"
 
 
 def test_unpublished_reads_by_role_peer_group_and_unit() -> None:

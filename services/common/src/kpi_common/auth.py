@@ -59,14 +59,19 @@ def hash_secret(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
+RANDOM_PART = 32  # characters of secrets.token_urlsafe(24), which may themselves hold "_" and "-"
+
+
 def new_secret(key_id: str) -> str:
     return f"kpi_{key_id}_{secrets.token_urlsafe(24)}"
 
 
 def secret_prefix(secret: str) -> str:
-    """What may be logged of a presented secret: its `kpi_<id>` part, never the random part."""
-    head = secret[:60]
-    return head.rsplit("_", 1)[0] if head.startswith("kpi_") and head.count("_") >= 2 else head[:6] + "…"
+    """What may be logged of a presented secret: its `kpi_<id>` part, never any of the random part
+    (cut by length, not at an underscore: the random part can contain one)."""
+    if secret.startswith("kpi_") and len(secret) > len("kpi_") + RANDOM_PART + 1 and len(secret) < 200:
+        return secret[: -(RANDOM_PART + 1)][:80]
+    return secret[:4] + "…"
 
 
 class KeyRing:
