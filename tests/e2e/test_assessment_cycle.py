@@ -348,3 +348,7 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
         "vn.kpi.context.reported.v1",
         "vn.kpi.result.published.v1",
     }
+    # the whole cycle's log verifies: every hash, every stored column, the closed periods and reopened units
+    admin = {"Authorization": f"Bearer {system.keys['admin']}"}
+    verified = system.ingest.get("/v1/audit/verify", headers=admin).json()
+    assert (verified["ok"], verified["first_break"]) == (True, None)

@@ -19,10 +19,12 @@ from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
 from kpi_common.signing import load_or_create_signer
 from kpi_core.audit import GENESIS_SHA256
+from kpi_core.commands import ClosePeriod
 from kpi_ingest import MIGRATIONS_DIR
-from kpi_ingest.service_layer import audit
+from kpi_ingest.service_layer import audit, workflow
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_ingest.service_layer.units import RegistryCache
 from tests.integration.helpers import record_some
 
 Statement = str | tuple[str, dict[str, object]]
@@ -238,3 +240,16 @@ async def test_the_command_line_verification_honours_the_trusted_checkpoint_keys
     assert refused.returncode == 1 and '"trusted_key": false' in refused.stdout
     trusted = {**os.environ, "KPI_INGEST_TRUSTED_CHECKPOINT_KEYS": json.dumps([forger.public_key_hex])}
     assert subprocess.run(command, capture_output=True, check=False, env=trusted).returncode == 0
+
+
+async def test_a_closed_periods_row_deleted_to_take_late_submissions_is_found(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, registry = log
+    command = ClosePeriod(
+        catalogue_id="mini-dti", catalogue_version="1.0", period=2024, idempotency_key="close", closed_by="eva"
+    )
+    await workflow.close_period(command, UnitOfWork(sessions), registry, RegistryCache())
+    assert (await audit.verify_log(UnitOfWork(sessions))).ok
+    await bypass(sessions, "DELETE FROM closed_periods")
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None
+    assert report.first_break["problem"] == "the closed periods or reopened units stored disagree with the log"

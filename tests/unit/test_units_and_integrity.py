@@ -202,3 +202,20 @@ def test_publication_needs_units_decisions_and_a_reason_for_gaps(mini: Catalogue
     assert [e.field for e in publication_errors(units, partial, False, "stated")] == ["period"]
     assert [e.field for e in publication_errors(units, partial, True, None)] == ["incomplete_reason"]
     assert publication_errors(units, partial, True, "stated reason") == []
+
+
+def test_a_closing_ends_every_reopening_of_its_period() -> None:
+    from kpi_core.assessment import submission_windows
+    from kpi_core.events import PeriodClosed, UnitReopened
+
+    scope = {"catalogue_id": "c", "catalogue_version": "1", "period": 2024}
+    windows = submission_windows(
+        [
+            (3, UnitReopened(**scope, unit_id="u", reason="gia hạn", reopened_by="e")),
+            (1, PeriodClosed(**scope, closed_by="e")),
+            (5, PeriodClosed(**scope, closed_by="e")),
+            (6, UnitReopened(**scope, unit_id="v", reason="gia hạn", reopened_by="e")),
+        ]
+    )
+    assert windows.closed == {("c", "1", 2024): 5}
+    assert windows.reopened == {("c", "1", 2024, "v"): 6}  # u's reopening ended with the closing at 5

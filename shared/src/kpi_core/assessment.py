@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from kpi_core.catalogue import Catalogue, Node
-from kpi_core.events import MeasurementRecorded, MissingDecisions
+from kpi_core.events import MeasurementRecorded, MissingDecisions, PeriodClosed, UnitReopened
 from kpi_core.measurements import FieldError
 from kpi_core.units import Unit, UnitRegistry
 
@@ -120,3 +120,26 @@ def four_eyes_error(approver: str, adjusted_by: tuple[str, ...], self_approval_a
             "published_by", f"{approver} adjusted verifications of this period; another approver must publish it"
         )
     return None
+
+
+@dataclass(frozen=True)
+class SubmissionWindows:
+    """Where submissions stand, as the log says: closed periods and the units reopened in them,
+    each with the sequence of the event that made it so."""
+
+    closed: dict[tuple[str, str, int], int]
+    reopened: dict[tuple[str, str, int, str], int]
+
+
+def submission_windows(events: Iterable[tuple[int, PeriodClosed | UnitReopened]]) -> SubmissionWindows:
+    """Fold the closings and reopenings in sequence order: a closing ends every reopening of its period."""
+    closed: dict[tuple[str, str, int], int] = {}
+    reopened: dict[tuple[str, str, int, str], int] = {}
+    for sequence, event in sorted(events, key=lambda pair: pair[0]):
+        scope = (event.catalogue_id, event.catalogue_version, event.period)
+        if isinstance(event, PeriodClosed):
+            closed[scope] = sequence
+            reopened = {key: value for key, value in reopened.items() if key[:3] != scope}
+        else:
+            reopened[(*scope, event.unit_id)] = sequence
+    return SubmissionWindows(closed, reopened)

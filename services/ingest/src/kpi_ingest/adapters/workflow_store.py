@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_core.assessment import SubmissionWindows
 from kpi_core.events import EvidenceRequested, MeasurementRecorded, ResultPublished, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent, _stored
 from kpi_ingest.adapters.orm import closed_periods, events, reopened_units
@@ -25,6 +26,18 @@ class WorkflowStore:
         scope = {"catalogue_id": catalogue_id, "version": version, "period": period, "unit_id": unit_id}
         await self.session.execute(delete(reopened_units).filter_by(**scope))
         await self.session.execute(insert(reopened_units).values(**scope, sequence=sequence))
+
+    async def windows(self) -> SubmissionWindows:
+        """The submission windows as the tables hold them (what verification compares with the log)."""
+        closed = {
+            (row.catalogue_id, row.version, row.period): row.sequence
+            for row in await self.session.execute(select(closed_periods))
+        }
+        reopened = {
+            (row.catalogue_id, row.version, row.period, row.unit_id): row.sequence
+            for row in await self.session.execute(select(reopened_units))
+        }
+        return SubmissionWindows(closed, reopened)
 
     async def is_closed(self, catalogue_id: str, version: str, period: int) -> bool:
         scope = {"catalogue_id": catalogue_id, "version": version, "period": period}

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kpi_common.signing import Signer, signature_is_valid
+from kpi_core.assessment import submission_windows
 from kpi_core.audit import ChainVerifier, checkpoint_statement
-from kpi_core.events import AuditCheckpointSigned, decode_event
+from kpi_core.events import AuditCheckpointSigned, PeriodClosed, UnitReopened, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.handlers import Recorded, Submission, append_once
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -58,6 +59,9 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
     if verifier.first_break is None:
         async with uow:
             counted, counted_head = await uow.events.chain_head()
+            # the walk found every column true, so the type column can be trusted to find these
+            changes = [*await uow.events.of_type(PeriodClosed.type), *await uow.events.of_type(UnitReopened.type)]
+            stored_windows = await uow.workflow.windows()
         if (counted, counted_head) != (sequence, head):  # the last events deleted, the counter left as it was
             report.first_break = {
                 "sequence": sequence + 1,
@@ -65,6 +69,15 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
                 "expected": f"{counted} {counted_head}",
                 "found": f"{sequence} {head}",
             }
+        else:
+            logged = submission_windows((stored.sequence, _period_event(stored)) for stored in changes)
+            if logged != stored_windows:  # e.g. a closed period's row deleted to take late submissions
+                report.first_break = {
+                    "sequence": sequence,
+                    "problem": "the closed periods or reopened units stored disagree with the log",
+                    "expected": repr(logged),
+                    "found": repr(stored_windows),
+                }
     else:
         report.first_break = vars(verifier.first_break)
     for own_sequence, checkpoint in verifier.checkpoints:
@@ -88,9 +101,9 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
     return report
 
 
-def _checkpoint(stored: StoredEvent) -> AuditCheckpointSigned:
+def _period_event(stored: StoredEvent) -> PeriodClosed | UnitReopened:
     event = decode_event(stored.envelope)
-    assert isinstance(event, AuditCheckpointSigned)
+    assert isinstance(event, PeriodClosed | UnitReopened)
     return event
 
 
