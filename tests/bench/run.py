@@ -21,7 +21,8 @@ from tests.conftest import fixture_catalogue
 from tests.e2e.conftest import unit_ids
 
 from kpi_core.catalogue import Catalogue, parse_catalogue
-from kpi_core.scoring import RecordedInputs, score_period
+from kpi_core.inputs import RecordedInputs
+from kpi_core.scoring import score_period
 
 CATALOGUE = "mini-dti"
 READER: dict[str, str] = {}  # the key the benchmark reads rankings with (unpublished stages need one)

@@ -7,8 +7,9 @@ from fractions import Fraction
 import pytest
 
 from kpi_core.catalogue import Catalogue
-from kpi_core.measurements import check_inputs, typed_inputs
-from kpi_core.scoring import RecordedInputs, score_period
+from kpi_core.inputs import RecordedInputs, typed_inputs
+from kpi_core.measurements import check_inputs
+from kpi_core.scoring import score_period
 from tests.catalogues.conftest import bundled_documents
 from tests.reproduce import Unreachable, inputs_for
 

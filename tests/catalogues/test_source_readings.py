@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from kpi_core.catalogue import Catalogue
-from kpi_core.measurements import check_inputs, typed_inputs
+from kpi_core.inputs import RecordedInputs, typed_inputs
+from kpi_core.measurements import check_inputs
 from kpi_core.rules import TiersRule, ValueRule
-from kpi_core.scoring import RecordedInputs, score_indicator
+from kpi_core.scoring import score_indicator
 
 # 003 §II.2.c: "Đối với các cơ quan, đơn vị không có nội dung như: tiêu chí về dịch vụ công trực tuyến
 # do đơn vị không có Thủ tục hành chính, ... cách chấm điểm là điểm tối đa của tiêu chí đó."

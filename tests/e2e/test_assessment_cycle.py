@@ -267,12 +267,7 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
         "pub-restated",
     )
     assert restated.status_code == 201, restated.text
-    # the 19 units without data stay tied 4th of 22: only the three reporting units move
-    assert restated.json()["publication"]["moved"] == [
-        {"unit_id": "quan-1", "from_rank": "2/22", "to_rank": "1/22"},
-        {"unit_id": "quan-3", "from_rank": "2/22", "to_rank": "3/22"},
-        {"unit_id": "thu-duc", "from_rank": "1/22", "to_rank": "2/22"},
-    ]
+    assert restated.json()["publication"]["ranking"] == []  # ingest does not score: scoring freezes it at the cut
     # quan-1's 3.3 was decided again (accepted); the count of what is missing is unchanged
     assert {entry["unit_id"]: entry["count"] for entry in restated.json()["publication"]["missing"]}["quan-1"] == (
         SCORED_COMPONENTS - 2
@@ -280,6 +275,18 @@ def test_the_yearly_cycle_end_to_end(running: RunningSystem) -> None:
     restatement_id = restated.json()["publication"]["publication_id"]
     system.wait_for(lambda: rankings(system, stage="published")["publication_id"] == restatement_id)
     assert rankings(system, stage="published")["replaces"] == publication_id
+    # the 19 units without data stay tied 4th of 22: only the three reporting units move
+    assert rankings(system, stage="published")["moved"] == [
+        {"unit_id": "quan-1", "from_rank": "2/22", "to_rank": "1/22"},
+        {"unit_id": "quan-3", "from_rank": "2/22", "to_rank": "3/22"},
+        {"unit_id": "thu-duc", "from_rank": "1/22", "to_rank": "2/22"},
+    ]
+    # frozen at the cut: exactly the verified ranking as of the sequence before the publication
+    restated_ranking = rankings(system, stage="published")
+    at_cut = rankings(system, stage="verification", as_of=str(restated_ranking["as_of_sequence"]))
+    assert [(row["unit_id"], row["rank_label"], row["total"]) for row in restated_ranking["rankings"]] == [
+        (row["unit_id"], row["rank_label"], row["total"]) for row in at_cut["rankings"]
+    ]
     original = rankings(system, stage="published", publication=publication_id)
     assert (original["rankings"], original["restated_by"]) == (frozen["rankings"], restatement_id)
 

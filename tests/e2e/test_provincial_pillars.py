@@ -140,7 +140,13 @@ def test_a_kpi_set_has_values_on_its_scorecard_and_no_ranking(running: RunningSy
     assert running.post_measurement(city, growth, "kpi-2023").status_code == 201
     response = running.post_measurement(city, {**body, "indicator": "L3.N1.PN2.03", "inputs": {"a": 12}}, "kpi-2024")
     assert response.status_code == 201, response.text
-    running.wait_for(lambda: running.reporting.get("/v1/units/thu-duc/scorecard", params=scope).status_code == 200)
+    sequence = response.json()["sequence"]
+
+    def scored() -> bool:
+        answer = running.reporting.get("/v1/units/thu-duc/scorecard", params=scope)
+        return answer.status_code == 200 and answer.json()["as_of_sequence"] >= sequence
+
+    running.wait_for(scored)
     card = running.reporting.get("/v1/units/thu-duc/scorecard", params=scope).json()
     nodes = [card["pillars"]]
     found = None

@@ -16,16 +16,18 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.auth import KeyStore
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
 from kpi_common.tracking import TrackedProjection
 from kpi_core.catalogue import parse_catalogue
 from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded, envelope_for
-from kpi_core.scoring import RecordedInputs, display_points, score_period
+from kpi_core.inputs import RecordedInputs
+from kpi_core.scoring import display_points, score_period
 from kpi_scoring import MIGRATIONS_DIR, views
-from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, scores
+from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups, scores
 from kpi_scoring.service_layer.projection import ScoreProjection
+from kpi_scoring.service_layer.score_log import ScoreLog
 from tests.conftest import fixture_catalogue, postgres_database
 
 DOCUMENT = fixture_catalogue("mini-relative@1.0")
@@ -37,10 +39,15 @@ async def projection(database_url: str) -> AsyncIterator[tuple[TrackedProjection
     upgrade(MIGRATIONS_DIR, database_url)
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    apply = ScoreProjection(CatalogueStore(catalogues), KeyStore(api_keys)).apply
-    tracked = TrackedProjection(sessions, "scoring", consumer_positions, dead_letters, apply)
-    yield tracked, sessions
+    yield scoring_projection(sessions), sessions
     await engine.dispose()
+
+
+def scoring_projection(sessions: async_sessionmaker[AsyncSession]) -> TrackedProjection:
+    """Scoring's projection as the service builds it, writing its score log at the end of each batch."""
+    log = ScoreLog()
+    apply = ScoreProjection(CatalogueStore(catalogues), PeerGroupStore(peer_groups), KeyStore(api_keys), log).apply
+    return TrackedProjection(sessions, "scoring", consumer_positions, dead_letters, apply, log.finish_batch)
 
 
 class Stream:
@@ -159,13 +166,7 @@ async def test_peer_relative_scores_do_not_depend_on_the_order_units_report_in(
             )
         upgrade(MIGRATIONS_DIR, url)
         engine = make_engine(url)
-        tracked = TrackedProjection(
-            session_factory(engine),
-            "scoring",
-            consumer_positions,
-            dead_letters,
-            ScoreProjection(CatalogueStore(catalogues), KeyStore(api_keys)).apply,
-        )
+        tracked = scoring_projection(session_factory(engine))
         stream = Stream(tracked)
         await stream.send(
             CatalogueVersionRegistered(

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from kpi_core.catalogue import Catalogue, Node, parse_catalogue
+from kpi_core.inputs import InputValue, RecordedInputs
 from kpi_core.rules import Rule
-from kpi_core.scoring import InputValue, RecordedInputs
 
 MINI_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "mini-dti@1.0.yaml"
 _MINI_DATA: dict[str, Any] = yaml.safe_load(MINI_PATH.read_text(encoding="utf-8"))

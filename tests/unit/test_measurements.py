@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from kpi_core.measurements import FieldError, check_inputs, typed_inputs
+from kpi_core.inputs import typed_inputs
+from kpi_core.measurements import FieldError, check_inputs
 
 D = Decimal
 

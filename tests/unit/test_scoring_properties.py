@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpi_core.catalogue import parse_catalogue
-from kpi_core.scoring import RecordedInputs, rule_points, score_period, score_unit
+from kpi_core.inputs import RecordedInputs
+from kpi_core.scoring import rule_points, score_period, score_unit
 
 counts = st.integers(min_value=0, max_value=10**6)
 positive_counts = st.integers(min_value=1, max_value=10**6)
@@ -143,7 +144,7 @@ def test_rescoring_one_leaf_equals_scoring_the_whole_unit_again() -> None:
     from tests.bench.full_year import catalogue as provincial
     from tests.bench.full_year import year_of_measurements
 
-    from kpi_core.measurements import typed_inputs
+    from kpi_core.inputs import typed_inputs
     from kpi_core.scoring import peer_stats, rescore_leaf
 
     scored = provincial()

@@ -164,15 +164,18 @@ class MissingDecisions(BaseModel):
 
 
 class ResultPublished(_PeriodEvent):
-    """An approver published the ranking of a catalogue version and period; it is frozen as recorded here.
-    A restatement names the publication it replaces and lists every rank that moved."""
+    """An approver published the ranking of a catalogue version and period at the cut `as_of_sequence`
+    (the log's head when it was recorded: every event before this one). A restatement names the
+    publication it replaces. The scoring service freezes the ranking at the cut and publishes it on
+    the score stream (vn.kpi.result.frozen.v1, with the ranks a restatement moved); `ranking` and
+    `moved` are filled only in publications recorded before that, which froze the ranking here."""
 
     type: ClassVar[str] = "vn.kpi.result.published.v1"
 
     publication_id: str
     stage: Stage
     as_of_sequence: int
-    ranking: tuple[RankedUnit, ...]
+    ranking: tuple[RankedUnit, ...] = ()
     replaces: str | None = None
     moved: tuple[RankMove, ...] = ()
     reason: str | None = None

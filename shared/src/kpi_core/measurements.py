@@ -9,6 +9,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from kpi_core.catalogue import InputSpec, Node
+from kpi_core.inputs import InputValue
 from kpi_core.rules import (
     LevelsRule,
     Measure,
@@ -21,7 +22,6 @@ from kpi_core.rules import (
     rule_input_names,
     walk_rules,
 )
-from kpi_core.scoring import InputValue
 
 LARGEST_INPUT = Decimal("1E15")  # no count or amount in these indicators comes near a quadrillion
 SMALLEST_EXPONENT = -15  # nor is any value finer than 10^-15; exact arithmetic on 1E-3000000 would take minutes
@@ -168,14 +168,3 @@ def _decimal(values: Mapping[str, InputValue], name: str) -> Decimal:
     value = values.get(name)
     return value if isinstance(value, Decimal) else Decimal(0)
 
-
-def typed_inputs(node: Node | None, stored: Mapping[str, str | bool]) -> dict[str, InputValue]:
-    """Inputs as an event stores them (numbers as strings) back to exact values, by declared type."""
-    typed: dict[str, InputValue] = {}
-    for name, value in stored.items():
-        spec = node.input_spec(name) if node is not None else None
-        if isinstance(value, bool) or (spec is not None and spec.type in ("category", "text", "boolean")):
-            typed[name] = value
-        else:
-            typed[name] = Decimal(value)
-    return typed

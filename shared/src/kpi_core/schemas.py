@@ -1,4 +1,5 @@
-"""JSON Schemas of the public contracts: the catalogue format and every event type's envelope."""
+"""JSON Schemas of the public contracts: the catalogue format and every event type's envelope, on the
+event stream and on the score stream."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ from typing import Any
 
 from kpi_core.catalogue import Catalogue
 from kpi_core.events import EVENT_TYPES, EventEnvelope
+from kpi_core.score_events import SCORE_EVENT_TYPES
+
+CONTRACTS: dict[str, type[Any]] = {**EVENT_TYPES, **SCORE_EVENT_TYPES}
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -17,7 +21,7 @@ def catalogue_schema() -> dict[str, Any]:
 
 def event_schema(event_type: str) -> dict[str, Any]:
     """The CloudEvents envelope of one event type, with its `data` schema and fixed `type`."""
-    data_schema = EVENT_TYPES[event_type].model_json_schema(mode="serialization")
+    data_schema = CONTRACTS[event_type].model_json_schema(mode="serialization")
     envelope = EventEnvelope.model_json_schema(mode="serialization")
     definitions = {**envelope.pop("$defs", {}), **data_schema.pop("$defs", {})}
     envelope["properties"]["type"] = {"const": event_type, "title": "Type"}
@@ -29,4 +33,4 @@ def event_schema(event_type: str) -> dict[str, Any]:
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
-    return {"catalogue": catalogue_schema(), **{name: event_schema(name) for name in sorted(EVENT_TYPES)}}
+    return {"catalogue": catalogue_schema(), **{name: event_schema(name) for name in sorted(CONTRACTS)}}

@@ -13,7 +13,7 @@ from fractions import Fraction
 from typing import Literal
 
 from kpi_core.catalogue import Catalogue, Node
-from kpi_core.events import MeasurementRecorded
+from kpi_core.inputs import InputValue, RecordedInputs
 from kpi_core.rules import (
     PEER_RELATIVE_KINDS,
     CountCappedRule,
@@ -35,21 +35,8 @@ from kpi_core.rules import (
     walk_rules,
 )
 
-InputValue = Decimal | bool | str
 Status = Literal["scored", "missing", "not_applicable"]
 TWO_PLACES = Decimal("0.01")
-
-
-@dataclass(frozen=True)
-class RecordedInputs:
-    """The latest measurement of one indicator for one unit and period."""
-
-    indicator: str
-    inputs: Mapping[str, InputValue]
-    event_id: str
-    sequence: int
-    not_applicable_reason: str | None = None
-    previous_event_id: str | None = None  # where an input taken from the previous period came from
 
 
 @dataclass(frozen=True)
@@ -233,7 +220,7 @@ def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats
     """One node's score for one unit, with status and explanation."""
     max_points = Fraction(node.max_points) if node.max_points is not None else None
     if recorded is None:
-        return IndicatorScore(node.code, "missing", Fraction(0) if max_points is not None else None, max_points)
+        return unscored(node)
     base = IndicatorScore(
         node.code,
         "scored",
@@ -373,15 +360,25 @@ def score_period(
     return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}
 
 
-def collect_inputs(
-    catalogue: Catalogue, records: Iterable[tuple[MeasurementRecorded, str, int]]
-) -> dict[str, dict[str, RecordedInputs]]:
-    """The latest measurement of every unit and indicator, from (event, event id, sequence) in sequence order."""
-    from kpi_core.measurements import typed_inputs  # measurements imports this module's value types
 
-    period_inputs: dict[str, dict[str, RecordedInputs]] = {}
-    for event, event_id, sequence in records:
-        inputs = typed_inputs(catalogue.node(event.indicator), event.inputs)
-        recorded = RecordedInputs(event.indicator, inputs, event_id, sequence, event.not_applicable_reason)
-        period_inputs.setdefault(event.unit_id, {})[event.indicator] = recorded
-    return period_inputs
+def unscored(node: Node) -> IndicatorScore:
+    """A leaf nothing was recorded for: missing, 0 points (no points at all in a KPI set)."""
+    max_points = Fraction(node.max_points) if node.max_points is not None else None
+    return IndicatorScore(node.code, "missing", Fraction(0) if max_points is not None else None, max_points)
+
+
+def unit_score_of(
+    catalogue: Catalogue,
+    unit: str,
+    indicators: Mapping[str, IndicatorScore],
+    node_points: Mapping[str, Fraction],
+    total: Fraction | None,
+) -> UnitScore:
+    """A unit's score as scoring recorded it (only what ever changed is recorded): every other leaf
+    is missing and every other node has 0 points, which is what `score_unit` gives them."""
+    return UnitScore(
+        unit,
+        {leaf.code: indicators.get(leaf.code) or unscored(leaf) for leaf in catalogue.leaves()},
+        {node.code: node_points.get(node.code, Fraction(0)) for node in catalogue.nodes},
+        total if total is not None else Fraction(0),
+    )

@@ -213,7 +213,8 @@ def write_schemas(args: argparse.Namespace) -> int:
 def sync(args: argparse.Namespace) -> int:
     from kpi_common.sync import follow
 
-    asyncio.run(follow(args.nats, args.durable, Path(args.out)))
+    stream = streams.SCORES if args.stream == "scores" else streams.EVENTS
+    asyncio.run(follow(args.nats, args.durable, Path(args.out), stream))
     return 0
 
 
@@ -301,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     sync_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
     sync_parser.add_argument("--durable", default="national-sync", help="a name for this copy, in logs")
     sync_parser.add_argument("--out", default="var/sync/events.jsonl")
+    sync_parser.add_argument(
+        "--stream",
+        choices=["events", "scores"],
+        default="events",
+        help="the event log (default), or the scores scoring computed from it (KPI_SCORES)",
+    )
     sync_parser.set_defaults(handler=sync)
     verify_parser = commands.add_parser("verify", help="verify the event log's hash chain and checkpoints")
     verify_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")

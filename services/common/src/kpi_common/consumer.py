@@ -25,7 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
 from kpi_common.messaging import connect
-from kpi_common.streams import STREAM_NAME, STREAM_SUBJECTS, ensure_stream
+from kpi_common.streams import EVENTS, Stream, ensure_stream
 from kpi_core.events import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Projection(Protocol):
         """Record an event that cannot be applied as a dead letter and advance past it."""
 
 
-def reading_config(after: int) -> ConsumerConfig:
+def reading_config(after: int, stream: Stream = EVENTS) -> ConsumerConfig:
     """An ephemeral reader from stream sequence `after` + 1: an event's first copy is never before
     its own sequence on the stream (the relay publishes in order; duplicates only add), so nothing
     after the position is passed over."""
@@ -67,15 +67,15 @@ def reading_config(after: int) -> ConsumerConfig:
         opt_start_seq=after + 1,
         ack_policy=AckPolicy.NONE,
         inactive_threshold=30.0,
-        filter_subject=STREAM_SUBJECTS[0],
+        filter_subject=stream.subjects[0],
     )
 
 
 class _Reader:
     """The stream from a position on, in event-sequence order: early events wait for earlier ones."""
 
-    def __init__(self, js: JetStreamContext, name: str) -> None:
-        self._js, self._name = js, name
+    def __init__(self, js: JetStreamContext, name: str, stream: Stream) -> None:
+        self._js, self._name, self._stream = js, name, stream
         self._subscription: Any = None
         self._early: dict[int, EventEnvelope] = {}
 
@@ -83,7 +83,7 @@ class _Reader:
         await self.close()
         self._early.clear()
         self._subscription = await self._js.pull_subscribe(
-            STREAM_SUBJECTS[0], stream=STREAM_NAME, config=reading_config(after)
+            self._stream.subjects[0], stream=self._stream.name, config=reading_config(after, self._stream)
         )
 
     async def close(self) -> None:
@@ -91,7 +91,7 @@ class _Reader:
             with contextlib.suppress(Exception):
                 info = await self._subscription.consumer_info()
                 await self._subscription.unsubscribe()
-                await self._js.delete_consumer(STREAM_NAME, info.name)
+                await self._js.delete_consumer(self._stream.name, info.name)
             self._subscription = None
 
     async def next_run(self, position: int, batch: int, timeout: float) -> list[EventEnvelope]:
@@ -130,9 +130,10 @@ async def run_consumer(
     batch: int = 500,
     fetch_timeout: float = 1.0,
     retry_delay: float = 0.5,
+    stream: Stream = EVENTS,
 ) -> None:
     """Apply the stream to a projection until `stop` is set; returns after committing the batch in hand."""
-    reader = _Reader(js, name)
+    reader = _Reader(js, name, stream)
     position = await projection.last_applied()
     await reader.open(position)
     attempts: dict[int, int] = {}
@@ -167,8 +168,11 @@ async def run_consumer(
 class StreamFollower:
     """Keeps a projection following the stream: connects (and reconnects) to NATS, then runs the loop."""
 
-    def __init__(self, nats_url: str, name: str, projection: Projection, replicas: int = 1) -> None:
+    def __init__(
+        self, nats_url: str, name: str, projection: Projection, replicas: int = 1, stream: Stream = EVENTS
+    ) -> None:
         self._nats_url, self._name, self._projection, self._replicas = nats_url, name, projection, replicas
+        self.stream = stream
         self.stop = asyncio.Event()
         self.nats: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -190,8 +194,8 @@ class StreamFollower:
                 if self.nats is None or self.nats.is_closed:
                     self.nats = await connect(self._nats_url, f"kpi-{self._name}")
                 js = self.nats.jetstream()
-                await ensure_stream(js, self._replicas)
-                await run_consumer(js, self._name, self._projection, self.stop)
+                await ensure_stream(js, self._replicas, self.stream)
+                await run_consumer(js, self._name, self._projection, self.stop, stream=self.stream)
             except Exception as error:
                 log.warning("%s consumer: %s: %s; retrying", self._name, type(error).__name__, error)
                 with contextlib.suppress(TimeoutError):

@@ -63,18 +63,27 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 async def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], key: list[str]) -> None:
-    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL)."""
+    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL).
+
+    One statement for any number of rows (executed with the rows as parameters), so SQLAlchemy
+    compiles it once and caches it; a statement with the rows inlined would be compiled each time."""
     if not rows:
         return
     insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
-    statement = insert_for(table).values(rows)
+    statement = insert_for(table)
     updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name not in key}
-    await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates))
+    await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), rows)
 
 
-async def insert_ignoring_duplicates(session: AsyncSession, table: Table, row: dict[str, Any]) -> None:
+async def insert_ignoring_duplicates(
+    session: AsyncSession, table: Table, rows: dict[str, Any] | list[dict[str, Any]]
+) -> None:
+    """Insert a row or rows; a row whose key exists is left as it is (the insert is idempotent)."""
+    batch = [rows] if isinstance(rows, dict) else rows
+    if not batch:
+        return
     insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
-    await session.execute(insert_for(table).values(row).on_conflict_do_nothing())
+    await session.execute(insert_for(table).on_conflict_do_nothing(), batch)
 
 
 def _dialect(session: AsyncSession) -> str:

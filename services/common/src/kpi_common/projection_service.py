@@ -1,15 +1,30 @@
-"""What every projection service is made of: a database, a tracked projection, a stream follower."""
+"""What every projection service is made of: a database, tracked projections, stream followers.
+
+A service follows the event log (its `tracking`, `follower`) and possibly further streams
+(`also`: reporting follows the score stream too), each with its own stored position.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kpi_common.consumer import StreamFollower
 from kpi_common.db import make_engine, session_factory
-from kpi_common.tracking import Apply, TrackedProjection
+from kpi_common.streams import EVENTS, Stream
+from kpi_common.tracking import Apply, FinishBatch, TrackedProjection
+
+
+@dataclass(frozen=True)
+class Following:
+    """One stream a service applies, from its own position."""
+
+    stream: Stream
+    tracking: TrackedProjection
+    follower: StreamFollower
 
 
 @dataclass
@@ -18,24 +33,39 @@ class ProjectionService:
     sessions: async_sessionmaker[AsyncSession]
     tracking: TrackedProjection
     follower: StreamFollower
+    also: list[Following] = field(default_factory=list)
+
+    @property
+    def followings(self) -> list[Following]:
+        return [Following(self.follower.stream, self.tracking, self.follower), *self.also]
 
     def start(self) -> None:
-        self.follower.start()
+        for following in self.followings:
+            following.follower.start()
 
     async def check_database(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def check_nats(self) -> None:
-        """A projection can do its job only while it follows the stream."""
-        if not self.follower.running:
-            raise RuntimeError("the consumer is not running")
-        if not self.follower.connected:
-            raise ConnectionError("not connected to NATS")
+        """A projection can do its job only while it follows its streams."""
+        for following in self.followings:
+            if not following.follower.running:
+                raise RuntimeError(f"the consumer of {following.stream.name} is not running")
+            if not following.follower.connected:
+                raise ConnectionError("not connected to NATS")
 
     async def close(self) -> None:
-        await self.follower.close()
+        for following in self.followings:
+            await following.follower.close()
         await self.engine.dispose()
+
+
+@dataclass(frozen=True)
+class FurtherStream:
+    consumer: str
+    stream: Stream
+    apply: Apply
 
 
 def build_projection_service(
@@ -47,8 +77,18 @@ def build_projection_service(
     positions: Table,
     dead_letters: Table,
     apply: Apply,
+    finish_batch: FinishBatch | None = None,
+    committed: Callable[[], None] | None = None,
+    also: Sequence[FurtherStream] = (),
 ) -> ProjectionService:
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    tracking = TrackedProjection(sessions, consumer, positions, dead_letters, apply)
-    return ProjectionService(engine, sessions, tracking, StreamFollower(nats_url, consumer, tracking, replicas))
+    tracking = TrackedProjection(sessions, consumer, positions, dead_letters, apply, finish_batch, committed)
+    further = []
+    for extra in also:
+        extra_tracking = TrackedProjection(sessions, extra.consumer, positions, dead_letters, extra.apply)
+        follower = StreamFollower(nats_url, extra.consumer, extra_tracking, replicas, extra.stream)
+        further.append(Following(extra.stream, extra_tracking, follower))
+    return ProjectionService(
+        engine, sessions, tracking, StreamFollower(nats_url, consumer, tracking, replicas, EVENTS), further
+    )

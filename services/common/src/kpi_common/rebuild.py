@@ -1,8 +1,10 @@
-"""Rebuild a projection from the event stream: empty its tables, replay every event, stop when caught up.
+"""Rebuild a projection from its streams: empty its tables, replay every event, stop when caught up.
 
-Run it with the service stopped. The replay goes through exactly the same loop, tracking and
-handlers as live operation (the loop reads the stream from the projection's position, 0 after the
-emptying). Nothing is emptied unless NATS and the stream answer first.
+Run it with the service stopped. A table marked `info={"kept_on_rebuild": True}` is the service's
+own record (scoring's score log: what it already published must keep its sequence) and is kept.
+The replay goes through exactly the same loop, tracking and handlers as live operation (the loop
+reads each stream from the projection's position, 0 after the emptying).
+Nothing is emptied unless NATS and the streams answer first.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy import MetaData, delete
 
 from kpi_common.messaging import connect
 from kpi_common.projection_service import ProjectionService
-from kpi_common.streams import STREAM_NAME
+from kpi_common.streams import EVENTS, Stream
 from kpi_core.events import EventEnvelope
 
 
@@ -24,7 +26,7 @@ class StreamUnavailable(RuntimeError):
     pass
 
 
-async def last_event_sequence(nats_url: str) -> int:
+async def last_event_sequence(nats_url: str, stream: Stream = EVENTS) -> int:
     """The sequence of the last event on the stream (0 when it is empty); raises StreamUnavailable."""
     try:
         client = await asyncio.wait_for(connect(nats_url, "kpi-rebuild-probe"), timeout=10)
@@ -33,12 +35,12 @@ async def last_event_sequence(nats_url: str) -> int:
     try:
         js = client.jetstream()
         try:
-            info = await js.stream_info(STREAM_NAME)
+            info = await js.stream_info(stream.name)
         except NotFoundError:
-            raise StreamUnavailable(f"the stream {STREAM_NAME} does not exist on {nats_url}") from None
+            raise StreamUnavailable(f"the stream {stream.name} does not exist on {nats_url}") from None
         if info.state.messages == 0:
             return 0
-        last = await js.get_msg(STREAM_NAME, seq=info.state.last_seq)
+        last = await js.get_msg(stream.name, seq=info.state.last_seq)
         return EventEnvelope.from_bytes(last.data or b"").sequence
     finally:
         await client.close()
@@ -46,10 +48,12 @@ async def last_event_sequence(nats_url: str) -> int:
 
 async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str, timeout: float = 3600.0) -> int:
     """Returns the position reached (the last event sequence applied)."""
-    target = await last_event_sequence(nats_url)  # before anything is emptied
+    followings = service.followings
+    targets = [await last_event_sequence(nats_url, following.stream) for following in followings]  # first
     async with service.sessions() as session:
         for table in reversed(metadata.sorted_tables):
-            await session.execute(delete(table))
+            if not table.info.get("kept_on_rebuild"):
+                await session.execute(delete(table))
         await session.commit()
     service.start()
     started = time.monotonic()
@@ -57,12 +61,13 @@ async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str,
         while True:
             await asyncio.sleep(0.5)
             async with service.sessions() as session:
-                position = await service.tracking.position(session)
+                positions = [await following.tracking.position(session) for following in followings]
+            position, target = positions[0], targets[0]
             elapsed = time.monotonic() - started
             rate = position / elapsed if elapsed else 0.0
             left = (target - position) / rate if rate else float("inf")
             print(f"\r{position}/{target} events, {rate:,.0f}/s, {left:,.0f} s left   ", end="", file=sys.stderr)
-            if position >= target:
+            if all(reached >= goal for reached, goal in zip(positions, targets, strict=True)):
                 print(file=sys.stderr)
                 return position
             if elapsed > timeout:

@@ -1,4 +1,4 @@
-"""The JetStream stream, declared once here.
+"""The JetStream streams, declared once here: the event log, and the scores scoring computed from it.
 
 `deploy/nats/jetstream.json` is generated from this declaration (`kpi-ledger nats-config`) and a
 test keeps the two equal. Services create it idempotently at start. There are no durable
@@ -8,24 +8,43 @@ an ephemeral reader (`kpi_common.consumer`), so nothing depends on server-side r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
-STREAM_NAME = "KPI_EVENTS"
-STREAM_SUBJECTS = ["kpi.>"]
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    subjects: tuple[str, ...]
+    description: str
+
+
+EVENTS = Stream(
+    "KPI_EVENTS",
+    ("kpi.>",),
+    "kpi-ledger events (CloudEvents 1.0), one message per stored event, in sequence order",
+)
+SCORES = Stream(
+    "KPI_SCORES",
+    ("kpi-scores.>",),
+    "kpi-ledger scores (CloudEvents 1.0) computed by the scoring service from the events, in score sequence order",
+)
+STREAM_NAME = EVENTS.name
+STREAM_SUBJECTS = list(EVENTS.subjects)
 DUPLICATE_WINDOW_SECONDS = 120.0
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
 
-def stream_config(replicas: int = 1) -> StreamConfig:
-    """Events are kept forever (limits retention, no age limit): the stream is a replayable log."""
+def stream_config(replicas: int = 1, stream: Stream = EVENTS) -> StreamConfig:
+    """Messages are kept forever (limits retention, no age limit): each stream is a replayable log."""
     return StreamConfig(
-        name=STREAM_NAME,
-        description="kpi-ledger events (CloudEvents 1.0), one message per stored event, in sequence order",
-        subjects=STREAM_SUBJECTS,
+        name=stream.name,
+        description=stream.description,
+        subjects=list(stream.subjects),
         retention=RetentionPolicy.LIMITS,
         storage=StorageType.FILE,
         num_replicas=replicas,
@@ -40,14 +59,15 @@ def declarations(replicas: int = 1) -> dict[str, Any]:
     """Everything declared, as plain data (the shape of deploy/nats/jetstream.json)."""
     return {
         "stream": stream_config(replicas).as_dict(),
+        "score_stream": stream_config(replicas, SCORES).as_dict(),
     }
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int = 1) -> None:
+async def ensure_stream(js: JetStreamContext, replicas: int = 1, stream: Stream = EVENTS) -> None:
     """Create the stream, or bring an existing one to the declared configuration."""
-    config = stream_config(replicas)
+    config = stream_config(replicas, stream)
     try:
-        await js.stream_info(STREAM_NAME)
+        await js.stream_info(stream.name)
     except NotFoundError:
         try:
             await js.add_stream(config)

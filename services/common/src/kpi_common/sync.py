@@ -5,6 +5,7 @@ across stops, crashes and redeliveries. The file is the consumer's own store and
 one CloudEvent per line; the last complete line says where to resume.
 
     kpi-ledger sync --nats nats://127.0.0.1:4222 --durable national-sync --out national.jsonl
+    kpi-ledger sync --stream scores --out national-scores.jsonl    # the official scores, as scoring computed them
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from kpi_common.consumer import BatchResult, run_consumer
 from kpi_common.messaging import connect
-from kpi_common.streams import ensure_stream
+from kpi_common.streams import EVENTS, Stream, ensure_stream
 from kpi_core.events import EventEnvelope
 
 
@@ -60,7 +61,7 @@ class JsonLinesCopy:
         raise RuntimeError(f"event {envelope.sequence} cannot be copied: {reason}")  # a copy never skips
 
 
-async def follow(nats_url: str, durable: str, out: Path) -> None:
+async def follow(nats_url: str, durable: str, out: Path, stream: Stream = EVENTS) -> None:
     copy = JsonLinesCopy(out)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,7 +69,7 @@ async def follow(nats_url: str, durable: str, out: Path) -> None:
         loop.add_signal_handler(signum, stop.set)
     client = await connect(nats_url, f"kpi-sync-{durable}")
     try:
-        await ensure_stream(client.jetstream())
-        await run_consumer(client.jetstream(), durable, copy, stop)
+        await ensure_stream(client.jetstream(), stream=stream)
+        await run_consumer(client.jetstream(), durable, copy, stop, stream=stream)
     finally:
         await client.drain()

@@ -34,6 +34,9 @@ def tracking_tables(metadata: MetaData) -> tuple[Table, Table]:
 
 
 Apply = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
+# Called once per batch, after its last event applied and before the commit (a projection writes
+# what the whole batch produced, e.g. its own outgoing events, in the same transaction).
+FinishBatch = Callable[[AsyncSession, int], Awaitable[None]]
 
 
 class TrackedProjection:
@@ -46,9 +49,12 @@ class TrackedProjection:
         positions: Table,
         dead_letters: Table,
         apply: Apply,
+        finish_batch: FinishBatch | None = None,
+        committed: Callable[[], None] | None = None,
     ) -> None:
         self._sessions, self.consumer = sessions, consumer
         self._positions, self._dead_letters, self._apply = positions, dead_letters, apply
+        self._finish_batch, self._committed = finish_batch, committed
 
     async def position(self, session: AsyncSession, *, lock: bool = False) -> int:
         """The last applied sequence; with `lock`, held until the transaction ends, so two instances
@@ -88,8 +94,12 @@ class TrackedProjection:
                     applied = await self.apply_batch(todo[:index]) if index else BatchResult(0)
                     return BatchResult(applied.applied, error)
             if todo:
+                if self._finish_batch is not None:
+                    await self._finish_batch(session, todo[-1].sequence)
                 await self._advance(session, last, todo[-1].sequence)
                 await session.commit()
+                if self._committed is not None:
+                    self._committed()
             return BatchResult(len(todo))
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
@@ -102,5 +112,9 @@ class TrackedProjection:
                     consumer=self.consumer, sequence=envelope.sequence, event_id=envelope.id, reason=reason[:4000]
                 )
             )
+            if self._finish_batch is not None:
+                await self._finish_batch(session, envelope.sequence)
             await self._advance(session, last, envelope.sequence)
             await session.commit()
+            if self._committed is not None:
+                self._committed()

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache, KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
-from kpi_common.projection_service import ProjectionService, build_projection_service
+from kpi_common.projection_service import FurtherStream, ProjectionService, build_projection_service
+from kpi_common.streams import SCORES
 from kpi_reporting.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups
 from kpi_reporting.config import Settings
 from kpi_reporting.service_layer.projection import HistoryProjection
+from kpi_reporting.service_layer.score_projection import ScoreHistoryProjection
 from kpi_reporting.views import ResultCache
 
 
@@ -36,6 +38,7 @@ def build(settings: Settings) -> Reporting:
         positions=consumer_positions,
         dead_letters=dead_letters,
         apply=HistoryProjection(store, units, keys).apply,
+        also=[FurtherStream(f"{settings.consumer_name}-scores", SCORES, ScoreHistoryProjection().apply)],
     )
     limiter = FailureLimiter(settings.auth_failures_per_minute)
     return Reporting(service, store, units, ResultCache(), KeyCache(keys, service.sessions), limiter)

@@ -13,16 +13,12 @@ from kpi_reporting import timeline_views, views
 from kpi_reporting.bootstrap import Reporting
 
 
-async def result(reporting: Reporting, scope: dict[str, Any], moment: AsOf | None) -> views.PeriodResult:
+async def result(
+    reporting: Reporting, scope: dict[str, Any], moment: AsOf | None, *, full: bool = False
+) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
         return await views.period_result(
-            session,
-            reporting.catalogues,
-            reporting.peer_groups,
-            reporting.service.tracking,
-            reporting.cache,
-            scope,
-            moment,
+            session, reporting.catalogues, reporting.peer_groups, reporting.cache, scope, moment, full=full
         )
 
 
@@ -61,16 +57,19 @@ async def scorecard(reporting: Reporting, scope: dict[str, Any], unit: str, as_o
         moment = AsOf(sequence=published["as_of_sequence"])
     current = await result(reporting, scope, moment)
     other_stage = "verification" if scope["stage"] == "self_assessment" else "self_assessment"
-    other = await result(reporting, {**scope, "stage": other_stage}, moment)
-    previous = await result(reporting, {**scope, "period": scope["period"] - 1}, moment)
     async with reporting.service.sessions() as session:
+        score = await views.unit_score(session, current.catalogue, scope, unit, current.position)
         context = views.CardContext(
-            other_stage=other.scores.get(unit),
-            previous_period=previous.scores.get(unit),
+            other_stage=await views.unit_score(
+                session, current.catalogue, {**scope, "stage": other_stage}, unit, current.position
+            ),
+            previous_period=await views.unit_score(
+                session, current.catalogue, {**scope, "period": scope["period"] - 1}, unit, current.position
+            ),
             verifications=await timeline_views.verifications(session, scope, unit, moment),
         )
         information = await timeline_views.general_information(session, scope, unit, moment)
-    card = views.scorecard_view(current, scope, unit, context, information)
+    card = views.scorecard_view(current, scope, unit, score, context, information)
     if published is not None:
         entry = next((row for row in published["rankings"] if row["unit_id"] == unit), None)
         card |= {

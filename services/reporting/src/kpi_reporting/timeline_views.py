@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kpi_common.as_of import AsOf
 from kpi_core.events import ContextReported, ResultPublished
 from kpi_core.units import Unit, UnitRegistry
-from kpi_reporting.adapters.orm import measurement_history, timeline
+from kpi_reporting.adapters.orm import frozen_results, measurement_history, timeline
 
 
 def _in_scope(table: Any, scope: dict[str, Any], as_of: AsOf | None) -> list[Any]:
@@ -62,16 +62,26 @@ async def general_information(
 
 
 async def publications(session: AsyncSession, scope: dict[str, Any], as_of: AsOf | None) -> list[dict[str, Any]]:
+    """The period's publications in order, each with the ranking frozen at its cut: by scoring (from
+    the score stream; one not frozen yet is not listed yet), or in the event itself for older ones."""
     query = (
         select(timeline)
         .where(*_in_scope(timeline, scope, as_of))
         .where(timeline.c.type == ResultPublished.type)
         .order_by(timeline.c.sequence)
     )
-    return [
-        {**json.loads(row.data), "event_id": row.event_id, "sequence": row.sequence, "published_at": row.recorded_at}
-        for row in await session.execute(query)
-    ]
+    in_period = [frozen_results.c[name] == scope[name] for name in ("catalogue_id", "version", "period")]
+    frozen = {row.publication_id: row for row in await session.execute(select(frozen_results).where(*in_period))}
+    found = []
+    for row in await session.execute(query):
+        data = json.loads(row.data)
+        if not data.get("ranking"):
+            if data["publication_id"] not in frozen:
+                continue
+            ranking = frozen[data["publication_id"]]
+            data |= {"ranking": json.loads(ranking.ranking), "moved": json.loads(ranking.moved)}
+        found.append({**data, "event_id": row.event_id, "sequence": row.sequence, "published_at": row.recorded_at})
+    return found
 
 
 def _names(unit: Unit | None) -> dict[str, str | None]:

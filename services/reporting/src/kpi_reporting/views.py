@@ -1,31 +1,29 @@
-"""Rankings and scorecards, computed from the measurement history with the pure scoring core.
+"""Rankings and scorecards from the scores the scoring service computed (reporting never scores).
 
-Results are memoised per scope and projection position: a new event moves the position, so a
-cached answer is never stale.
+Results are memoised per scope and position (how far the scores answer): new scores move the
+position, so a cached answer is never stale.
 """
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.problems import Problem
-from kpi_common.tracking import TrackedProjection
 from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue, Node
-from kpi_core.measurements import typed_inputs
 from kpi_core.ranking import Ranked, rank_units
-from kpi_core.scoring import RecordedInputs, UnitScore, display_points, score_period
+from kpi_core.score_events import TOTAL_CODE
+from kpi_core.scoring import UnitScore, display_points, unit_score_of
 from kpi_core.units import Unit
-from kpi_reporting.adapters.orm import measurement_history
+from kpi_reporting.score_reading import reported_units, unit_scores
+from kpi_reporting.service_layer.score_projection import answers_through
 
 
 @dataclass(frozen=True)
@@ -35,6 +33,7 @@ class PeriodResult:
     scores: dict[str, UnitScore]
     ranking: list[Ranked]
     units: dict[str, Unit] = field(default_factory=dict)  # the peer group's units of the period, by id
+    reported: frozenset[str] = frozenset()  # units with a measurement of theirs in the scores
 
     def names(self, unit_id: str) -> dict[str, str | None]:
         unit = self.units.get(unit_id)
@@ -71,61 +70,57 @@ async def period_result(
     session: AsyncSession,
     catalogues: CatalogueStore,
     peer_groups: PeerGroupStore,
-    tracking: TrackedProjection,
     cache: ResultCache,
     scope: dict[str, Any],
     as_of: AsOf | None = None,
+    *,
+    full: bool = False,
 ) -> PeriodResult:
+    """The period's scores and ranking; by default each unit's total and pillars only (what a
+    ranking shows), every score with `full`."""
     catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
     if catalogue is None:
         raise Problem(
             404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here"
         )
-    position = await tracking.position(session)
+    position = await answers_through(session)
+    moment = as_of
     if as_of is not None and as_of.sequence is not None:
         position = min(position, as_of.sequence)
-    key = (*scope.values(), position, as_of)
+        moment = AsOf(sequence=position)
+    key = (*scope.values(), position, as_of, full)
     cached = cache.get(key)
     if cached is not None:
         return cached
-    period_inputs = await _latest_inputs(session, catalogue, scope, as_of)
-    previous = await _latest_inputs(session, catalogue, {**scope, "period": scope["period"] - 1}, as_of)
+    codes = None if full else [TOTAL_CODE, *(root.code for root in catalogue.roots if root.scored)]
+    scores, last = await unit_scores(session, catalogue, scope, moment, codes=codes)
     if as_of is not None and as_of.recorded_at is not None:
-        position = max((recorded.sequence for unit in period_inputs.values() for recorded in unit.values()), default=0)
+        position = last
     # who is ranked: the peer group's units of the period, as registered at this moment
     registry = await peer_groups.registry(session, position)
     members = units_of_period(registry, catalogue, scope["period"])
-    registered = registry.group(catalogue.peer_group) is not None
-    scores = score_period(
-        catalogue, period_inputs, previous, units=[unit.id for unit in members] if registered else None
-    )
+    if registry.group(catalogue.peer_group) is not None:
+        scores = {
+            unit.id: scores.get(unit.id) or unit_score_of(catalogue, unit.id, {}, {}, None) for unit in members
+        }
     result = PeriodResult(
         catalogue,
         position,
         scores,
         rank_units({unit: score.total for unit, score in scores.items()}),
         {unit.id: unit for unit in members},
+        frozenset(await reported_units(session, scope, moment)),
     )
     cache.put(key, result)
     return result
 
 
-async def _latest_inputs(
-    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], as_of: AsOf | None = None
-) -> dict[str, dict[str, RecordedInputs]]:
-    """The latest measurement of every unit and indicator in scope (history is read in sequence order)."""
-    query = (
-        select(measurement_history)
-        .where(*(measurement_history.c[name] == value for name, value in scope.items()))
-        .where(*([as_of.condition(measurement_history.c.sequence, measurement_history.c.recorded_at)] if as_of else []))
-        .order_by(measurement_history.c.sequence)
-    )
-    period_inputs: dict[str, dict[str, RecordedInputs]] = {}
-    for row in await session.execute(query):
-        inputs = typed_inputs(catalogue.node(row.indicator), json.loads(row.inputs))
-        recorded = RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
-        period_inputs.setdefault(row.unit_id, {})[row.indicator] = recorded
-    return period_inputs
+async def unit_score(
+    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, position: int
+) -> UnitScore | None:
+    """One unit's every score as it stood at `position` (None when it has none)."""
+    scores, _ = await unit_scores(session, catalogue, scope, AsOf(sequence=position), units=[unit])
+    return scores.get(unit)
 
 
 def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | None = None) -> dict[str, Any]:
@@ -169,17 +164,13 @@ def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | Non
                 "rank_label": ranked.label,
                 "unit_id": ranked.unit,
                 **result.names(ranked.unit),
-                "status": "reported" if _reported(result.scores[ranked.unit]) else "missing",
+                "status": "reported" if ranked.unit in result.reported else "missing",
                 "total": _number(result.scores[ranked.unit].total),
                 "pillars": {p.code: _number(result.scores[ranked.unit].node_points.get(p.code)) for p in pillars},
             }
             for ranked in ranking
         ],
     }
-
-
-def _reported(score: UnitScore) -> bool:
-    return any(indicator.status != "missing" or indicator.event_id for indicator in score.indicators.values())
 
 
 @dataclass(frozen=True)
@@ -192,10 +183,14 @@ class CardContext:
 
 
 def scorecard_view(
-    result: PeriodResult, scope: dict[str, Any], unit: str, context: CardContext, general_information: dict[str, Any]
+    result: PeriodResult,
+    scope: dict[str, Any],
+    unit: str,
+    unit_score: UnitScore | None,
+    context: CardContext,
+    general_information: dict[str, Any],
 ) -> dict[str, Any]:
-    score = result.scores.get(unit)
-    if score is None:
+    if unit not in result.scores:
         raise Problem(
             404,
             "Not found",
@@ -204,6 +199,7 @@ def scorecard_view(
         )
     ranked = next(entry for entry in result.ranking if entry.unit == unit)
     catalogue = result.catalogue
+    score = unit_score or unit_score_of(catalogue, unit, {}, {}, None)
     return {
         "unit_id": unit,
         **result.names(unit),

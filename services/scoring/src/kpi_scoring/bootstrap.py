@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache, KeyStore
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.projection_service import ProjectionService, build_projection_service
-from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters
+from kpi_common.relay import Relay
+from kpi_common.streams import SCORES, ensure_stream
+from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups
+from kpi_scoring.adapters.score_outbox import ScoreOutbox
 from kpi_scoring.config import Settings
 from kpi_scoring.service_layer.projection import ScoreProjection
+from kpi_scoring.service_layer.score_log import ScoreLog
 
 
 @dataclass
@@ -19,10 +24,14 @@ class Scoring:
     catalogues: CatalogueStore
     keys: KeyCache
     auth_failures: FailureLimiter
+    relay: Relay  # publishes the score log on the score stream
+    outbox: ScoreOutbox
 
 
 def build(settings: Settings) -> Scoring:
-    store, keys = CatalogueStore(catalogues), KeyStore(api_keys)
+    store, keys, log = CatalogueStore(catalogues), KeyStore(api_keys), ScoreLog()
+    projection = ScoreProjection(store, PeerGroupStore(peer_groups), keys, log)
+    relay_holder: list[Relay] = []
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -30,9 +39,21 @@ def build(settings: Settings) -> Scoring:
         replicas=settings.stream_replicas,
         positions=consumer_positions,
         dead_letters=dead_letters,
-        apply=ScoreProjection(store, keys).apply,
+        apply=projection.apply,
+        finish_batch=log.finish_batch,
+        committed=lambda: relay_holder[0].wake.set(),
     )
-    return Scoring(service, store, KeyCache(keys, service.sessions), FailureLimiter(settings.auth_failures_per_minute))
+    outbox = ScoreOutbox(service.sessions)
+    relay = Relay(
+        outbox,
+        settings.nats_url,
+        client_name="kpi-scoring-relay",
+        stream_name=SCORES.name,
+        ensure_stream=partial(ensure_stream, replicas=settings.stream_replicas, stream=SCORES),
+    )
+    relay_holder.append(relay)
+    limiter = FailureLimiter(settings.auth_failures_per_minute)
+    return Scoring(service, store, KeyCache(keys, service.sessions), limiter, relay, outbox)
 
 
 def projection_service(settings: Settings) -> ProjectionService:

@@ -185,6 +185,11 @@ class EventStore:
         )
         return [(row.nats_subject, _stored(row)) for row in rows]
 
+    async def previous_event_id(self, sequence: int) -> str | None:
+        """The id of the event stored just before `sequence` (None before the first)."""
+        found = await self.session.scalar(select(events.c.event_id).where(events.c.sequence == sequence - 1))
+        return str(found) if found is not None else None
+
     async def outbox_size(self) -> int:
         return int(await self.session.scalar(select(func.count()).select_from(outbox)) or 0)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from kpi_core.deciders import RefusalKind, Refused
 from kpi_core.measurements import FieldError
 
 
@@ -81,3 +85,27 @@ def version_taken(label: str, same_content: bool, error: type[IngestError]) -> I
         f"{label} is already registered" + ("" if same_content else " with different content; register a new version"),
         [FieldError("version", "already registered")],
     )
+
+
+REFUSALS: dict[RefusalKind, type[IngestError]] = {
+    "invalid": InvalidMeasurement,
+    "conflict": Conflict,
+    "not_found": NotFound,
+    "incomplete": RankingIncomplete,
+    "self_approval": SelfApproval,
+    "not_superseded": AdjustmentNotSuperseded,
+}
+
+
+def ingest_error(refused: Refused) -> IngestError:
+    """A refusal of the pure core as the ingest error of its kind: the same status and problem type."""
+    return REFUSALS[refused.kind](refused.detail, refused.errors)
+
+
+@contextmanager
+def refusals_as_ingest_errors() -> Iterator[None]:
+    """Around a decider's call: what it refuses is raised as the ingest error of its kind."""
+    try:
+        yield
+    except Refused as refused:
+        raise ingest_error(refused) from None

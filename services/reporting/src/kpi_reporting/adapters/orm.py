@@ -1,7 +1,8 @@
-"""Reporting's tables: catalogues it has seen and every measurement event, kept in order.
+"""Reporting's tables: catalogues and unit lists it has seen, every measurement and workflow event
+in order, and every score the scoring service computed (from the score stream), in order.
 
-Rankings and scorecards are computed from this history with the pure scoring core, so any
-past state (by sequence) is reproducible from the same rows.
+Reporting does not score: rankings and scorecards are read from the score lines, so any past
+state (by log sequence) is the latest line of each score up to that sequence.
 """
 
 from __future__ import annotations
@@ -58,4 +59,50 @@ timeline = Table(
     Column("actor", String(100), nullable=False),
     Column("data", Text, nullable=False),
     Index("ix_timeline_scope", "catalogue_id", "version", "period", "type"),
+)
+
+
+
+def _score_columns(history: bool) -> list[Column[object]]:
+    key = ["catalogue_id", "version", "period", "stage", "unit_id", "code"]
+    sizes = {"catalogue_id": 100, "version": 50, "stage": 30, "unit_id": 100, "code": 50}
+    columns: list[Column[object]] = [
+        Column(name, Integer if name == "period" else String(sizes[name]), primary_key=True) for name in key
+    ]
+    columns.append(Column("sequence", BigInteger, primary_key=history, nullable=False, autoincrement=False))
+    return [
+        *columns,
+        Column("recorded_at", String(32), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("points", String(100), nullable=True),
+        Column("max_points", String(40), nullable=True),
+        Column("event_id", String(36), nullable=True),
+        Column("detail", Text, nullable=False),  # value, formula, inputs, peer, previous period: the explanation
+    ]
+
+
+# Every score line of the score stream: a score as it stood after the log event `sequence`.
+score_lines = Table("score_lines", metadata, *_score_columns(history=True))
+# The latest line of each score: what rankings and scorecards read now.
+current_scores = Table("current_scores", metadata, *_score_columns(history=False))
+
+# How far the scores answer: every log event up to `answers_through` is reflected in the lines.
+scores_answered = Table(
+    "scores_answered",
+    metadata,
+    Column("stream", String(30), primary_key=True),
+    Column("answers_through", BigInteger, nullable=False),
+)
+
+# The rankings publications froze (scoring froze them at each publication's cut).
+frozen_results = Table(
+    "frozen_results",
+    metadata,
+    Column("publication_id", String(36), primary_key=True),
+    Column("catalogue_id", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("as_of_sequence", BigInteger, nullable=False),
+    Column("ranking", Text, nullable=False),
+    Column("moved", Text, nullable=False),
 )

@@ -1,16 +1,18 @@
-"""Scoring's tables: catalogues it has seen, the latest inputs per indicator, the scores."""
+"""Scoring's tables: catalogues and unit lists it has seen, the latest inputs per indicator, the
+scores, and its own log of what it published on the score stream."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
 from kpi_common.auth import api_key_table
-from kpi_common.catalogue_store import catalogue_table
+from kpi_common.catalogue_store import catalogue_table, peer_group_table
 from kpi_common.db import new_metadata
 from kpi_common.tracking import tracking_tables
 
 metadata = new_metadata()
 catalogues = catalogue_table(metadata)
+peer_groups = peer_group_table(metadata)
 api_keys = api_key_table(metadata)
 consumer_positions, dead_letters = tracking_tables(metadata)
 
@@ -64,4 +66,39 @@ score_changes = Table(
     Column("status", String(20), nullable=False),
     Column("max_points", String(40), nullable=True),
     Column("explanation", Text, nullable=False),
+)
+
+# The rankings publications froze (from the log's older publications, or computed here at the cut).
+frozen_results = Table(
+    "frozen_results",
+    metadata,
+    Column("publication_id", String(36), primary_key=True),
+    Column("catalogue_id", String(100), nullable=False),
+    Column("version", String(50), nullable=False),
+    Column("period", Integer, nullable=False),
+    Column("publication_sequence", BigInteger, nullable=False),
+    Column("ranking", Text, nullable=False),
+)
+
+# The score stream as this service wrote it: numbered from 1, never emptied by a rebuild (what was
+# published keeps its sequence; a replay re-derives the same scores and publishes nothing twice).
+score_log = Table(
+    "score_log",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("answers_through", BigInteger, nullable=False),
+    Column("envelope", Text, nullable=False),
+    Index("ix_score_log_answers_through", "answers_through"),
+    info={"kept_on_rebuild": True},
+)
+
+# Score events not yet acknowledged by the score stream.
+score_outbox = Table(
+    "score_outbox",
+    metadata,
+    Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("nats_subject", String(200), nullable=False),
+    info={"kept_on_rebuild": True},
 )

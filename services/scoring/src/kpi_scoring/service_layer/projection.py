@@ -2,7 +2,9 @@
 
 A measurement changes its indicator and that indicator's ancestors for its unit. When the
 indicator is peer-relative, it changes that indicator (and ancestors) for every unit of the
-same catalogue version, period and stage.
+same catalogue version, period and stage. Every score that changed is handed to the score log
+(`score_log.ScoreLog`), and a publication's ranking is frozen from the scores as they stand when
+its event is applied: exactly the scores of every event before it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.auth import KeyStore
-from kpi_common.catalogue_store import CatalogueStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.db import upsert
+from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue
 from kpi_core.events import (
     ApiKeyGranted,
@@ -26,14 +29,18 @@ from kpi_core.events import (
     CatalogueVersionRegistered,
     EventEnvelope,
     MeasurementRecorded,
+    PeerGroupRegistered,
+    RankedUnit,
+    ResultPublished,
     decode_event,
 )
-from kpi_core.measurements import typed_inputs
+from kpi_core.inputs import RecordedInputs, typed_inputs
+from kpi_core.ranking import frozen_ranking, rank_moves
 from kpi_core.rules import YearOverYearRule, is_peer_relative
+from kpi_core.score_events import TOTAL_CODE, ResultFrozen
 from kpi_core.scoring import (
     IndicatorScore,
     PeerStats,
-    RecordedInputs,
     UnitScore,
     display_points,
     peer_stats,
@@ -41,10 +48,8 @@ from kpi_core.scoring import (
     score_unit,
     with_previous_period,
 )
-from kpi_scoring.adapters.orm import measurements, score_changes, scores
-
-TOTAL_CODE = "*"
-
+from kpi_scoring.adapters.orm import frozen_results, measurements, score_changes, scores
+from kpi_scoring.service_layer.score_log import ScoreLog, score_line
 
 PeriodInputs = dict[str, dict[str, RecordedInputs]]
 
@@ -71,19 +76,100 @@ class _TransactionInputs:
 
 
 class ScoreProjection:
-    def __init__(self, catalogues: CatalogueStore, keys: KeyStore) -> None:
+    def __init__(
+        self, catalogues: CatalogueStore, peer_groups: PeerGroupStore, keys: KeyStore, log: ScoreLog
+    ) -> None:
         self.catalogues = catalogues
+        self.peer_groups = peer_groups
         self.keys = keys
+        self.log = log
         self._inputs = _TransactionInputs()
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        self.log.saw(session, envelope.sequence)
         event = decode_event(envelope)
         if isinstance(event, CatalogueVersionRegistered):
             await self.catalogues.store(session, event)
+        elif isinstance(event, PeerGroupRegistered):
+            await self.peer_groups.store(session, event, envelope.sequence)
         elif isinstance(event, MeasurementRecorded):
             await self._measurement(session, event, envelope)
+        elif isinstance(event, ResultPublished):
+            await self._freeze(session, event, envelope)
         elif isinstance(event, ApiKeyGranted | ApiKeyRevoked):
             await self.keys.apply(session, event, envelope.sequence, envelope.time)
+
+    async def _freeze(self, session: AsyncSession, event: ResultPublished, envelope: EventEnvelope) -> None:
+        """The publication's ranking: the peer group's units of the period, by the scores as they
+        stand now (every event before this one applied, none after). Publications recorded before
+        scoring froze rankings carry their own, which is kept as it is."""
+        ranking = event.ranking
+        if not ranking:
+            catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
+            if catalogue is None:
+                raise LookupError(f"publication for unregistered catalogue {event.catalogue_id}")
+            ranking = await self._ranking(session, catalogue, event, envelope.sequence)
+        replaced_query = select(frozen_results.c.ranking).where(frozen_results.c.publication_id == event.replaces)
+        replaced = await session.scalar(replaced_query) if event.replaces else None
+        await upsert(
+            session,
+            frozen_results,
+            [
+                {
+                    "publication_id": event.publication_id,
+                    "catalogue_id": event.catalogue_id,
+                    "version": event.catalogue_version,
+                    "period": event.period,
+                    "publication_sequence": envelope.sequence,
+                    "ranking": json.dumps([entry.model_dump(mode="json") for entry in ranking]),
+                }
+            ],
+            key=["publication_id"],
+        )
+        if event.ranking:
+            return
+        before = [RankedUnit.model_validate(entry) for entry in json.loads(replaced)] if replaced else []
+        self.log.froze(
+            session,
+            ResultFrozen(
+                catalogue_id=event.catalogue_id,
+                catalogue_version=event.catalogue_version,
+                period=event.period,
+                stage=event.stage,
+                publication_id=event.publication_id,
+                publication_sequence=envelope.sequence,
+                as_of_sequence=envelope.sequence - 1,
+                ranking=ranking,
+                replaces=event.replaces,
+                moved=rank_moves(before, ranking) if event.replaces else (),
+                answers_through=envelope.sequence,
+            ),
+        )
+
+    async def _ranking(
+        self, session: AsyncSession, catalogue: Catalogue, event: ResultPublished, sequence: int
+    ) -> tuple[RankedUnit, ...]:
+        pillar_codes = [root.code for root in catalogue.roots if root.scored]
+        scope = {
+            "catalogue_id": event.catalogue_id,
+            "version": event.catalogue_version,
+            "period": event.period,
+            "stage": event.stage,
+        }
+        query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
+            *(scores.c[name] == value for name, value in scope.items()),
+            scores.c.code.in_([TOTAL_CODE, *pillar_codes]),
+        )
+        points: dict[str, dict[str, Fraction]] = {}
+        for row in await session.execute(query):
+            points.setdefault(row.unit_id, {})[row.code] = Fraction(row.points_exact or "0")
+        registry = await self.peer_groups.registry(session, sequence)
+        if registry.group(catalogue.peer_group) is not None:
+            members = [unit.id for unit in units_of_period(registry, catalogue, event.period)]
+        else:  # a catalogue with no registered unit list ranks whoever reported
+            members = sorted(points)
+        totals = {unit: points.get(unit, {}).get(TOTAL_CODE, Fraction(0)) for unit in members}
+        return frozen_ranking(totals, {unit: points.get(unit, {}) for unit in members}, pillar_codes)
 
     async def _measurement(self, session: AsyncSession, event: MeasurementRecorded, envelope: EventEnvelope) -> None:
         catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
@@ -161,14 +247,15 @@ class ScoreProjection:
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
             self._inputs.scores[key] = unit_score
             rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
-        await _record_changes(session, scope, rows, sequence, recorded_at)
+        changed = await _record_changes(session, scope, rows, sequence, recorded_at)
+        self.log.changed(session, (score_line(row, recorded_at) for row in changed))
         await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
 
 
 async def _record_changes(
     session: AsyncSession, scope: dict[str, Any], rows: list[dict[str, Any]], sequence: int, recorded_at: str
-) -> None:
-    """Lineage: which scores this event changed, from what to what."""
+) -> list[dict[str, Any]]:
+    """Lineage: which scores this event changed, from what to what; returns the changed rows."""
     units = sorted({row["unit_id"] for row in rows})
     codes = sorted({row["code"] for row in rows})
     query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
@@ -177,6 +264,12 @@ async def _record_changes(
         scores.c.code.in_(codes),
     )
     before = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
+    changed = [
+        row
+        for row in rows
+        if before.get((row["unit_id"], row["code"])) != row["points_exact"]
+        or (row["unit_id"], row["code"]) not in before
+    ]
     changes = [
         {
             **scope,
@@ -190,12 +283,11 @@ async def _record_changes(
             "max_points": row["max_points"],
             "explanation": row["explanation"],
         }
-        for row in rows
-        if before.get((row["unit_id"], row["code"])) != row["points_exact"]
-        or (row["unit_id"], row["code"]) not in before
+        for row in changed
     ]
     if changes:
         await session.execute(insert(score_changes), changes)
+    return changed
 
 
 def _all_peers(catalogue: Catalogue, period_inputs: PeriodInputs) -> dict[str, PeerStats | None]:

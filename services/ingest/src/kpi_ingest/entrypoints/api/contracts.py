@@ -167,7 +167,11 @@ class Accepted(BaseModel):
 
 
 class PublicationAccepted(Accepted):
-    publication: dict[str, Any] = Field(description="The vn.kpi.result.published.v1 event's data: the frozen ranking")
+    publication: dict[str, Any] = Field(
+        description="The vn.kpi.result.published.v1 event's data: the cut (`as_of_sequence`) and what was missing. "
+        "The ranking is frozen at the cut by the scoring service; reporting serves it "
+        "(`GET /v1/rankings?stage=published&publication=…`)"
+    )
 
 
 class KeyGranted(BaseModel):

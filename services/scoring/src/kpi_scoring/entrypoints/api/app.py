@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -89,12 +90,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scoring = scoring.service
         app.state.keys, app.state.auth_failures = scoring.keys, scoring.auth_failures
         app.state.peer_group_of = scoring.catalogues.peer_group_lookup(scoring.service.sessions)
+        relaying = None
         if settings.run_consumer:
             app.state.scoring.start()
+            relaying = asyncio.create_task(scoring.relay.run(), name="scoring-relay")
         try:
             yield
         finally:
             await app.state.scoring.close()
+            if relaying is not None:
+                await scoring.relay.stop()
+                await asyncio.gather(relaying, return_exceptions=True)
 
     app = FastAPI(title="kpi-ledger scoring", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     install_problem_handlers(app)

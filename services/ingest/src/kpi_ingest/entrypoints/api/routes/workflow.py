@@ -178,7 +178,8 @@ async def post_publication(
     ingest: IngestDep,
     idempotency_key: IdempotencyKeyDep,
 ) -> dict[str, Any]:
-    """Approver: publish (freeze) the ranking of a period; to correct it, publish a restatement naming `replaces`."""
+    """Approver: publish (freeze) the ranking of a period at this moment's cut of the log; scoring freezes it and
+    reporting serves it. To correct it, publish a restatement naming `replaces`."""
     await require_write_scope(ingest, key, body, role_used="approver")
     command = PublishResult(**body.model_dump(), idempotency_key=idempotency_key, published_by=key.id)
     recorded = await workflow.publish_result(

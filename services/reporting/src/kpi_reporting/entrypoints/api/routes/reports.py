@@ -104,8 +104,8 @@ async def get_diff(
     to: Annotated[str | None, Query(description="The later moment (default: now)")] = None,
 ) -> dict[str, Any]:
     """What changed for a catalogue version and period between two moments: ranks, scores, and the events."""
-    before = await reports.result(reporting, scope, AsOf.parse(from_))
-    after = await reports.result(reporting, scope, AsOf.parse(to))
+    before = await reports.result(reporting, scope, AsOf.parse(from_), full=True)
+    after = await reports.result(reporting, scope, AsOf.parse(to), full=True)
     async with reporting.service.sessions() as session:
         events = await timeline_views.unit_history(session, scope, None, None, AsOf.parse(to))
     # the events that can move scores: this stage's measurements

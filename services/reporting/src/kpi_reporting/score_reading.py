@@ -1,0 +1,107 @@
+"""Reading the scores scoring computed, now or at a past moment, back into the core's score values.
+
+Now is the latest line of each score (`current_scores`); a past moment is the latest line at or
+before it (`score_lines`). Only what ever changed has a line: the core fills in the rest
+(`kpi_core.scoring.unit_score_of`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import Any
+
+from sqlalchemy import Select, Table, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_common.as_of import AsOf
+from kpi_core.catalogue import Catalogue
+from kpi_core.score_events import TOTAL_CODE
+from kpi_core.scoring import IndicatorScore, PeerStats, UnitScore, unit_score_of
+from kpi_reporting.adapters.orm import current_scores, score_lines
+
+LEAF_STATUSES = {"scored", "missing", "not_applicable"}
+
+
+def _fraction(text: str | None) -> Fraction | None:
+    return Fraction(text) if text is not None else None
+
+
+def _lines(
+    scope: dict[str, Any], as_of: AsOf | None, units: Sequence[str] | None, codes: Sequence[str] | None
+) -> Select[Any]:
+    table: Table = current_scores if as_of is None else score_lines
+    conditions = [table.c[name] == value for name, value in scope.items()]
+    if units is not None:
+        conditions.append(table.c.unit_id.in_(units))
+    if codes is not None:
+        conditions.append(table.c.code.in_(codes))
+    if as_of is None:
+        return select(table).where(*conditions)
+    conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
+    newest_first = func.row_number().over(
+        partition_by=[table.c.unit_id, table.c.code], order_by=table.c.sequence.desc()
+    )
+    ranked = select(table, newest_first.label("newest")).where(*conditions).subquery()
+    return select(ranked).where(ranked.c.newest == 1)
+
+
+async def unit_scores(
+    session: AsyncSession,
+    catalogue: Catalogue,
+    scope: dict[str, Any],
+    as_of: AsOf | None,
+    *,
+    units: Sequence[str] | None = None,
+    codes: Sequence[str] | None = None,
+) -> tuple[dict[str, UnitScore], int]:
+    """Every unit's score (only `units`, only `codes` if given), and the last log sequence among them."""
+    indicators: dict[str, dict[str, IndicatorScore]] = {}
+    points: dict[str, dict[str, Fraction]] = {}
+    totals: dict[str, Fraction] = {}
+    last = 0
+    for row in await session.execute(_lines(scope, as_of, units, codes)):
+        last = max(last, row.sequence)
+        unit_points = points.setdefault(row.unit_id, {})
+        if row.code == TOTAL_CODE:
+            totals[row.unit_id] = Fraction(row.points or "0")
+            continue
+        unit_points[row.code] = Fraction(row.points or "0")
+        if row.status in LEAF_STATUSES:
+            indicators.setdefault(row.unit_id, {})[row.code] = _indicator(row)
+    scores = {
+        unit: unit_score_of(catalogue, unit, indicators.get(unit, {}), unit_points, totals.get(unit))
+        for unit, unit_points in points.items()
+    }
+    return scores, last
+
+
+def _indicator(row: Any) -> IndicatorScore:
+    detail = json.loads(row.detail)
+    peer = detail.get("peer")
+    return IndicatorScore(
+        code=row.code,
+        status=row.status,
+        points=_fraction(row.points),
+        max_points=_fraction(row.max_points),
+        value=_fraction(detail.get("value")),
+        formula=detail.get("formula") or "",
+        inputs=detail.get("inputs") or {},
+        event_id=row.event_id,
+        sequence=row.sequence,
+        peer=PeerStats(Fraction(peer["min"]), Fraction(peer["max"]), peer.get("min_event_id"), peer.get("max_event_id"))
+        if peer
+        else None,
+        previous_event_id=detail.get("previous_period_event_id"),
+    )
+
+
+async def reported_units(session: AsyncSession, scope: dict[str, Any], as_of: AsOf | None) -> set[str]:
+    """Units with at least one score coming from a measurement of theirs (at that moment)."""
+    table: Table = current_scores if as_of is None else score_lines
+    conditions = [table.c[name] == value for name, value in scope.items()]
+    if as_of is not None:
+        conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
+    query = select(table.c.unit_id).where(*conditions, table.c.event_id.is_not(None)).distinct()
+    return set((await session.scalars(query)).all())

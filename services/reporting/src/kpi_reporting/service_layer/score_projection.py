@@ -1,0 +1,83 @@
+"""Applying the score stream: every score line kept in order, the latest of each kept current,
+how far the scores answer, and the rankings publications froze."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_common.db import insert_ignoring_duplicates, upsert
+from kpi_core.events import EventEnvelope
+from kpi_core.score_events import ResultFrozen, ScoreLine, ScoresChanged, decode_score_event
+from kpi_reporting.adapters.orm import current_scores, frozen_results, score_lines, scores_answered
+
+SCORE_KEY = ["catalogue_id", "version", "period", "stage", "unit_id", "code"]
+ANSWERED = "scores"
+
+
+def _row(line: ScoreLine) -> dict[str, Any]:
+    detail = {
+        "value": line.value,
+        "formula": line.formula,
+        "inputs": line.inputs,
+        "previous_period_event_id": line.previous_period_event_id,
+        "peer": line.peer.model_dump(mode="json") if line.peer else None,
+    }
+    return {
+        "catalogue_id": line.catalogue_id,
+        "version": line.catalogue_version,
+        "period": line.period,
+        "stage": line.stage,
+        "unit_id": line.unit_id,
+        "code": line.code,
+        "sequence": line.sequence,
+        "recorded_at": line.recorded_at,
+        "status": line.status,
+        "points": line.points,
+        "max_points": line.max_points,
+        "event_id": line.event_id,
+        "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+    }
+
+
+class ScoreHistoryProjection:
+    async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        event = decode_score_event(envelope.type, envelope.data)
+        if isinstance(event, ScoresChanged):
+            rows = [_row(line) for line in event.scores]
+            await insert_ignoring_duplicates(session, score_lines, rows)
+            latest = {tuple(row[name] for name in SCORE_KEY): row for row in rows}  # one row per score per statement
+            await upsert(session, current_scores, list(latest.values()), key=SCORE_KEY)
+        elif isinstance(event, ResultFrozen):
+            await insert_ignoring_duplicates(session, frozen_results, _frozen_row(event))
+        if event is not None:
+            await _answered(session, event.answers_through)
+
+
+def _frozen_row(event: ResultFrozen) -> dict[str, Any]:
+    return {
+        "publication_id": event.publication_id,
+        "catalogue_id": event.catalogue_id,
+        "version": event.catalogue_version,
+        "period": event.period,
+        "as_of_sequence": event.as_of_sequence,
+        "ranking": json.dumps([entry.model_dump(mode="json") for entry in event.ranking]),
+        "moved": json.dumps([move.model_dump(mode="json") for move in event.moved]),
+    }
+
+
+async def _answered(session: AsyncSession, through: int) -> None:
+    current = await answers_through(session)
+    if through > current:
+        await upsert(session, scores_answered, [{"stream": ANSWERED, "answers_through": through}], key=["stream"])
+
+
+async def answers_through(session: AsyncSession) -> int:
+    """Every log event up to this sequence is reflected in the score lines."""
+    found = await session.scalar(
+        select(scores_answered.c.answers_through).where(scores_answered.c.stream == ANSWERED)
+    )
+    return int(found or 0)

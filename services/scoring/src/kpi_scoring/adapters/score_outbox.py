@@ -1,0 +1,40 @@
+"""The score outbox as the relay reads it (`kpi_common.relay.OutboxSource`): score events in score
+sequence order, until the score stream holds them. Each call is its own transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from kpi_common.relay import Pending
+from kpi_scoring.adapters.orm import score_log, score_outbox
+
+
+class ScoreOutbox:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def pending(self, limit: int) -> list[Pending]:
+        query = (
+            select(score_outbox.c.sequence, score_outbox.c.nats_subject, score_log.c.event_id, score_log.c.envelope)
+            .join(score_log, score_log.c.sequence == score_outbox.c.sequence)
+            .order_by(score_outbox.c.sequence)
+            .limit(limit)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [Pending(row.sequence, row.nats_subject, row.event_id, row.envelope.encode("utf-8")) for row in rows]
+
+    async def previous_msg_id(self, sequence: int) -> str | None:
+        async with self._sessions() as session:
+            found = await session.scalar(select(score_log.c.event_id).where(score_log.c.sequence == sequence - 1))
+        return str(found) if found is not None else None
+
+    async def mark_published(self, up_to_sequence: int) -> None:
+        async with self._sessions() as session:
+            await session.execute(delete(score_outbox).where(score_outbox.c.sequence <= up_to_sequence))
+            await session.commit()
+
+    async def size(self) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.count()).select_from(score_outbox)) or 0)

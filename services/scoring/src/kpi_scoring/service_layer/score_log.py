@@ -1,0 +1,131 @@
+"""Scoring's own events: what each applied batch changed, written in the batch's transaction.
+
+The projection hands over every score line it changed and every ranking it froze; at the end of
+the batch they become score events in `score_log` and `score_outbox` (the relay publishes them on
+the score stream), committed with the projection and its position, so a score event exists
+exactly when the scores it describes do. A replay (rebuild) derives the same scores again; what
+was already published (up to the highest `answers_through` in the log) is not published twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kpi_core.events import EventEnvelope
+from kpi_core.score_events import SCORE_SOURCE, PeerExtremes, ResultFrozen, ScoreEvent, ScoreLine, ScoresChanged
+from kpi_scoring.adapters.orm import score_log, score_outbox
+
+LINES_PER_EVENT = 1_000  # keeps a score event far below the stream's message size limit
+
+
+def score_line(row: dict[str, Any], recorded_at: str) -> ScoreLine:
+    """A score row as scoring stores it, as the score stream carries it (without the rule, which is
+    the catalogue's: the line names its catalogue version and code)."""
+    explanation = json.loads(row["explanation"])
+    peer = explanation.get("peer")
+    return ScoreLine(
+        catalogue_id=row["catalogue_id"],
+        catalogue_version=row["version"],
+        period=row["period"],
+        stage=row["stage"],
+        unit_id=row["unit_id"],
+        code=row["code"],
+        sequence=row["sequence"],
+        recorded_at=recorded_at,
+        status=row["status"],
+        points=row["points_exact"],
+        max_points=row["max_points"],
+        value=explanation.get("value"),
+        formula=explanation.get("formula") or "",
+        inputs=explanation.get("inputs") or {},
+        event_id=explanation.get("event_id"),
+        previous_period_event_id=explanation.get("previous_period_event_id"),
+        peer=PeerExtremes(**{name: peer[name] for name in ("min", "max", "min_event_id", "max_event_id")})
+        if peer
+        else None,
+    )
+
+
+class ScoreLog:
+    def __init__(self) -> None:
+        self._session: AsyncSession | None = None
+        self._first = 0
+        self._lines: list[ScoreLine] = []
+        self._frozen: list[ResultFrozen] = []
+
+    def _current(self, session: AsyncSession) -> None:
+        if session is not self._session:  # a new batch, or its retry after a rollback: start afresh
+            self._session, self._first, self._lines, self._frozen = session, 0, [], []
+
+    def saw(self, session: AsyncSession, sequence: int) -> None:
+        self._current(session)
+        self._first = self._first or sequence
+
+    def changed(self, session: AsyncSession, lines: Iterable[ScoreLine]) -> None:
+        self._current(session)
+        self._lines.extend(lines)
+
+    def froze(self, session: AsyncSession, frozen: ResultFrozen) -> None:
+        self._current(session)
+        self._frozen.append(frozen)
+
+    async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
+        self._current(session)
+        query = select(func.max(score_log.c.sequence), func.max(score_log.c.answers_through))
+        row = (await session.execute(query)).one()
+        number, published_through = int(row[0] or 0), int(row[1] or 0)
+        if last_sequence > published_through:
+            before = max(published_through, (self._first or last_sequence) - 1)
+            events = list(_events(self._lines, self._frozen, published_through, before, last_sequence))
+            await _write(session, number, events)
+        self._session = None
+
+
+def _events(
+    lines: list[ScoreLine], frozen: list[ResultFrozen], published_through: int, before: int, last_sequence: int
+) -> Iterator[ScoreEvent]:
+    """Lines in chunks that promise only what came before the batch, then the frozen rankings, and
+    last the event that promises the whole batch (empty when nothing changed: it still moves on)."""
+    fresh = [line for line in lines if line.sequence > published_through]
+    chunks = [fresh[start : start + LINES_PER_EVENT] for start in range(0, len(fresh), LINES_PER_EVENT)] or [[]]
+    for chunk in chunks[:-1]:
+        yield ScoresChanged(answers_through=before, scores=tuple(chunk))
+    for ranking in frozen:
+        if ranking.publication_sequence > published_through:
+            yield ranking.model_copy(update={"answers_through": before})
+    yield ScoresChanged(answers_through=last_sequence, scores=tuple(chunks[-1]))
+
+
+async def _write(session: AsyncSession, number: int, events: list[ScoreEvent]) -> None:
+    now = datetime.now(UTC)
+    log_rows, outbox_rows = [], []
+    for offset, event in enumerate(events, start=1):
+        envelope = EventEnvelope(
+            id=str(uuid.uuid4()),
+            source=SCORE_SOURCE,
+            type=event.type,
+            subject=event.subject(),
+            time=now,
+            dataschema=f"/v1/schemas/{event.type}",
+            sequence=number + offset,
+            data=event.model_dump(mode="json"),
+        )
+        log_rows.append(
+            {
+                "sequence": envelope.sequence,
+                "event_id": envelope.id,
+                "type": event.type,
+                "answers_through": event.answers_through,
+                "envelope": envelope.to_bytes().decode("utf-8"),
+            }
+        )
+        outbox_rows.append({"sequence": envelope.sequence, "nats_subject": event.nats_subject()})
+    await session.execute(insert(score_log), log_rows)
+    await session.execute(insert(score_outbox), outbox_rows)

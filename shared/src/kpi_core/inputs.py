@@ -1,0 +1,47 @@
+"""What scoring reads: a measurement's inputs as exact values, and the event-to-inputs adapter.
+
+Measurements (checking what a unit submits) and scoring (turning inputs into points) both use
+these types; neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from kpi_core.catalogue import Node
+from kpi_core.events import MeasurementRecorded
+
+InputValue = Decimal | bool | str
+
+
+@dataclass(frozen=True)
+class RecordedInputs:
+    """The latest measurement of one indicator for one unit and period."""
+
+    indicator: str
+    inputs: Mapping[str, InputValue]
+    event_id: str
+    sequence: int
+    not_applicable_reason: str | None = None
+    previous_event_id: str | None = None  # where an input taken from the previous period came from
+
+
+def typed_inputs(node: Node | None, stored: Mapping[str, str | bool]) -> dict[str, InputValue]:
+    """Inputs as an event stores them (numbers as strings) back to exact values, by declared type."""
+    typed: dict[str, InputValue] = {}
+    for name, value in stored.items():
+        spec = node.input_spec(name) if node is not None else None
+        if isinstance(value, bool) or (spec is not None and spec.type in ("category", "text", "boolean")):
+            typed[name] = value
+        else:
+            typed[name] = Decimal(value)
+    return typed
+
+
+def recorded(node: Node | None, event: MeasurementRecorded, event_id: str, sequence: int) -> RecordedInputs:
+    """One measurement event as scoring reads it."""
+    inputs = typed_inputs(node, event.inputs)
+    return RecordedInputs(event.indicator, inputs, event_id, sequence, event.not_applicable_reason)
+

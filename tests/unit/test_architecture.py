@@ -1,0 +1,49 @@
+"""The shape of the house, checked on the source: one scorer, and a core whose modules do not lean
+on each other in circles."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# what computes points: only the scoring service may call these
+SCORER = {"score_period", "score_unit", "score_indicator", "rescore_leaf", "rule_points", "peer_stats"}
+
+
+def imported_names(package: Path) -> Iterator[tuple[Path, str, str]]:
+    """(file, module, name) for every `from module import name` in a file or anywhere in a package's
+    files, including imports inside functions."""
+    for path in [package] if package.is_file() else sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                for alias in node.names:
+                    yield path, node.module, alias.name
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    yield path, alias.name, ""
+
+
+def test_only_the_scoring_service_computes_points() -> None:
+    for service in ("ingest", "reporting", "common"):
+        package = ROOT / "services" / service / "src"
+        calls = [
+            f"{path.relative_to(ROOT)}: {name}"
+            for path, module, name in imported_names(package)
+            if module == "kpi_core.scoring" and name in SCORER
+        ]
+        assert calls == [], f"{service} computes points: {calls}"
+
+
+def test_scoring_service_uses_the_core_scorer() -> None:
+    package = ROOT / "services" / "scoring" / "src"
+    used = {name for _, module, name in imported_names(package) if module == "kpi_core.scoring"}
+    assert used & SCORER  # the one scorer is the core's, not a copy in the service
+
+
+def test_measurements_and_scoring_do_not_import_each_other() -> None:
+    core = ROOT / "shared" / "src" / "kpi_core"
+    for module, other in (("measurements", "kpi_core.scoring"), ("scoring", "kpi_core.measurements")):
+        found = [name for _, imported, name in imported_names(core / f"{module}.py") if imported == other]
+        assert found == [], f"kpi_core.{module} imports {other}: {found}"
