@@ -46,8 +46,16 @@ async def projection(database_url: str) -> AsyncIterator[tuple[TrackedProjection
 def scoring_projection(sessions: async_sessionmaker[AsyncSession]) -> TrackedProjection:
     """Scoring's projection as the service builds it, writing its score log at the end of each batch."""
     log = ScoreLog()
-    apply = ScoreProjection(CatalogueStore(catalogues), PeerGroupStore(peer_groups), KeyStore(api_keys), log).apply
-    return TrackedProjection(sessions, "scoring", consumer_positions, dead_letters, apply, log.finish_batch)
+    projection = ScoreProjection(CatalogueStore(catalogues), PeerGroupStore(peer_groups), KeyStore(api_keys), log)
+    return TrackedProjection(
+        sessions,
+        "scoring",
+        consumer_positions,
+        dead_letters,
+        projection.apply,
+        projection.finish_batch,
+        projection.committed,
+    )
 
 
 class Stream:

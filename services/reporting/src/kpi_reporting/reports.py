@@ -18,7 +18,14 @@ async def result(
 ) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
         return await views.period_result(
-            session, reporting.catalogues, reporting.peer_groups, reporting.cache, scope, moment, full=full
+            session,
+            reporting.catalogues,
+            reporting.peer_groups,
+            reporting.service.tracking,
+            reporting.cache,
+            scope,
+            moment,
+            full=full,
         )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kpi_common.as_of import AsOf
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.problems import Problem
+from kpi_common.tracking import TrackedProjection
 from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue, Node
 from kpi_core.ranking import Ranked, rank_units
@@ -70,6 +71,7 @@ async def period_result(
     session: AsyncSession,
     catalogues: CatalogueStore,
     peer_groups: PeerGroupStore,
+    tracking: TrackedProjection,
     cache: ResultCache,
     scope: dict[str, Any],
     as_of: AsOf | None = None,
@@ -77,14 +79,17 @@ async def period_result(
     full: bool = False,
 ) -> PeriodResult:
     """The period's scores and ranking; by default each unit's total and pillars only (what a
-    ranking shows), every score with `full`."""
+    ranking shows), every score with `full`. The position is how far both the scores and the
+    log's own events (measurements, workflow) are applied here: what the answer is complete for."""
     catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
     if catalogue is None:
         raise Problem(
             404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here"
         )
-    position = await answers_through(session)
-    moment = as_of
+    answered, applied = await answers_through(session), await tracking.position(session)
+    position = min(answered, applied)
+    # the scores may run ahead of the log's own events: then they are read as of the position
+    moment = as_of if as_of is not None or answered <= applied else AsOf(sequence=position)
     if as_of is not None and as_of.sequence is not None:
         position = min(position, as_of.sequence)
         moment = AsOf(sequence=position)

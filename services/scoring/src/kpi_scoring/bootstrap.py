@@ -31,7 +31,6 @@ class Scoring:
 def build(settings: Settings) -> Scoring:
     store, keys, log = CatalogueStore(catalogues), KeyStore(api_keys), ScoreLog()
     projection = ScoreProjection(store, PeerGroupStore(peer_groups), keys, log)
-    relay_holder: list[Relay] = []
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -40,8 +39,8 @@ def build(settings: Settings) -> Scoring:
         positions=consumer_positions,
         dead_letters=dead_letters,
         apply=projection.apply,
-        finish_batch=log.finish_batch,
-        committed=lambda: relay_holder[0].wake.set(),
+        finish_batch=projection.finish_batch,
+        committed=projection.committed,
     )
     outbox = ScoreOutbox(service.sessions)
     relay = Relay(
@@ -51,7 +50,7 @@ def build(settings: Settings) -> Scoring:
         stream_name=SCORES.name,
         ensure_stream=partial(ensure_stream, replicas=settings.stream_replicas, stream=SCORES),
     )
-    relay_holder.append(relay)
+    projection.on_commit = relay.wake.set
     limiter = FailureLimiter(settings.auth_failures_per_minute)
     return Scoring(service, store, KeyCache(keys, service.sessions), limiter, relay, outbox)
 

@@ -10,7 +10,7 @@ its event is applied: exactly the scores of every event before it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -52,20 +52,52 @@ from kpi_scoring.adapters.orm import frozen_results, measurements, score_changes
 from kpi_scoring.service_layer.score_log import ScoreLog, score_line
 
 PeriodInputs = dict[str, dict[str, RecordedInputs]]
+MAX_CACHED_PERIODS = 64  # periods (catalogue version × period × stage) kept in memory between batches
 
 
 class _TransactionInputs:
-    """The inputs of the periods a batch touches, read once per transaction and kept current as its
-    events apply (a batch is one transaction: nothing else writes these rows meanwhile)."""
+    """What a batch reads and writes, kept in memory for its one transaction (nothing else writes
+    these rows meanwhile): the inputs and scores of the periods it touches, read once, and the rows
+    it changed, written once at the end of the batch (`flush`)."""
 
     def __init__(self) -> None:
         self._session: AsyncSession | None = None
+        self._committed_through: int | None = None
+        self._finished_through: int | None = None
+        self._reset()
+
+    def _reset(self) -> None:
         self._periods: dict[tuple[Any, ...], PeriodInputs] = {}
         self.scores: dict[tuple[Any, ...], UnitScore] = {}  # (scope..., unit) -> the unit's score as it stands
+        self.stored: dict[tuple[Any, ...], dict[tuple[str, str], str | None]] = {}  # scope -> (unit, code) -> points
+        self.peers: dict[tuple[Any, ...], dict[str, PeerStats | None]] = {}  # scope -> peer-relative code -> stats
+        self.pending_measurements: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.pending_scores: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.pending_changes: list[dict[str, Any]] = []
 
     def _current(self, session: AsyncSession) -> None:
         if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
-            self._session, self._periods, self.scores = session, {}, {}
+            self._session = session
+            self._reset()
+
+    def begin(self, session: AsyncSession, first_sequence: int) -> None:
+        """A batch starts. What the last batch left is still true when it committed and this batch
+        goes straight on from it (no other instance applied events between): keep it, read nothing
+        again; else read afresh."""
+        if session is self._session:
+            return
+        goes_on = self._committed_through is not None and first_sequence == self._committed_through + 1
+        self._session = session
+        if not goes_on or len(self._periods) > MAX_CACHED_PERIODS:
+            self._reset()
+        self.pending_measurements, self.pending_scores, self.pending_changes = {}, {}, []
+        self._committed_through = None
+
+    def finished(self, last_sequence: int) -> None:
+        self._finished_through = last_sequence
+
+    def committed(self) -> None:
+        self._committed_through = self._finished_through
 
     async def period(self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]) -> PeriodInputs:
         self._current(session)
@@ -73,6 +105,25 @@ class _TransactionInputs:
         if key not in self._periods:
             self._periods[key] = await _load_inputs(session, catalogue, scope, None)
         return self._periods[key]
+
+    async def stored_points(self, session: AsyncSession, scope: dict[str, Any]) -> dict[tuple[str, str], str | None]:
+        self._current(session)
+        key = tuple(scope.values())
+        if key not in self.stored:
+            query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
+                *(scores.c[name] == value for name, value in scope.items())
+            )
+            self.stored[key] = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
+        return self.stored[key]
+
+    async def flush(self, session: AsyncSession) -> None:
+        self._current(session)
+        scope_columns = ["catalogue_id", "version", "period", "stage", "unit_id"]
+        await upsert(session, measurements, list(self.pending_measurements.values()), key=[*scope_columns, "indicator"])
+        await upsert(session, scores, list(self.pending_scores.values()), key=[*scope_columns, "code"])
+        if self.pending_changes:
+            await session.execute(insert(score_changes), self.pending_changes)
+        self.pending_measurements, self.pending_scores, self.pending_changes = {}, {}, []
 
 
 class ScoreProjection:
@@ -83,9 +134,23 @@ class ScoreProjection:
         self.peer_groups = peer_groups
         self.keys = keys
         self.log = log
+        self.on_commit: Callable[[], None] | None = None  # e.g. wake the score relay
         self._inputs = _TransactionInputs()
 
+    async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
+        """The batch's rows, written once, then its score events."""
+        await self._inputs.flush(session)
+        await self.log.finish_batch(session, last_sequence)
+        self._inputs.finished(last_sequence)
+
+    def committed(self) -> None:
+        """After the batch's commit: what it left in memory is the truth (see `_TransactionInputs.begin`)."""
+        self._inputs.committed()
+        if self.on_commit is not None:
+            self.on_commit()
+
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        self._inputs.begin(session, envelope.sequence)
         self.log.saw(session, envelope.sequence)
         event = decode_event(envelope)
         if isinstance(event, CatalogueVersionRegistered):
@@ -104,6 +169,7 @@ class ScoreProjection:
         stand now (every event before this one applied, none after). Publications recorded before
         scoring froze rankings carry their own, which is kept as it is."""
         ranking = event.ranking
+        await self._inputs.flush(session)  # the scores as they stand, in the table the ranking reads
         if not ranking:
             catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
             if catalogue is None:
@@ -181,23 +247,16 @@ class ScoreProjection:
             "period": event.period,
             "stage": event.stage,
         }
-        await upsert(
-            session,
-            measurements,
-            [
-                {
-                    **scope,
-                    "unit_id": event.unit_id,
-                    "indicator": event.indicator,
-                    "inputs": json.dumps(event.inputs, sort_keys=True),
-                    "not_applicable_reason": event.not_applicable_reason,
-                    "event_id": envelope.id,
-                    "sequence": envelope.sequence,
-                }
-            ],
-            key=[*scope, "unit_id", "indicator"],
-        )
         period = await self._inputs.period(session, catalogue, scope)
+        self._inputs.pending_measurements[(*scope.values(), event.unit_id, event.indicator)] = {
+            **scope,
+            "unit_id": event.unit_id,
+            "indicator": event.indicator,
+            "inputs": json.dumps(event.inputs, sort_keys=True),
+            "not_applicable_reason": event.not_applicable_reason,
+            "event_id": envelope.id,
+            "sequence": envelope.sequence,
+        }
         node = catalogue.node(event.indicator)
         period.setdefault(event.unit_id, {})[event.indicator] = RecordedInputs(
             event.indicator,
@@ -234,36 +293,42 @@ class ScoreProjection:
         if _uses_previous_period(catalogue):
             earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
             period_inputs = with_previous_period(catalogue, every_unit, earlier)
-        peer = peer_stats(node, period_inputs) if node is not None and everyone else None
+        scope_key = tuple(scope.values())
+        peers = self._inputs.peers.get(scope_key)
+        if peers is None:
+            peers = self._inputs.peers[scope_key] = _all_peers(catalogue, period_inputs)
+        peer = None
+        if node is not None and everyone:
+            peer = peers[indicator] = peer_stats(node, period_inputs)
         affected = _with_ancestors(catalogue, indicator)
         rows = []
         for scored_unit in scored_units:
-            key = (*scope.values(), scored_unit)
+            key = (*scope_key, scored_unit)
             before = self._inputs.scores.get(key)
             unit_inputs = period_inputs.get(scored_unit, {})
             if before is None:  # the first time in this transaction: the whole unit, once
-                unit_score = score_unit(catalogue, scored_unit, unit_inputs, _all_peers(catalogue, period_inputs))
+                unit_score = score_unit(catalogue, scored_unit, unit_inputs, peers)
             else:  # then only the leaf that changed, its ancestors and the total
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
             self._inputs.scores[key] = unit_score
             rows += _score_rows(catalogue, unit_score, affected, scope, sequence)
-        changed = await _record_changes(session, scope, rows, sequence, recorded_at)
+        stored = await self._inputs.stored_points(session, scope)
+        changed, changes = _changes(scope, rows, stored, sequence, recorded_at)
+        self._inputs.pending_changes += changes
+        for row in rows:
+            stored[(row["unit_id"], row["code"])] = row["points_exact"]
+            self._inputs.pending_scores[(*scope_key, row["unit_id"], row["code"])] = row
         self.log.changed(session, (score_line(row, recorded_at) for row in changed))
-        await upsert(session, scores, rows, key=[*scope, "unit_id", "code"])
 
 
-async def _record_changes(
-    session: AsyncSession, scope: dict[str, Any], rows: list[dict[str, Any]], sequence: int, recorded_at: str
-) -> list[dict[str, Any]]:
-    """Lineage: which scores this event changed, from what to what; returns the changed rows."""
-    units = sorted({row["unit_id"] for row in rows})
-    codes = sorted({row["code"] for row in rows})
-    query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
-        *(scores.c[name] == value for name, value in scope.items()),
-        scores.c.unit_id.in_(units),
-        scores.c.code.in_(codes),
-    )
-    before = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
+def _changes(
+    scope: dict[str, Any],
+    rows: list[dict[str, Any]],
+    before: dict[tuple[str, str], str | None],
+    sequence: int,
+    recorded_at: str,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Lineage: which scores this event changed, from what to what: the changed rows and the change rows."""
     changed = [
         row
         for row in rows
@@ -285,19 +350,23 @@ async def _record_changes(
         }
         for row in changed
     ]
-    if changes:
-        await session.execute(insert(score_changes), changes)
-    return changed
+    return changed, changes
 
 
 def _all_peers(catalogue: Catalogue, period_inputs: PeriodInputs) -> dict[str, PeerStats | None]:
     return {leaf.code: peer_stats(leaf, period_inputs) for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
 
 
+_PREVIOUS_PERIOD: dict[tuple[str, str], bool] = {}
+
+
 def _uses_previous_period(catalogue: Catalogue) -> bool:
-    return any(
-        isinstance(leaf.rule, YearOverYearRule) and leaf.rule.previous is not None for leaf in catalogue.leaves()
-    )
+    key = (catalogue.id, catalogue.version)
+    if key not in _PREVIOUS_PERIOD:
+        _PREVIOUS_PERIOD[key] = any(
+            isinstance(leaf.rule, YearOverYearRule) and leaf.rule.previous is not None for leaf in catalogue.leaves()
+        )
+    return _PREVIOUS_PERIOD[key]
 
 
 async def _load_inputs(
@@ -366,9 +435,20 @@ def _fraction(value: Decimal | None) -> Fraction | None:
     return Fraction(value) if value is not None else None
 
 
+_RULES: dict[tuple[str, str, str], dict[str, Any] | None] = {}  # a catalogue version's rules never change
+
+
+def _rule_document(catalogue: Catalogue, code: str) -> dict[str, Any] | None:
+    key = (catalogue.id, catalogue.version, code)
+    if key not in _RULES:
+        node = catalogue.node(code)
+        _RULES[key] = node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None
+    return _RULES[key]
+
+
 def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, Any]:
     node = catalogue.node(score.code)
-    rule = node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None
+    rule = _rule_document(catalogue, score.code)
     return {
         "rule": rule,
         "method_vi": node.method_vi if node else None,
