@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := shared services/common services/ingest services/scoring services/reporting
-SOURCES := shared/src services/common/src services/ingest/src services/scoring/src services/reporting/src
+PACKAGES := shared services/common services/ingest services/scoring services/reporting services/launcher
+SOURCES := shared/src services/common/src services/ingest/src services/scoring/src services/reporting/src \
+	services/launcher/src
 
 .PHONY: install run test lint unit integration e2e bench clean
 

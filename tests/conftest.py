@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hypothesis import settings
 
-from kpi_common import embedded
+from kpi_launcher import embedded
 
 # Timing is not behaviour: on a loaded 2-core machine a slow example must not fail a property test.
 settings.register_profile("kpi-ledger", deadline=None)

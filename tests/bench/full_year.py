@@ -23,9 +23,9 @@ from tests.bench import system as bench_system
 from tests.e2e.conftest import unit_ids
 from tests.reproduce import Unreachable, inputs_for
 
-from kpi_common import embedded
 from kpi_core.catalogue import Catalogue, parse_catalogue
 from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
+from kpi_launcher import embedded
 
 CATALOGUE = ("vn-dti-province", "1.0")
 PERIOD = 2024
@@ -109,7 +109,7 @@ def scoring_caught_up(url: str, headers: dict[str, str], sequence: int) -> float
 
 def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int]:
     started = time.perf_counter()
-    command = [sys.executable, "-m", "kpi_common.cli", "rebuild", service, "--nats", nats_url]
+    command = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", service, "--nats", nats_url]
     done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True, check=True)
     position = int(done.stdout.strip().rsplit(" ", 1)[-1])
     return time.perf_counter() - started, position

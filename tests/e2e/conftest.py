@@ -13,9 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from kpi_common import embedded
 from kpi_core.units import PeerGroup, parse_peer_group, reference_date
 from kpi_ingest import admin
+from kpi_launcher import embedded
+from kpi_launcher.registry import SERVICES
 
 # Units of the bundled peer groups, valid in the periods the tests use (provinces to 2025-06-30,
 # HCMC districts to 2025-06-30): a measurement for any other unit is refused.
@@ -104,7 +105,7 @@ def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> Runnin
     keys = {name: granted[key_id] for name, key_id in KEY_NAMES.items()} | {
         unit: granted[unit] for unit in PROVINCES + DISTRICTS
     }
-    ports = {name: embedded.free_port() for name in embedded.SERVICES}
+    ports = {name: embedded.free_port() for name in SERVICES}
     system = embedded.start_system(
         var_dir,
         ports=ports,
@@ -126,7 +127,7 @@ def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> Runnin
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     var_dir = tmp_path_factory.mktemp("var")
-    urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in embedded.SERVICES}
+    urls = {name: f"sqlite+aiosqlite:///{var_dir / f'{name}.db'}" for name in SERVICES}
     running = start_running_system(var_dir, urls)
     yield running
     running.system.stop()

@@ -131,7 +131,7 @@ def test_the_cli_grants_through_the_same_path_and_refuses_in_one_line(running: R
     database = running.database_urls["ingest"]
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "kpi_common.cli", *args, "--database-url", database]
+        command = [sys.executable, "-m", "kpi_launcher.cli", *args, "--database-url", database]
         return subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
 
     created = cli("add-key", "cli-da-nang", "--roles", "reporter", "--units", "da-nang")

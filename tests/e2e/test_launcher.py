@@ -12,15 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kpi_common import embedded
-from kpi_common.cli import Supervisor
+from kpi_launcher import embedded
+from kpi_launcher.cli import Supervisor
+from kpi_launcher.registry import SERVICES
 from tests.e2e.conftest import start_running_system
 
 pytestmark = pytest.mark.e2e
 
 
 def test_a_killed_service_is_restarted_and_catches_up(tmp_path: Path) -> None:
-    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in embedded.SERVICES}
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in SERVICES}
     running = start_running_system(tmp_path, urls)
     supervisor = Supervisor(running.system)
     try:
@@ -54,7 +55,7 @@ def test_a_killed_service_is_restarted_and_catches_up(tmp_path: Path) -> None:
 
 
 def test_ingest_stays_ready_without_nats_and_a_projection_without_it_is_not(tmp_path: Path) -> None:
-    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in embedded.SERVICES}
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in SERVICES}
     running = start_running_system(tmp_path, urls)
     try:
         port = int(running.system.nats_url.rsplit(":", 1)[1])

@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kpi_common import embedded
+from kpi_launcher import embedded
+from kpi_launcher.registry import SERVICES
 from tests.conftest import fixture_catalogue, postgres_database
 from tests.e2e.conftest import RunningSystem, start_running_system
 
@@ -22,7 +23,7 @@ SCOPE = {"catalogue": "mini-relative", "version": "1.0", "period": 2024}
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[tuple[RunningSystem, dict[str, str]]]:
-    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in embedded.SERVICES}
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in SERVICES}
     running = start_running_system(tmp_path, urls)
     yield running, urls
     running.system.stop()
@@ -91,7 +92,7 @@ def test_rebuilt_projections_equal_the_live_ones(
         command = [
             sys.executable,
             "-m",
-            "kpi_common.cli",
+            "kpi_launcher.cli",
             "rebuild",
             name,
             "--nats",
@@ -121,7 +122,7 @@ def test_rebuilt_projections_equal_the_live_ones(
         database = urls if kind == "sqlite" else {name: postgres_database(base) for name in ("scoring", "reporting")}
         if kind == "postgresql":
             for name in ("scoring", "reporting"):
-                rebuild = [sys.executable, "-m", "kpi_common.cli", "rebuild", name, "--nats", running.system.nats_url]
+                rebuild = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", name, "--nats", running.system.nats_url]
                 completed = subprocess.run(
                     [*rebuild, "--database-url", database[name]], capture_output=True, text=True, check=False
                 )

@@ -12,9 +12,11 @@ import httpx
 import nats
 import pytest
 
-from kpi_common import embedded, streams
+from kpi_common import streams
 from kpi_core.events import EventEnvelope
 from kpi_ingest import admin
+from kpi_launcher import embedded
+from kpi_launcher.registry import SERVICES
 from tests.conftest import fixture_catalogue, postgres_database
 from tests.e2e.conftest import unit_ids
 
@@ -25,7 +27,7 @@ WRITERS = unit_ids("provinces", 2024)[:7]  # seven registered provinces (mini-dt
 
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_base_url: str) -> Iterator[dict[str, object]]:
-    databases = {name: postgres_database(postgres_base_url) for name in embedded.SERVICES}
+    databases = {name: postgres_database(postgres_base_url) for name in SERVICES}
     embedded.migrate("ingest", databases["ingest"])
     keys = admin.grant_many(
         databases["ingest"],
@@ -34,7 +36,7 @@ def cluster(tmp_path: Path, postgres_base_url: str) -> Iterator[dict[str, object
     nats_port = embedded.free_port()
     nats = embedded.start_nats(nats_port, tmp_path / "nats")
     nats_url = f"nats://127.0.0.1:{nats_port}"
-    for name in embedded.SERVICES:
+    for name in SERVICES:
         embedded.migrate(name, databases[name])
     processes: list[embedded.ServiceProcess] = []
     try:

@@ -21,7 +21,7 @@ def start_sync(nats_url: str, out: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
-        "kpi_common.cli",
+        "kpi_launcher.cli",
         "sync",
         "--nats",
         nats_url,

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
+from kpi_common.auth import KeyStore
+from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_core.commands import RecordMeasurement
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.service_layer import handlers
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.units import RegistryCache
+from kpi_reporting.adapters import orm as reporting_orm
+from kpi_reporting.service_layer.projection import HistoryProjection
 
 SOME_PROVINCES = ("gia-lai", "kon-tum", "da-nang", "binh-dinh", "ha-noi")
 
@@ -39,3 +43,12 @@ async def record_some(uow_factory, registry: CatalogueRegistry, count: int, star
 async def outbox_size(sessions) -> int:  # type: ignore[no-untyped-def]
     async with sessions() as session:
         return len(await EventStore(session).pending_outbox(10_000))
+
+
+def reporting_history() -> HistoryProjection:
+    """Reporting's log projection as its service builds it (pass `apply` and `finish_batch`)."""
+    return HistoryProjection(
+        CatalogueStore(reporting_orm.catalogues),
+        PeerGroupStore(reporting_orm.peer_groups),
+        KeyStore(reporting_orm.api_keys),
+    )

@@ -16,15 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common import streams
-from kpi_common.auth import KeyStore
-from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import ProjectionService, build_projection_service
 from kpi_core.events import EventEnvelope, MeasurementRecorded, envelope_for
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
 from kpi_reporting.adapters import orm
-from kpi_reporting.service_layer.projection import HistoryProjection
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import reporting_history, wait_until
 
 Apply = Callable[[AsyncSession, EventEnvelope], Awaitable[None]]
 
@@ -55,9 +52,8 @@ async def publish(nats_url: str, sequences: list[int]) -> None:
 def reporting(nats_url: str, tmp_path: Path, wrap: Callable[[Apply], Apply] | None = None) -> ProjectionService:
     url = f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}"
     upgrade(REPORTING_MIGRATIONS, url)
-    apply = HistoryProjection(
-        CatalogueStore(orm.catalogues), PeerGroupStore(orm.peer_groups), KeyStore(orm.api_keys)
-    ).apply
+    history = reporting_history()
+    apply = history.apply
     return build_projection_service(
         database_url=url,
         nats_url=nats_url,
@@ -66,6 +62,7 @@ def reporting(nats_url: str, tmp_path: Path, wrap: Callable[[Apply], Apply] | No
         positions=orm.consumer_positions,
         dead_letters=orm.dead_letters,
         apply=wrap(apply) if wrap else apply,
+        finish_batch=history.finish_batch,
     )
 
 

@@ -11,18 +11,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from kpi_common import embedded
-from kpi_common.auth import KeyStore
-from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_launcher import embedded
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
 from kpi_reporting.adapters import orm as reporting_orm
-from kpi_reporting.service_layer.projection import HistoryProjection
 from tests.conftest import ROOT
-from tests.integration.helpers import outbox_size, record_some, wait_until
+from tests.integration.helpers import outbox_size, record_some, reporting_history, wait_until
 
 NODE_CONFIG = ROOT / "deploy" / "nats" / "cluster" / "node.conf"
 
@@ -61,6 +58,7 @@ async def test_events_flow_through_a_three_node_cluster_that_loses_a_node(
     relay_task = asyncio.create_task(relay.run())
     reporting_url = f"sqlite+aiosqlite:///{tmp_path / 'reporting.db'}"
     upgrade(REPORTING_MIGRATIONS, reporting_url)
+    history = reporting_history()
     projection = build_projection_service(
         database_url=reporting_url,
         nats_url=nats_url,
@@ -68,11 +66,8 @@ async def test_events_flow_through_a_three_node_cluster_that_loses_a_node(
         replicas=3,
         positions=reporting_orm.consumer_positions,
         dead_letters=reporting_orm.dead_letters,
-        apply=HistoryProjection(
-            CatalogueStore(reporting_orm.catalogues),
-            PeerGroupStore(reporting_orm.peer_groups),
-            KeyStore(reporting_orm.api_keys),
-        ).apply,
+        apply=history.apply,
+        finish_batch=history.finish_batch,
     )
     projection.start()
     await record_some(lambda: UnitOfWork(sessions), registry, 20)

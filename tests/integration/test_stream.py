@@ -11,20 +11,18 @@ import nats
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kpi_common import embedded, streams
-from kpi_common.auth import KeyStore
-from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
+from kpi_common import streams
 from kpi_common.migrations import upgrade
 from kpi_common.projection_service import build_projection_service
 from kpi_core.events import EventEnvelope
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_launcher import embedded
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
 from kpi_reporting.adapters import orm as reporting_orm
-from kpi_reporting.service_layer.projection import HistoryProjection
 from tests.conftest import ROOT
-from tests.integration.helpers import outbox_size, record_some, wait_until
+from tests.integration.helpers import outbox_size, record_some, reporting_history, wait_until
 
 
 async def stream_sequences(nats_url: str) -> list[tuple[int, str | None]]:
@@ -122,13 +120,8 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
     applied: Counter[int] = Counter()
 
     def service():  # type: ignore[no-untyped-def]
-        counting = CountingApply(
-            HistoryProjection(
-                CatalogueStore(reporting_orm.catalogues),
-                PeerGroupStore(reporting_orm.peer_groups),
-                KeyStore(reporting_orm.api_keys),
-            ).apply
-        )
+        history = reporting_history()
+        counting = CountingApply(history.apply)
         counting.applied = applied
         return build_projection_service(
             database_url=reporting_url,
@@ -138,6 +131,7 @@ async def test_consumer_resumes_after_a_stop_mid_stream_without_loss_or_duplicat
             positions=reporting_orm.consumer_positions,
             dead_letters=reporting_orm.dead_letters,
             apply=counting,
+            finish_batch=history.finish_batch,
         )
 
     async def history_rows(projection) -> int:  # type: ignore[no-untyped-def]

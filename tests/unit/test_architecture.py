@@ -47,3 +47,29 @@ def test_measurements_and_scoring_do_not_import_each_other() -> None:
     for module, other in (("measurements", "kpi_core.scoring"), ("scoring", "kpi_core.measurements")):
         found = [name for _, imported, name in imported_names(core / f"{module}.py") if imported == other]
         assert found == [], f"kpi_core.{module} imports {other}: {found}"
+
+
+SERVICE_PACKAGES = {"kpi_ingest", "kpi_scoring", "kpi_reporting", "kpi_launcher"}
+
+
+def test_common_and_core_name_no_service_above_them() -> None:
+    """kpi_common is what the services share and kpi_core what everything shares: neither imports a
+    service or the launcher (which knows the services through its registry), by name or otherwise."""
+    for package, forbidden in (
+        (ROOT / "services" / "common" / "src", SERVICE_PACKAGES),
+        (ROOT / "shared" / "src", SERVICE_PACKAGES | {"kpi_common"}),
+    ):
+        found = [
+            f"{path.relative_to(ROOT)}: {module}"
+            for path, module, _ in imported_names(package)
+            if module.split(".")[0] in forbidden
+        ]
+        assert found == [], f"{package.relative_to(ROOT)} imports what sits above it: {found}"
+        by_name = [
+            f"{path.relative_to(ROOT)}:{node.lineno}"
+            for path in sorted(package.rglob("*.py"))
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Call)
+            and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in {"import_module", "__import__"}
+        ]
+        assert by_name == [], f"{package.relative_to(ROOT)} imports modules by name: {by_name}"

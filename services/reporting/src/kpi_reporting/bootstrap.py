@@ -30,6 +30,7 @@ def build(settings: Settings) -> Reporting:
     store = CatalogueStore(catalogues)
     units = PeerGroupStore(peer_groups)
     keys = KeyStore(api_keys)
+    history = HistoryProjection(store, units, keys)
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -37,7 +38,8 @@ def build(settings: Settings) -> Reporting:
         replicas=settings.stream_replicas,
         positions=consumer_positions,
         dead_letters=dead_letters,
-        apply=HistoryProjection(store, units, keys).apply,
+        apply=history.apply,
+        finish_batch=history.finish_batch,
         also=[FurtherStream(f"{settings.consumer_name}-scores", SCORES, ScoreHistoryProjection().apply)],
     )
     limiter = FailureLimiter(settings.auth_failures_per_minute)

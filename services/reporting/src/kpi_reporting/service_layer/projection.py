@@ -1,4 +1,6 @@
-"""Applying events to the reporting history: catalogues, measurements and the workflow timeline, in order."""
+"""Applying events to the reporting history: catalogues, measurements and the workflow timeline, in order.
+
+A batch's measurement and timeline rows are written once, at its end (`finish_batch`), in its transaction."""
 
 from __future__ import annotations
 
@@ -34,19 +36,33 @@ class HistoryProjection:
         self.catalogues = catalogues
         self.peer_groups = peer_groups
         self.keys = keys
+        self._session: AsyncSession | None = None
+        self._measurements: list[dict[str, object]] = []
+        self._timeline: list[dict[str, object]] = []
+
+    def _current(self, session: AsyncSession) -> None:
+        if session is not self._session:  # a new batch, or its retry after a rollback
+            self._session, self._measurements, self._timeline = session, [], []
+
+    async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
+        self._current(session)
+        await insert_ignoring_duplicates(session, measurement_history, self._measurements)
+        await insert_ignoring_duplicates(session, timeline, self._timeline)
+        self._session = None
 
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        self._current(session)
         event = decode_event(envelope)
         if isinstance(event, CatalogueVersionRegistered):
             await self.catalogues.store(session, event)
         elif isinstance(event, PeerGroupRegistered):
             await self.peer_groups.store(session, event, envelope.sequence)
         elif isinstance(event, MeasurementRecorded):
-            await insert_ignoring_duplicates(session, measurement_history, _measurement_row(event, envelope))
+            self._measurements.append(_measurement_row(event, envelope))
         elif isinstance(event, ApiKeyGranted | ApiKeyRevoked):
             await self.keys.apply(session, event, envelope.sequence, envelope.time)
         elif isinstance(event, TimelineEvent):
-            await insert_ignoring_duplicates(session, timeline, _timeline_row(event, envelope))
+            self._timeline.append(_timeline_row(event, envelope))
 
 
 def _measurement_row(event: MeasurementRecorded, envelope: EventEnvelope) -> dict[str, object]:

@@ -1,4 +1,5 @@
-"""`kpi-ledger`: run the embedded system, apply migrations, manage API keys, print NATS declarations."""
+"""`kpi-ledger`: run the embedded system, apply migrations, rebuild a projection, verify the log, copy a
+stream, manage API keys, print NATS declarations. The services come from the registry."""
 
 from __future__ import annotations
 
@@ -13,14 +14,26 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from kpi_common import embedded, streams
-from kpi_core.schemas import all_schemas
+from pydantic import ValidationError
 
-DEFAULT_PORTS = {"ingest": 8001, "scoring": 8002, "reporting": 8003}
+from kpi_common import streams
+from kpi_common.db import make_engine, session_factory
+from kpi_common.rebuild import StreamUnavailable
+from kpi_common.rebuild import rebuild as replay
+from kpi_common.sync import follow
+from kpi_core.schemas import all_schemas
+from kpi_ingest import admin
+from kpi_ingest.config import Settings as IngestSettings
+from kpi_ingest.service_layer.audit import verify_log
+from kpi_ingest.service_layer.errors import IngestError
+from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from kpi_launcher import embedded
+from kpi_launcher.registry import PROJECTIONS, SERVICES
 
 
 def _database_url(var_dir: Path, service: str) -> str:
-    return os.environ.get(f"KPI_{service.upper()}_DATABASE_URL") or f"sqlite+aiosqlite:///{var_dir / f'{service}.db'}"
+    configured = os.environ.get(f"{SERVICES[service].env_prefix}DATABASE_URL")
+    return configured or f"sqlite+aiosqlite:///{var_dir / f'{service}.db'}"
 
 
 FIRST_RUN_KEYS = {  # one duty per key: who adjusts does not also publish (four eyes)
@@ -34,8 +47,6 @@ FIRST_RUN_KEYS = {  # one duty per key: who adjusts does not also publish (four 
 
 def _first_run_keys(database_url: str) -> dict[str, str]:
     """On the first start (no key granted yet), one key per duty, granted as events."""
-    from kpi_ingest import admin
-
     embedded.migrate("ingest", database_url)
     if admin.key_count(database_url):
         return {}
@@ -79,9 +90,9 @@ class Supervisor:
 def run(args: argparse.Namespace) -> int:
     var_dir = Path(args.var).resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    ports = {name: int(os.environ.get(f"KPI_{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+    ports = {name: int(os.environ.get(f"{s.env_prefix}PORT", s.default_port)) for name, s in SERVICES.items()}
     nats_port = int(os.environ.get("KPI_NATS_PORT", "4222"))
-    database_urls = {name: _database_url(var_dir, name) for name in embedded.SERVICES}
+    database_urls = {name: _database_url(var_dir, name) for name in SERVICES}
     new_keys = _first_run_keys(database_urls["ingest"])
     print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
     system = embedded.start_system(
@@ -127,7 +138,11 @@ def _logs(var_dir: Path) -> Path:
 
 def migrate(args: argparse.Namespace) -> int:
     var_dir = Path(args.var).resolve()
-    for service in args.services or embedded.SERVICES:
+    unknown = [service for service in args.services if service not in SERVICES]
+    if unknown:
+        print(f"kpi-ledger: no service {', '.join(unknown)} (there are {', '.join(SERVICES)})", file=sys.stderr)
+        return 2
+    for service in args.services or SERVICES:
         embedded.migrate(service, _database_url(var_dir, service))
         print(f"{service}: migrated")
     return 0
@@ -143,10 +158,6 @@ def _key_command(work: Callable[[str], str | None]) -> Callable[[argparse.Namesp
     """Run a key command on ingest's database: its answer on stdout, a refusal on one line, exit 2."""
 
     def command(args: argparse.Namespace) -> int:
-        from pydantic import ValidationError
-
-        from kpi_ingest.service_layer.errors import IngestError
-
         try:
             shown = work(_keys_database(args))
         except IngestError as refused:
@@ -169,8 +180,6 @@ def _split(value: str) -> list[str]:
 
 
 def add_key(args: argparse.Namespace) -> int:
-    from kpi_ingest import admin
-
     def work(url: str) -> str:
         expires = datetime.fromisoformat(args.expires) if args.expires else None
         return admin.grant(url, args.id, _split(args.roles), _split(args.units), _split(args.peer_groups), expires)
@@ -183,14 +192,10 @@ def add_key(args: argparse.Namespace) -> int:
 
 
 def rotate_key(args: argparse.Namespace) -> int:
-    from kpi_ingest import admin
-
     return _key_command(lambda url: admin.rotate(url, args.id))(args)
 
 
 def revoke_key(args: argparse.Namespace) -> int:
-    from kpi_ingest import admin
-
     return _key_command(lambda url: admin.revoke(url, args.id, args.reason))(args)
 
 
@@ -211,8 +216,6 @@ def write_schemas(args: argparse.Namespace) -> int:
 
 
 def sync(args: argparse.Namespace) -> int:
-    from kpi_common.sync import follow
-
     stream = streams.SCORES if args.stream == "scores" else streams.EVENTS
     asyncio.run(follow(args.nats, args.durable, Path(args.out), stream))
     return 0
@@ -220,12 +223,7 @@ def sync(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     """Re-walk ingest's hash chain straight from its database (no service needed)."""
-    from kpi_common.db import make_engine, session_factory
-    from kpi_ingest.config import Settings
-    from kpi_ingest.service_layer.audit import verify_log
-    from kpi_ingest.service_layer.unit_of_work import UnitOfWork
-
-    trusted = frozenset(Settings().trusted_checkpoint_keys)  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS, as the API
+    trusted = frozenset(IngestSettings().trusted_checkpoint_keys)  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS, as the API
 
     async def run() -> dict[str, object]:
         engine = make_engine(args.database_url or _database_url(Path(args.var).resolve(), "ingest"))
@@ -241,20 +239,13 @@ def verify(args: argparse.Namespace) -> int:
 
 def rebuild(args: argparse.Namespace) -> int:
     """Drop a projection and replay it from the stream (stop the service first)."""
-    import importlib
-
-    from kpi_common.rebuild import StreamUnavailable
-    from kpi_common.rebuild import rebuild as replay
-
-    var_dir = Path(args.var).resolve()
-    settings_module = importlib.import_module(f"kpi_{args.service}.config")
-    bootstrap = importlib.import_module(f"kpi_{args.service}.bootstrap")
-    orm = importlib.import_module(f"kpi_{args.service}.adapters.orm")
-    url = args.database_url or _database_url(var_dir, args.service)
+    service = PROJECTIONS[args.service]
+    assert service.projection_service is not None  # what makes it one of PROJECTIONS
+    url = args.database_url or _database_url(Path(args.var).resolve(), args.service)
     embedded.migrate(args.service, url)
-    settings = settings_module.Settings(database_url=url, nats_url=args.nats)
+    settings = service.settings(database_url=url, nats_url=args.nats)
     try:
-        position = asyncio.run(replay(bootstrap.projection_service(settings), orm.metadata, args.nats))
+        position = asyncio.run(replay(service.projection_service(settings), service.metadata, args.nats))
     except StreamUnavailable as unavailable:
         print(f"kpi-ledger: {unavailable}; nothing was emptied", file=sys.stderr)
         return 2
@@ -269,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     run_parser.add_argument("--var", default="var", help="folder for data, logs and keys (default ./var)")
     run_parser.set_defaults(handler=run)
     migrate_parser = commands.add_parser("migrate", help="apply each service's migrations")
-    migrate_parser.add_argument("services", nargs="*", help="ingest, scoring, reporting (default: all)")
+    migrate_parser.add_argument("services", nargs="*", help=f"{', '.join(SERVICES)} (default: all)")
     migrate_parser.add_argument("--var", default="var")
     migrate_parser.set_defaults(handler=migrate)
     key_parser = commands.add_parser("add-key", help="grant an API key (an event); prints the secret once")
@@ -314,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser.add_argument("--var", default="var")
     verify_parser.set_defaults(handler=verify)
     rebuild_parser = commands.add_parser("rebuild", help="drop a projection and replay it from the stream")
-    rebuild_parser.add_argument("service", choices=["scoring", "reporting"])
+    rebuild_parser.add_argument("service", choices=list(PROJECTIONS))
     rebuild_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
     rebuild_parser.add_argument("--database-url", default=None)
     rebuild_parser.add_argument("--var", default="var")

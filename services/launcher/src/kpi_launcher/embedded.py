@@ -1,6 +1,7 @@
 """The embedded default: a real nats-server with JetStream and the three services as processes.
 
-Used by `kpi-ledger run` (what `make run` calls) and by the end-to-end tests.
+Used by `kpi-ledger run` (what `make run` calls) and by the end-to-end tests. What each service is
+(its migrations, its app, its settings' prefix) comes from the registry (`kpi_launcher.registry`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("ingest", "scoring", "reporting")
+from kpi_launcher.registry import SERVICES
 
 
 def free_port() -> int:
@@ -72,10 +73,10 @@ def start_nats(port: int, data_dir: Path, log_file: Path | None = None) -> subpr
 def migrate(service: str, database_url: str) -> None:
     """Apply one service's migrations in a child interpreter (Alembic's env runs its own event loop)."""
     code = (
-        "import sys; from kpi_common.migrations import upgrade; "
-        f"from kpi_{service} import MIGRATIONS_DIR; upgrade(MIGRATIONS_DIR, sys.argv[1])"
+        "import sys; from pathlib import Path; from kpi_common.migrations import upgrade; "
+        "upgrade(Path(sys.argv[1]), sys.argv[2])"
     )
-    subprocess.run([sys.executable, "-c", code, database_url], check=True)
+    subprocess.run([sys.executable, "-c", code, str(SERVICES[service].migrations_dir), database_url], check=True)
 
 
 @dataclass
@@ -97,7 +98,7 @@ def start_service(name: str, port: int, env: dict[str, str], log_file: Path | No
         sys.executable,
         "-m",
         "uvicorn",
-        f"kpi_{name}.entrypoints.api.app:create_app",
+        SERVICES[name].app,
         "--factory",
         "--host",
         "127.0.0.1",
@@ -169,11 +170,11 @@ def start_system(
     try:
         for name in SERVICES:
             migrate(name, database_urls[name])
-        for name in SERVICES:
-            prefix = f"KPI_{name.upper()}_"
+        for name, service in SERVICES.items():
+            prefix = service.env_prefix
             env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": nats_url, **(extra_env or {})}
-            if name == "ingest":
-                env.setdefault(f"{prefix}CHECKPOINT_KEY_FILE", str(var_dir / "checkpoint-key.pem"))
+            for setting, file_name in service.files.items():
+                env.setdefault(f"{prefix}{setting.upper()}", str(var_dir / file_name))
             log_file = log_dir / f"{name}.log" if log_dir else None
             system.services[name] = start_service(name, ports[name], env, log_file)
             wait_ready(system.services[name])

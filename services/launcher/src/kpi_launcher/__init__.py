@@ -1,0 +1,1 @@
+"""kpi-ledger launcher: the `kpi-ledger` command and the embedded system, over the registry of services."""
