@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     print("\nkpi-ledger is running:")
     for name, service in system.services.items():
         print(f"  {name:<10} {service.url}   OpenAPI: {service.url}/docs")
-    print(f"  nats       {system.nats_url}   (stream {streams.STREAM_NAME})")
+    print(f"  nats       {system.nats_url}   (streams {streams.EVENTS.name}, {streams.SCORES.name})")
     if new_keys:
         print("\nAPI keys granted for this installation (shown once; the log keeps only their hashes):")
         for key_id, secret in new_keys.items():
