@@ -82,7 +82,13 @@ def _score_columns(history: bool) -> list[Column[object]]:
 
 
 # Every score line of the score stream: a score as it stood after the log event `sequence`.
-score_lines = Table("score_lines", metadata, *_score_columns(history=True))
+score_lines = Table(
+    "score_lines",
+    metadata,
+    *_score_columns(history=True),
+    # a ranking at a past moment reads only the totals and pillars: by code first, then unit and time
+    Index("ix_score_lines_by_code", "catalogue_id", "version", "period", "stage", "code", "unit_id", "sequence"),
+)
 # The latest line of each score: what rankings and scorecards read now.
 current_scores = Table("current_scores", metadata, *_score_columns(history=False))
 
