@@ -577,6 +577,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         rule="/v1/events/{sequence}/scores",
         status=200,
     ),
+    # --- issue 13: measurement sets, templates and exports ---
+    # --- issue 14: the dashboard ---
 )
 
 ALLOWED, FORBIDDEN, KEY_REQUIRED, KEY_REFUSED = "allowed", "403", "401 key required", "401 key refused"

@@ -137,6 +137,8 @@ POLICY: tuple[Rule, ...] = (
         "evaluator, approver of the event's peer group (for every unit), auditor, admin",
         "an event's lineage can reach every unit of a peer-relative indicator",
     ),
+    # --- issue 13: measurement sets, templates and exports (rows added with their routes) ---
+    # --- issue 14: the dashboard (rows added with its pages) ---
 )
 
 
