@@ -31,6 +31,8 @@ from kpi_core.events import EventEnvelope
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # tries of one failing event before it becomes a dead letter
 REORDER_LIMIT = 10_000  # early events held while waiting for an earlier one, before reading again
+LIVE_BATCH = 500  # events applied in one transaction, at most
+REPLAY_BATCH = 5_000  # in a rebuild: memory-sized, so that a replay scores what a batch touched once
 
 
 class Outcome(enum.Enum):
@@ -94,13 +96,26 @@ class _Reader:
                 await self._js.delete_consumer(self._stream.name, info.name)
             self._subscription = None
 
-    async def next_run(self, position: int, batch: int, timeout: float) -> list[EventEnvelope]:
+    async def _fetch(self, batch: int, timeout: float, stop: asyncio.Event) -> list[Any]:
+        """What the stream has, waiting up to `timeout` for some; nothing once `stop` is set (a
+        shutdown does not wait out the fetch)."""
+        fetching = asyncio.ensure_future(self._subscription.fetch(batch, timeout=timeout))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not fetching.done():
+            fetching.cancel()
+            await asyncio.gather(fetching, return_exceptions=True)
+            return []
+        try:
+            return list(fetching.result())
+        except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
+            return []
+
+    async def next_run(self, position: int, batch: int, timeout: float, stop: asyncio.Event) -> list[EventEnvelope]:
         """The consecutive events after `position` available now (waits up to `timeout` for some)."""
         if position + 1 not in self._early:
-            try:
-                messages = await self._subscription.fetch(batch, timeout=timeout)
-            except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
-                messages = []
+            messages = await self._fetch(batch, timeout, stop)
             for message in messages:
                 try:
                     envelope = EventEnvelope.from_bytes(message.data)
@@ -127,7 +142,7 @@ async def run_consumer(
     projection: Projection,
     stop: asyncio.Event,
     *,
-    batch: int = 500,
+    batch: int = LIVE_BATCH,
     fetch_timeout: float = 1.0,
     retry_delay: float = 0.5,
     stream: Stream = EVENTS,
@@ -139,7 +154,7 @@ async def run_consumer(
     attempts: dict[int, int] = {}
     try:
         while not stop.is_set():
-            run = await reader.next_run(position, batch, fetch_timeout)
+            run = await reader.next_run(position, batch, fetch_timeout, stop)
             if not run:
                 if reader.waiting > REORDER_LIMIT:  # an earlier event is missing from what was read: read again
                     log.warning("%s: %s events wait for %s; reading again", name, reader.waiting, position + 1)
@@ -173,6 +188,7 @@ class StreamFollower:
     ) -> None:
         self._nats_url, self._name, self._projection, self._replicas = nats_url, name, projection, replicas
         self.stream = stream
+        self.batch = LIVE_BATCH
         self.stop = asyncio.Event()
         self.nats: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -195,7 +211,7 @@ class StreamFollower:
                     self.nats = await connect(self._nats_url, f"kpi-{self._name}")
                 js = self.nats.jetstream()
                 await ensure_stream(js, self._replicas, self.stream)
-                await run_consumer(js, self._name, self._projection, self.stop, stream=self.stream)
+                await run_consumer(js, self._name, self._projection, self.stop, batch=self.batch, stream=self.stream)
             except Exception as error:
                 log.warning("%s consumer: %s: %s; retrying", self._name, type(error).__name__, error)
                 with contextlib.suppress(TimeoutError):

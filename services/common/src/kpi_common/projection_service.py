@@ -6,6 +6,7 @@ A service follows the event log (its `tracking`, `follower`) and possibly furthe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,8 +57,7 @@ class ProjectionService:
                 raise ConnectionError("not connected to NATS")
 
     async def close(self) -> None:
-        for following in self.followings:
-            await following.follower.close()
+        await asyncio.gather(*(following.follower.close() for following in self.followings))
         await self.engine.dispose()
 
 
@@ -66,6 +66,7 @@ class FurtherStream:
     consumer: str
     stream: Stream
     apply: Apply
+    finish_batch: FinishBatch | None = None
 
 
 def build_projection_service(
@@ -83,10 +84,13 @@ def build_projection_service(
 ) -> ProjectionService:
     engine = make_engine(database_url)
     sessions = session_factory(engine)
-    tracking = TrackedProjection(sessions, consumer, positions, dead_letters, apply, finish_batch, committed)
+    turns = asyncio.Lock()
+    tracking = TrackedProjection(sessions, consumer, positions, dead_letters, apply, finish_batch, committed, turns)
     further = []
     for extra in also:
-        extra_tracking = TrackedProjection(sessions, extra.consumer, positions, dead_letters, extra.apply)
+        extra_tracking = TrackedProjection(
+            sessions, extra.consumer, positions, dead_letters, extra.apply, extra.finish_batch, turns=turns
+        )
         follower = StreamFollower(nats_url, extra.consumer, extra_tracking, replicas, extra.stream)
         further.append(Following(extra.stream, extra_tracking, follower))
     return ProjectionService(

@@ -16,6 +16,7 @@ import time
 from nats.js.errors import NotFoundError
 from sqlalchemy import MetaData, delete
 
+from kpi_common.consumer import REPLAY_BATCH
 from kpi_common.messaging import connect
 from kpi_common.projection_service import ProjectionService
 from kpi_common.streams import EVENTS, Stream
@@ -55,11 +56,13 @@ async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str,
             if not table.info.get("kept_on_rebuild"):
                 await session.execute(delete(table))
         await session.commit()
+    for following in followings:
+        following.follower.batch = REPLAY_BATCH
     service.start()
     started = time.monotonic()
     try:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.1)
             async with service.sessions() as session:
                 positions = [await following.tracking.position(session) for following in followings]
             position, target = positions[0], targets[0]

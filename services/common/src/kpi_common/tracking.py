@@ -6,6 +6,7 @@ or below the position is done already; the position is written once per batch.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert, select, update
@@ -51,16 +52,26 @@ class TrackedProjection:
         apply: Apply,
         finish_batch: FinishBatch | None = None,
         committed: Callable[[], None] | None = None,
+        turns: asyncio.Lock | None = None,
     ) -> None:
         self._sessions, self.consumer = sessions, consumer
         self._positions, self._dead_letters, self._apply = positions, dead_letters, apply
         self._finish_batch, self._committed = finish_batch, committed
+        # Shared by the projections of one service: their batches take turns in the process instead
+        # of waiting on the database's lock (SQLite's busy handler sleeps up to 100 ms a try).
+        self._turns = turns or asyncio.Lock()
 
     async def position(self, session: AsyncSession, *, lock: bool = False) -> int:
         """The last applied sequence; with `lock`, held until the transaction ends, so two instances
         of one consumer can never apply the same event twice."""
-        query = select(self._positions.c.last_sequence).where(self._positions.c.consumer == self.consumer)
-        found = await session.scalar(query.with_for_update() if lock else query)
+        mine = self._positions.c.consumer == self.consumer
+        if lock:
+            # A write first, which holds the row (as FOR UPDATE would) and, on SQLite, the database's
+            # write lock: two followers of one database (reporting follows two streams) then take
+            # turns, where a transaction that read first could not write after the other committed.
+            unchanged = self._positions.c.last_sequence
+            await session.execute(update(self._positions).where(mine).values(last_sequence=unchanged))
+        found = await session.scalar(select(self._positions.c.last_sequence).where(mine))
         return int(found) if found is not None else 0
 
     async def _advance(self, session: AsyncSession, previous: int, sequence: int) -> None:
@@ -80,6 +91,10 @@ class TrackedProjection:
     async def apply_batch(self, envelopes: Sequence[EventEnvelope]) -> BatchResult:
         """Consecutive events in one transaction, the position written once at the end. When one
         fails, the transaction is rolled back and the events before it are applied again alone."""
+        async with self._turns:
+            return await self._apply_batch(envelopes)
+
+    async def _apply_batch(self, envelopes: Sequence[EventEnvelope]) -> BatchResult:
         async with self._sessions() as session:
             last = await self.position(session, lock=True)
             todo = [envelope for envelope in envelopes if envelope.sequence > last]
@@ -91,7 +106,7 @@ class TrackedProjection:
                     await self._apply(session, envelope)
                 except Exception as error:
                     await session.rollback()
-                    applied = await self.apply_batch(todo[:index]) if index else BatchResult(0)
+                    applied = await self._apply_batch(todo[:index]) if index else BatchResult(0)
                     return BatchResult(applied.applied, error)
             if todo:
                 if self._finish_batch is not None:
@@ -103,7 +118,7 @@ class TrackedProjection:
             return BatchResult(len(todo))
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
-        async with self._sessions() as session:
+        async with self._turns, self._sessions() as session:
             last = await self.position(session, lock=True)
             if envelope.sequence != last + 1:
                 return

@@ -31,6 +31,7 @@ def build(settings: Settings) -> Reporting:
     units = PeerGroupStore(peer_groups)
     keys = KeyStore(api_keys)
     history = HistoryProjection(store, units, keys)
+    scores = ScoreHistoryProjection()
     service = build_projection_service(
         database_url=settings.database_url,
         nats_url=settings.nats_url,
@@ -40,7 +41,7 @@ def build(settings: Settings) -> Reporting:
         dead_letters=dead_letters,
         apply=history.apply,
         finish_batch=history.finish_batch,
-        also=[FurtherStream(f"{settings.consumer_name}-scores", SCORES, ScoreHistoryProjection().apply)],
+        also=[FurtherStream(f"{settings.consumer_name}-scores", SCORES, scores.apply, scores.finish_batch)],
     )
     limiter = FailureLimiter(settings.auth_failures_per_minute)
     return Reporting(service, store, units, ResultCache(), KeyCache(keys, service.sessions), limiter)

@@ -44,17 +44,45 @@ def _row(line: ScoreLine) -> dict[str, Any]:
 
 
 class ScoreHistoryProjection:
+    """Batch-native: a batch's lines, current scores and frozen rankings are gathered as its events
+    are applied and written once, at its end (`finish_batch`), in its transaction."""
+
+    def __init__(self) -> None:
+        self._session: AsyncSession | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lines: list[dict[str, Any]] = []
+        self._latest: dict[tuple[Any, ...], dict[str, Any]] = {}  # one row per score: the batch's last line
+        self._frozen: list[dict[str, Any]] = []
+        self._answers_through = 0
+
+    def _current(self, session: AsyncSession) -> None:
+        if session is not self._session:  # a new batch, or its retry after a rollback
+            self._session = session
+            self._reset()
+
     async def apply(self, session: AsyncSession, envelope: EventEnvelope) -> None:
+        self._current(session)
         event = decode_score_event(envelope.type, envelope.data)
         if isinstance(event, ScoresChanged):
-            rows = [_row(line) for line in event.scores]
-            await insert_ignoring_duplicates(session, score_lines, rows)
-            latest = {tuple(row[name] for name in SCORE_KEY): row for row in rows}  # one row per score per statement
-            await upsert(session, current_scores, list(latest.values()), key=SCORE_KEY)
+            for line in event.scores:
+                row = _row(line)
+                self._lines.append(row)
+                self._latest[tuple(row[name] for name in SCORE_KEY)] = row
         elif isinstance(event, ResultFrozen):
-            await insert_ignoring_duplicates(session, frozen_results, _frozen_row(event))
+            self._frozen.append(_frozen_row(event))
         if event is not None:
-            await _answered(session, event.answers_through)
+            self._answers_through = max(self._answers_through, event.answers_through)
+
+    async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
+        self._current(session)
+        await insert_ignoring_duplicates(session, score_lines, self._lines)
+        await upsert(session, current_scores, list(self._latest.values()), key=SCORE_KEY)
+        await insert_ignoring_duplicates(session, frozen_results, self._frozen)
+        if self._answers_through:
+            await _answered(session, self._answers_through)
+        self._session = None
 
 
 def _frozen_row(event: ResultFrozen) -> dict[str, Any]:

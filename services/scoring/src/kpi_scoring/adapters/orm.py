@@ -54,6 +54,9 @@ scores = Table(
 )
 
 # Lineage: every change of a score, with the event that caused it (an event links to every score it affected).
+# Written with the score log, in the same transaction: the score log's lines, queryable. Like the
+# score log it is scoring's record of what it published, so a rebuild keeps it (a replay of
+# published events re-derives the scores, not the lines).
 score_changes = Table(
     "score_changes",
     metadata,
@@ -66,6 +69,7 @@ score_changes = Table(
     Column("status", String(20), nullable=False),
     Column("max_points", String(40), nullable=True),
     Column("explanation", Text, nullable=False),
+    info={"kept_on_rebuild": True},
 )
 
 # The rankings publications froze (from the log's older publications, or computed here at the cut).

@@ -5,22 +5,31 @@ indicator is peer-relative, it changes that indicator (and ancestors) for every 
 same catalogue version, period and stage. Every score that changed is handed to the score log
 (`score_log.ScoreLog`), and a publication's ranking is frozen from the scores as they stand when
 its event is applied: exactly the scores of every event before it.
+
+Two ways of applying, one result. Live, each measurement rescores what it changed at once, so
+every score line carries the exact event that changed it (what `as_of` reads). In a replay of
+events the score log has already published (a rebuild), the lines and their lineage exist:
+measurements are only folded in, the scores they touch are marked, and each marked unit is scored
+once, when the batch ends or a publication needs the scores as they stand (`_settle`). The rows
+written are the same: the same codes, each with the last event that touched it, with the points
+of the same inputs.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.auth import KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
-from kpi_common.db import upsert
+from kpi_common.db import insert_ignoring_duplicates, upsert
 from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue
 from kpi_core.events import (
@@ -55,6 +64,16 @@ PeriodInputs = dict[str, dict[str, RecordedInputs]]
 MAX_CACHED_PERIODS = 64  # periods (catalogue version × period × stage) kept in memory between batches
 
 
+@dataclass
+class _Unsettled:
+    """What replayed measurements touched in one scope and is not scored yet."""
+
+    catalogue: Catalogue
+    scope: dict[str, Any]
+    rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (unit, code) -> the last event touching it
+    leaves: dict[str, set[str]] = field(default_factory=dict)  # unit -> the leaves to score again
+
+
 class _TransactionInputs:
     """What a batch reads and writes, kept in memory for its one transaction (nothing else writes
     these rows meanwhile): the inputs and scores of the periods it touches, read once, and the rows
@@ -74,6 +93,7 @@ class _TransactionInputs:
         self.pending_measurements: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.pending_scores: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.pending_changes: list[dict[str, Any]] = []
+        self.unsettled: dict[tuple[Any, ...], _Unsettled] = {}  # scope -> what a replay folded in, unscored
 
     def _current(self, session: AsyncSession) -> None:
         if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
@@ -91,6 +111,7 @@ class _TransactionInputs:
         if not goes_on or len(self._periods) > MAX_CACHED_PERIODS:
             self._reset()
         self.pending_measurements, self.pending_scores, self.pending_changes = {}, {}, []
+        self.unsettled = {}
         self._committed_through = None
 
     def finished(self, last_sequence: int) -> None:
@@ -121,8 +142,7 @@ class _TransactionInputs:
         scope_columns = ["catalogue_id", "version", "period", "stage", "unit_id"]
         await upsert(session, measurements, list(self.pending_measurements.values()), key=[*scope_columns, "indicator"])
         await upsert(session, scores, list(self.pending_scores.values()), key=[*scope_columns, "code"])
-        if self.pending_changes:
-            await session.execute(insert(score_changes), self.pending_changes)
+        await insert_ignoring_duplicates(session, score_changes, self.pending_changes)
         self.pending_measurements, self.pending_scores, self.pending_changes = {}, {}, []
 
 
@@ -139,6 +159,7 @@ class ScoreProjection:
 
     async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
         """The batch's rows, written once, then its score events."""
+        await self._settle(session)
         await self._inputs.flush(session)
         await self.log.finish_batch(session, last_sequence)
         self._inputs.finished(last_sequence)
@@ -169,6 +190,7 @@ class ScoreProjection:
         stand now (every event before this one applied, none after). Publications recorded before
         scoring froze rankings carry their own, which is kept as it is."""
         ranking = event.ranking
+        await self._settle(session)
         await self._inputs.flush(session)  # the scores as they stand, in the table the ranking reads
         if not ranking:
             catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
@@ -265,13 +287,72 @@ class ScoreProjection:
             envelope.sequence,
             event.not_applicable_reason,
         )
-        await self._rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
+        published = envelope.sequence <= await self.log.published_through(session)
+        rescore = self._fold if published else self._rescore
+        await rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
         if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
             following = {**scope, "period": event.period + 1}  # next year's score reads this year's value
             next_year = await self._inputs.period(session, catalogue, following)
             peer_codes = {leaf.code for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
             if next_year.get(event.unit_id) or any(peer_codes & set(inputs) for inputs in next_year.values()):
-                await self._rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
+                await rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
+
+    async def _touched(
+        self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, indicator: str
+    ) -> tuple[list[str], list[str]]:
+        """The units and codes one measurement can change: its indicator and ancestors, for its unit
+        or, when the indicator is peer-relative, for every unit of the period that has inputs."""
+        node = catalogue.node(indicator)
+        every_unit = await self._inputs.period(session, catalogue, scope)
+        everyone = node is not None and is_peer_relative(node.rule)
+        return (sorted(every_unit) if everyone else [unit]), _with_ancestors(catalogue, indicator)
+
+    async def _fold(
+        self,
+        session: AsyncSession,
+        catalogue: Catalogue,
+        scope: dict[str, Any],
+        unit: str,
+        indicator: str,
+        envelope: EventEnvelope,
+    ) -> None:
+        """Replay: mark what the measurement touched; `_settle` scores it."""
+        units, codes = await self._touched(session, catalogue, scope, unit, indicator)
+        key = tuple(scope.values())
+        unsettled = self._inputs.unsettled.get(key)
+        if unsettled is None:
+            unsettled = self._inputs.unsettled[key] = _Unsettled(catalogue, scope)
+        for touched_unit in units:
+            unsettled.leaves.setdefault(touched_unit, set()).add(indicator)
+            for code in codes:
+                unsettled.rows[(touched_unit, code)] = envelope.sequence
+
+    async def _settle(self, session: AsyncSession) -> None:
+        """Score what a replayed batch touched: each touched leaf of a unit once, from the inputs as
+        they stand (a unit not scored yet in this run: all of it, once)."""
+        for scope_key, unsettled in self._inputs.unsettled.items():
+            catalogue, scope = unsettled.catalogue, unsettled.scope
+            every_unit = await self._inputs.period(session, catalogue, scope)
+            period_inputs = every_unit
+            if _uses_previous_period(catalogue):
+                earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
+                period_inputs = with_previous_period(catalogue, every_unit, earlier)
+            peers = self._inputs.peers[scope_key] = _all_peers(catalogue, period_inputs)
+            for unit, leaves in unsettled.leaves.items():
+                unit_inputs, before = period_inputs.get(unit, {}), self._inputs.scores.get((*scope_key, unit))
+                if before is None:
+                    unit_score = score_unit(catalogue, unit, unit_inputs, peers)
+                else:
+                    unit_score = before
+                    for leaf in sorted(leaves):
+                        unit_score = rescore_leaf(catalogue, unit_score, leaf, unit_inputs.get(leaf), peers.get(leaf))
+                self._inputs.scores[(*scope_key, unit)] = unit_score
+            stored = await self._inputs.stored_points(session, scope)
+            for (unit, code), sequence in unsettled.rows.items():
+                (row,) = _score_rows(catalogue, self._inputs.scores[(*scope_key, unit)], [code], scope, sequence)
+                stored[(unit, code)] = row["points_exact"]
+                self._inputs.pending_scores[(*scope_key, unit, code)] = row
+        self._inputs.unsettled = {}
 
     async def _rescore(
         self,
@@ -284,11 +365,13 @@ class ScoreProjection:
     ) -> None:
         """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
         when the indicator is peer-relative, for every unit of the period."""
+        if self._inputs.unsettled:  # a batch that goes on past what was published: the folded part first
+            await self._settle(session)
         sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         node = catalogue.node(indicator)
         everyone = node is not None and is_peer_relative(node.rule)
         every_unit = await self._inputs.period(session, catalogue, scope)
-        scored_units = sorted(every_unit) if everyone else [unit]
+        scored_units, affected = await self._touched(session, catalogue, scope, unit, indicator)
         period_inputs = every_unit
         if _uses_previous_period(catalogue):
             earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
@@ -300,7 +383,6 @@ class ScoreProjection:
         peer = None
         if node is not None and everyone:
             peer = peers[indicator] = peer_stats(node, period_inputs)
-        affected = _with_ancestors(catalogue, indicator)
         rows = []
         for scored_unit in scored_units:
             key = (*scope_key, scored_unit)

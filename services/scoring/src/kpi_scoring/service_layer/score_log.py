@@ -59,10 +59,25 @@ class ScoreLog:
         self._first = 0
         self._lines: list[ScoreLine] = []
         self._frozen: list[ResultFrozen] = []
+        self._log_head: tuple[int, int] | None = None
 
     def _current(self, session: AsyncSession) -> None:
         if session is not self._session:  # a new batch, or its retry after a rollback: start afresh
             self._session, self._first, self._lines, self._frozen = session, 0, [], []
+            self._log_head = None
+
+    async def _head(self, session: AsyncSession) -> tuple[int, int]:
+        """(the last score event's number, the highest log sequence the score log answers)."""
+        self._current(session)
+        if self._log_head is None:
+            query = select(func.max(score_log.c.sequence), func.max(score_log.c.answers_through))
+            row = (await session.execute(query)).one()
+            self._log_head = int(row[0] or 0), int(row[1] or 0)
+        return self._log_head
+
+    async def published_through(self, session: AsyncSession) -> int:
+        """Every score line of the log events up to here is already in the score log (a replay)."""
+        return (await self._head(session))[1]
 
     def saw(self, session: AsyncSession, sequence: int) -> None:
         self._current(session)
@@ -77,10 +92,7 @@ class ScoreLog:
         self._frozen.append(frozen)
 
     async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
-        self._current(session)
-        query = select(func.max(score_log.c.sequence), func.max(score_log.c.answers_through))
-        row = (await session.execute(query)).one()
-        number, published_through = int(row[0] or 0), int(row[1] or 0)
+        number, published_through = await self._head(session)
         if last_sequence > published_through:
             before = max(published_through, (self._first or last_sequence) - 1)
             events = list(_events(self._lines, self._frozen, published_through, before, last_sequence))
