@@ -1,4 +1,5 @@
-"""Rebuild: dropping the scoring and reporting projections and replaying the stream gives identical results."""
+"""Rebuild: replaying the stream into a fresh database and swapping it in gives identical results; a
+rebuild that cannot finish leaves the service's database exactly as it was."""
 
 from __future__ import annotations
 
@@ -159,3 +160,45 @@ def test_rebuilt_projections_equal_the_live_ones(
         b'"rankings"' in answer or b'"code"' in answer or b'"sequence"' in answer for answer in answers["sqlite"]
     )
     assert answers["sqlite"] == answers["postgresql"]
+
+
+def rebuild(name: str, nats_url: str, database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", name, "--nats", nats_url]
+    return subprocess.run([*command, "--database-url", database_url, *options], capture_output=True, text=True)
+
+
+def test_a_rebuild_that_cannot_finish_changes_nothing(system: tuple[RunningSystem, dict[str, str]]) -> None:
+    running, urls = system
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    posted = running.ingest.post("/v1/catalogues", json=fixture_catalogue("mini-relative@1.0"), headers=admin)
+    assert posted.status_code == 201, posted.text
+    last = 0
+    for index, unit in enumerate(("quan-1", "quan-3", "thu-duc")):
+        last = measure(running, index, 2024, unit, "5.1", {"a": index + 2})
+    running.wait_until_projected(last, SCOPE)
+    running.wait_for(
+        lambda: running.scoring.get("/v1/units/thu-duc/scores/5.1", params=SCOPE).json().get("as_of_sequence") == last
+    )
+    nats_url, database_url = running.system.nats_url, urls["scoring"]
+    leftover = Path(database_url.split("///", 1)[1] + ".rebuilding")
+
+    in_use = rebuild("scoring", nats_url, database_url)  # the service still runs
+    assert in_use.returncode == 1, in_use.stdout
+    assert "stop the service" in in_use.stderr and "left as it was" in in_use.stderr
+    assert not leftover.exists()
+
+    embedded.stop(running.system.services["scoring"].process)
+    before = tables(database_url)
+    assert before["scores"] and before["score_log"]
+    timed_out = rebuild("scoring", nats_url, database_url, "--timeout", "0")
+    assert timed_out.returncode == 1 and "did not catch up" in timed_out.stderr
+    no_nats = rebuild("scoring", f"nats://127.0.0.1:{embedded.free_port()}", database_url)
+    assert no_nats.returncode == 2 and "nothing was changed" in no_nats.stderr
+    assert "Traceback" not in in_use.stderr + timed_out.stderr + no_nats.stderr
+    assert tables(database_url) == before
+    assert not leftover.exists()
+
+    done = rebuild("scoring", nats_url, database_url)
+    assert done.returncode == 0, done.stderr
+    assert f"up to sequence {last}" in done.stdout
+    assert tables(database_url) == before

@@ -2,10 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+
 import nats
 from nats.aio.client import Client
 
+log = logging.getLogger("kpi_ledger.nats")
 
-async def connect(url: str, name: str) -> Client:
+
+async def connect(url: str, name: str, *, keep_trying: bool = True) -> Client:
+    """A connection that reconnects for ever (or, with `keep_trying=False`, two quick attempts per
+    server: for a probe that must answer soon). Connection errors are one line each, not a traceback."""
+
+    async def error(problem: Exception) -> None:
+        log.warning("NATS (%s): %s: %s", name, type(problem).__name__, problem or "no answer")
+
     servers = [server.strip() for server in url.split(",") if server.strip()]
-    return await nats.connect(servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5)
+    if not keep_trying:
+        return await nats.connect(
+            servers=servers,
+            name=name,
+            allow_reconnect=False,
+            max_reconnect_attempts=1,  # nats-py gives up on a server after more than this many tries (0: never)
+            reconnect_time_wait=0.2,
+            error_cb=error,
+            connect_timeout=5,
+        )
+    return await nats.connect(
+        servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=error
+    )

@@ -1,10 +1,12 @@
-"""Rebuild a projection from its streams: empty its tables, replay every event, stop when caught up.
+"""Rebuild a projection from its streams: replay every event into a fresh database, swap it in.
 
-Run it with the service stopped. A table marked `info={"kept_on_rebuild": True}` is the service's
-own record (scoring's score log: what it already published must keep its sequence) and is kept.
-The replay goes through exactly the same loop, tracking and handlers as live operation (the loop
-reads each stream from the projection's position, 0 after the emptying).
-Nothing is emptied unless NATS and the streams answer first.
+Run it with the service stopped (the swap refuses while the database is open). A table marked
+`info={"kept_on_rebuild": True}` is the service's own record (scoring's score log: what it already
+published must keep its sequence) and is copied over as it is. The replay goes through the same
+loop, tracking and handlers as live operation (the loop reads each stream from the projection's
+position, 0 in the fresh database), in memory-sized batches. Nothing is created unless NATS and
+the streams answer first, and the service's database is untouched until the replay has reached
+the head of every stream.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 
 from nats.js.errors import NotFoundError
-from sqlalchemy import MetaData, delete
+from sqlalchemy import MetaData, insert, select
 
 from kpi_common.consumer import REPLAY_BATCH
+from kpi_common.db import make_engine
+from kpi_common.fresh_database import create_empty, drop, fresh_url, swap
 from kpi_common.messaging import connect
 from kpi_common.projection_service import ProjectionService
 from kpi_common.streams import EVENTS, Stream
 from kpi_core.events import EventEnvelope
+
+COPY_CHUNK = 1_000  # rows of a kept table copied per statement
 
 
 class StreamUnavailable(RuntimeError):
@@ -30,9 +37,10 @@ class StreamUnavailable(RuntimeError):
 async def last_event_sequence(nats_url: str, stream: Stream = EVENTS) -> int:
     """The sequence of the last event on the stream (0 when it is empty); raises StreamUnavailable."""
     try:
-        client = await asyncio.wait_for(connect(nats_url, "kpi-rebuild-probe"), timeout=10)
+        client = await asyncio.wait_for(connect(nats_url, "kpi-rebuild-probe", keep_trying=False), timeout=10)
     except Exception as error:
-        raise StreamUnavailable(f"NATS at {nats_url} does not answer ({type(error).__name__}: {error})") from None
+        reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        raise StreamUnavailable(f"NATS at {nats_url} does not answer ({reason})") from None
     try:
         js = client.jetstream()
         try:
@@ -47,22 +55,55 @@ async def last_event_sequence(nats_url: str, stream: Stream = EVENTS) -> int:
         await client.close()
 
 
-async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str, timeout: float = 3600.0) -> int:
-    """Returns the position reached (the last event sequence applied)."""
+async def rebuild(
+    build: Callable[[str], ProjectionService],
+    metadata: MetaData,
+    nats_url: str,
+    database_url: str,
+    migrate: Callable[[str], None],
+    timeout: float = 3600.0,
+) -> int:
+    """Replay the streams into a fresh database, then swap it in; returns the position reached (the
+    last event sequence applied). Whatever fails before the swap leaves the service's database as
+    it was (the fresh one is dropped)."""
+    fresh = fresh_url(database_url)
+    service = build(fresh)
+    targets = [await last_event_sequence(nats_url, following.stream) for following in service.followings]  # first
+    await create_empty(fresh)
+    try:
+        migrate(fresh)
+        await _copy_kept(metadata, database_url, service)
+        position = await _replay(service, targets, timeout)
+        await swap(database_url, fresh)
+    except BaseException:
+        await drop(fresh)
+        raise
+    return position
+
+
+async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionService) -> None:
+    """The tables a rebuild keeps (a service's own record, such as scoring's score log), copied over."""
+    kept = [table for table in metadata.sorted_tables if table.info.get("kept_on_rebuild")]
+    source = make_engine(database_url)
+    try:
+        async with source.connect() as reading, service.sessions() as writing:
+            for table in kept:
+                rows = await reading.stream(select(table))
+                async for chunk in rows.mappings().partitions(COPY_CHUNK):
+                    await writing.execute(insert(table), [dict(row) for row in chunk])
+            await writing.commit()
+    finally:
+        await source.dispose()
+
+
+async def _replay(service: ProjectionService, targets: list[int], timeout: float) -> int:
     followings = service.followings
-    targets = [await last_event_sequence(nats_url, following.stream) for following in followings]  # first
-    async with service.sessions() as session:
-        for table in reversed(metadata.sorted_tables):
-            if not table.info.get("kept_on_rebuild"):
-                await session.execute(delete(table))
-        await session.commit()
     for following in followings:
         following.follower.batch = REPLAY_BATCH
     service.start()
     started = time.monotonic()
     try:
         while True:
-            await asyncio.sleep(0.1)
             async with service.sessions() as session:
                 positions = [await following.tracking.position(session) for following in followings]
             position, target = positions[0], targets[0]
@@ -73,7 +114,8 @@ async def rebuild(service: ProjectionService, metadata: MetaData, nats_url: str,
             if all(reached >= goal for reached, goal in zip(positions, targets, strict=True)):
                 print(file=sys.stderr)
                 return position
-            if elapsed > timeout:
+            if elapsed >= timeout:
                 raise TimeoutError(f"the rebuild did not catch up within {timeout} s (at {position} of {target})")
+            await asyncio.sleep(0.1)
     finally:
         await service.close()

@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from kpi_common import streams
 from kpi_common.db import make_engine, session_factory
+from kpi_common.fresh_database import DatabaseInUse
+from kpi_common.projection_service import ProjectionService
 from kpi_common.rebuild import StreamUnavailable
 from kpi_common.rebuild import rebuild as replay
 from kpi_common.sync import follow
@@ -238,18 +240,31 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
-    """Drop a projection and replay it from the stream (stop the service first)."""
+    """Replay a projection from the stream into a fresh database and swap it in (stop the service first)."""
     service = PROJECTIONS[args.service]
-    assert service.projection_service is not None  # what makes it one of PROJECTIONS
+    build = service.projection_service
+    assert build is not None  # what makes it one of PROJECTIONS
     url = args.database_url or _database_url(Path(args.var).resolve(), args.service)
     embedded.migrate(args.service, url)
-    settings = service.settings(database_url=url, nats_url=args.nats)
+
+    def projection(database_url: str) -> ProjectionService:
+        return build(service.settings(database_url=database_url, nats_url=args.nats))
+
+    def migrate(database_url: str) -> None:
+        embedded.migrate(args.service, database_url)
+
+    started = time.perf_counter()
     try:
-        position = asyncio.run(replay(service.projection_service(settings), service.metadata, args.nats))
+        position = asyncio.run(replay(projection, service.metadata, args.nats, url, migrate, args.timeout))
     except StreamUnavailable as unavailable:
-        print(f"kpi-ledger: {unavailable}; nothing was emptied", file=sys.stderr)
+        print(f"kpi-ledger: {unavailable}; nothing was changed", file=sys.stderr)
         return 2
-    print(f"{args.service}: rebuilt from the stream up to sequence {position}")
+    except (TimeoutError, DatabaseInUse) as failed:
+        print(f"\nkpi-ledger: {failed}; the {args.service} database was left as it was", file=sys.stderr)
+        return 1
+    seconds = time.perf_counter() - started
+    rate = f", {position / seconds:,.0f} events/s" if seconds else ""
+    print(f"{args.service}: rebuilt from the stream up to sequence {position} in {seconds:.2f} s{rate}")
     return 0
 
 
@@ -304,11 +319,14 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
     verify_parser.add_argument("--var", default="var")
     verify_parser.set_defaults(handler=verify)
-    rebuild_parser = commands.add_parser("rebuild", help="drop a projection and replay it from the stream")
+    rebuild_parser = commands.add_parser(
+        "rebuild", help="replay a projection from the stream into a fresh database and swap it in"
+    )
     rebuild_parser.add_argument("service", choices=list(PROJECTIONS))
     rebuild_parser.add_argument("--nats", default=os.environ.get("KPI_NATS_URL", "nats://127.0.0.1:4222"))
     rebuild_parser.add_argument("--database-url", default=None)
     rebuild_parser.add_argument("--var", default="var")
+    rebuild_parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before giving up (default 1 h)")
     rebuild_parser.set_defaults(handler=rebuild)
     args = parser.parse_args(argv)
     return int(args.handler(args))
