@@ -26,7 +26,7 @@ from kpi_common.sync import follow
 from kpi_core.schemas import all_schemas
 from kpi_ingest import admin
 from kpi_ingest.config import Settings as IngestSettings
-from kpi_ingest.service_layer.audit import verify_log
+from kpi_ingest.service_layer.audit import verify_log, verify_with_stream
 from kpi_ingest.service_layer.errors import IngestError
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_launcher import embedded
@@ -224,13 +224,18 @@ def sync(args: argparse.Namespace) -> int:
 
 
 def verify(args: argparse.Namespace) -> int:
-    """Re-walk ingest's hash chain straight from its database (no service needed)."""
-    trusted = frozenset(IngestSettings().trusted_checkpoint_keys)  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS, as the API
+    """Re-walk ingest's hash chain straight from its database (no service needed) and compare it with
+    the event stream on NATS (`--nats`; `--no-stream` to skip)."""
+    settings = IngestSettings()  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS and KPI_INGEST_NATS_URL, as the API
+    trusted = frozenset(settings.trusted_checkpoint_keys)
 
     async def run() -> dict[str, object]:
         engine = make_engine(args.database_url or _database_url(Path(args.var).resolve(), "ingest"))
+        uow = UnitOfWork(session_factory(engine))
         try:
-            return (await verify_log(UnitOfWork(session_factory(engine)), trusted)).as_dict()
+            if args.no_stream:
+                return (await verify_log(uow, trusted, stream_unavailable="--no-stream")).as_dict()
+            return (await verify_with_stream(uow, trusted, args.nats or settings.nats_url)).as_dict()
         finally:
             await engine.dispose()
 
@@ -315,9 +320,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the event log (default), or the scores scoring computed from it (KPI_SCORES)",
     )
     sync_parser.set_defaults(handler=sync)
-    verify_parser = commands.add_parser("verify", help="verify the event log's hash chain and checkpoints")
+    verify_parser = commands.add_parser(
+        "verify", help="verify the event log's hash chain and checkpoints, and compare it with the stream"
+    )
     verify_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
     verify_parser.add_argument("--var", default="var")
+    verify_parser.add_argument("--nats", default=None, help="NATS holding the stream (default KPI_INGEST_NATS_URL)")
+    verify_parser.add_argument("--no-stream", action="store_true", help="only the database (says so in the report)")
     verify_parser.set_defaults(handler=verify)
     rebuild_parser = commands.add_parser(
         "rebuild", help="replay a projection from the stream into a fresh database and swap it in"

@@ -1,15 +1,25 @@
-"""Verifying the hash chain and signing checkpoints of its head."""
+"""Verifying the hash chain and signing checkpoints of its head.
+
+The chain proves the log consistent with itself; two witnesses outside the database prove it is the
+log that was written: signed checkpoints (a trusted key's signature over a head), and the stream on
+NATS, which holds a copy of every event relayed. A forger who rewrites events and recomputes every
+hash, or deletes the last events and winds the counter back, leaves a database that agrees with
+itself but not with the stream.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from kpi_common.messaging import connect
 from kpi_common.signing import Signer, signature_is_valid
+from kpi_common.stream_reading import StreamMissing, stream_messages
 from kpi_core.assessment import submission_windows
 from kpi_core.audit import ChainVerifier, checkpoint_statement
-from kpi_core.events import AuditCheckpointSigned, PeriodClosed, UnitReopened, decode_event
+from kpi_core.events import AuditCheckpointSigned, EventEnvelope, PeriodClosed, UnitReopened, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.handlers import Recorded, Submission, append_once
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -24,6 +34,8 @@ class VerifyReport:
     head_sha256: str
     first_break: dict[str, Any] | None = None
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    stream: dict[str, Any] = field(default_factory=lambda: {"compared": False})
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -37,12 +49,20 @@ class VerifyReport:
             "head_sha256": self.head_sha256,
             "first_break": self.first_break,
             "checkpoints": self.checkpoints,
+            "stream": self.stream,
+            "warnings": self.warnings,
         }
 
 
-async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = frozenset()) -> VerifyReport:
+async def verify_log(
+    uow: UnitOfWork,
+    trusted_public_keys: frozenset[str] = frozenset(),
+    stream: AsyncIterable[list[bytes]] | None = None,
+    stream_unavailable: str | None = None,
+) -> VerifyReport:
     """Re-walk the whole log; report the first break (an edited event, a stored column that disagrees
-    with it, a missing event, events missing after the last one) and every signed checkpoint."""
+    with it, a missing event, events missing after the last one, an event that differs from its copy
+    on the stream or is missing while the stream holds it) and every signed checkpoint."""
     verifier = ChainVerifier()
     after, count = 0, 0
     while verifier.first_break is None:
@@ -80,6 +100,24 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
                 }
     else:
         report.first_break = vars(verifier.first_break)
+    if stream_unavailable is not None:
+        report.stream = {"compared": False, "reason": stream_unavailable}
+    elif stream is not None and report.first_break is None:
+        try:
+            report.first_break, report.stream = await compare_with_stream(uow, stream, sequence)
+        except StreamMissing as missing:
+            report.stream = {"compared": False, "reason": str(missing)}
+    if not trusted_public_keys:
+        report.warnings.append(
+            "no trusted checkpoint key is configured (KPI_INGEST_TRUSTED_CHECKPOINT_KEYS): a checkpoint "
+            "signed with any key passes, so a history rewritten and signed again would too"
+        )
+    if not report.stream["compared"]:
+        report.warnings.append(
+            "the log was not compared with the stream: a history rewritten with every hash recomputed, "
+            "or cut short with the counter wound back, is found only by that comparison"
+            + (f" ({report.stream['reason']})" if "reason" in report.stream else "")
+        )
     for own_sequence, checkpoint in verifier.checkpoints:
         signed = signature_is_valid(
             checkpoint.public_key,
@@ -99,6 +137,48 @@ async def verify_log(uow: UnitOfWork, trusted_public_keys: frozenset[str] = froz
             }
         )
     return report
+
+
+async def compare_with_stream(
+    uow: UnitOfWork, stream: AsyncIterable[list[bytes]], head_sequence: int
+) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """Each event copy on the stream against the stored event of its sequence (the walk has shown
+    each stored hash true to its event). Events not relayed yet are simply not on the stream."""
+    messages, last_on_stream = 0, 0
+    async for payloads in stream:
+        copies = [(EventEnvelope.from_bytes(data).sequence, hashlib.sha256(data).hexdigest()) for data in payloads]
+        messages += len(copies)
+        low, high = min(sequence for sequence, _ in copies), max(sequence for sequence, _ in copies)
+        last_on_stream = max(last_on_stream, high)
+        async with uow:
+            stored = {row[0]: row[2] for row in await uow.events.chain_rows(low - 1, high - low + 1)}
+        for sequence, digest in copies:
+            if sequence > head_sequence:
+                problem = "the stream holds events the database does not: the log was cut after its last event"
+                found = {"sequence": head_sequence + 1, "problem": problem, "expected": f"{sequence}"}
+                return {**found, "found": f"{head_sequence}"}, _compared(messages, last_on_stream)
+            if stored.get(sequence) != digest:
+                problem = "the stored event differs from its copy on the stream"
+                found = {"sequence": sequence, "problem": problem, "expected": digest}
+                return {**found, "found": str(stored.get(sequence))}, _compared(messages, last_on_stream)
+    return None, _compared(messages, last_on_stream)
+
+
+async def verify_with_stream(uow: UnitOfWork, trusted_public_keys: frozenset[str], nats_url: str) -> VerifyReport:
+    """`verify_log` with the stream on NATS as a witness; when NATS does not answer, the report says so."""
+    try:
+        client = await connect(nats_url, "kpi-ingest-verify", keep_trying=False)
+    except Exception as error:
+        unavailable = f"NATS at {nats_url} does not answer: {type(error).__name__}"
+        return await verify_log(uow, trusted_public_keys, stream_unavailable=unavailable)
+    try:
+        return await verify_log(uow, trusted_public_keys, stream_messages(client))
+    finally:
+        await client.close()
+
+
+def _compared(messages: int, last_sequence: int) -> dict[str, Any]:
+    return {"compared": True, "messages": messages, "last_sequence": last_sequence}
 
 
 def _period_event(stored: StoredEvent) -> PeriodClosed | UnitReopened:

@@ -138,6 +138,10 @@ class ChainReport(BaseModel):
     head_sha256: str
     first_break: ChainBreak | None
     checkpoints: list[CheckpointCheck]
+    stream: dict[str, Any] = Field(
+        description="the comparison with the event stream on NATS: compared (bool), messages, last_sequence, reason"
+    )
+    warnings: list[str] = Field(description="what this verification could not prove, and why")
 
 
 class CheckpointSigned(BaseModel):

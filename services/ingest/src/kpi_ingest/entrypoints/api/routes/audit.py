@@ -17,9 +17,10 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"])
 
 @router.get("/verify", response_model=ChainReport)
 async def verify(key: AuditorKey, ingest: IngestDep) -> dict[str, Any]:
-    """Re-walk the event log's hash chain; report the first break and every signed checkpoint (auditor key)."""
+    """Re-walk the event log's hash chain and compare it with the event stream; report the first break,
+    every signed checkpoint, and what could not be proven (auditor key)."""
     trusted = frozenset(ingest.settings.trusted_checkpoint_keys)
-    return (await audit.verify_log(ingest.uow(), trusted)).as_dict()
+    return (await audit.verify_with_stream(ingest.uow(), trusted, ingest.settings.nats_url)).as_dict()
 
 
 @router.post(
