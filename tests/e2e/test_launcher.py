@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -89,3 +91,43 @@ def test_ingest_stays_ready_without_nats_and_a_projection_without_it_is_not(tmp_
         )
     finally:
         running.system.stop()
+
+
+def start_run(var_dir: Path) -> subprocess.Popen[str]:
+    """`kpi-ledger run` in a session of its own (as a terminal runs it: Ctrl-C reaches the whole group)."""
+    env = {**os.environ, "KPI_NATS_PORT": str(embedded.free_port())}
+    env |= {f"{service.env_prefix}PORT": str(embedded.free_port()) for service in SERVICES.values()}
+    command = [sys.executable, "-m", "kpi_launcher.cli", "run", "--var", str(var_dir)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "Ctrl-C stops everything" in line:
+            return process
+    raise AssertionError(f"kpi-ledger run ended before it was running (exit {process.wait()})")
+
+
+def stopped_by_ctrl_c(process: subprocess.Popen[str]) -> str:
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+    return output
+
+
+@pytest.mark.parametrize("nats_first", [False, True], ids=["running", "nats-already-gone"])
+def test_ctrl_c_stops_everything_without_a_traceback(tmp_path: Path, nats_first: bool) -> None:
+    process = start_run(tmp_path / "var")
+    if nats_first:  # the services are reconnecting when they are asked to stop: a drain would raise
+        nats = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "nats-server"], capture_output=True, text=True)
+        for pid in nats.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)
+        time.sleep(2)
+    output = stopped_by_ctrl_c(process)
+    assert "kpi-ledger: stopping" in output
+    logs = {path.name: path.read_text() for path in (tmp_path / "var" / "logs").glob("*.log")}
+    assert set(logs) >= {"ingest.log", "scoring.log", "reporting.log"}
+    for name, text in {"kpi-ledger run": output, **logs}.items():
+        assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
+    leftover = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "processes left after Ctrl-C"

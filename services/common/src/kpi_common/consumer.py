@@ -24,7 +24,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
-from kpi_common.messaging import connect
+from kpi_common.messaging import close_quietly, connect
 from kpi_common.streams import EVENTS, Stream, ensure_stream
 from kpi_core.events import EventEnvelope
 
@@ -225,5 +225,4 @@ class StreamFollower:
             if not done:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
-        if self.nats is not None and not self.nats.is_closed:
-            await self.nats.drain()
+        await close_quietly(self.nats)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import nats
@@ -31,3 +32,16 @@ async def connect(url: str, name: str, *, keep_trying: bool = True) -> Client:
     return await nats.connect(
         servers=servers, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5, error_cb=error
     )
+
+
+async def close_quietly(client: Client | None) -> None:
+    """Drain a connection that is up (what was sent is delivered); close one that is down or
+    reconnecting (a drain would raise): a shutdown never ends in a traceback."""
+    if client is None or client.is_closed:
+        return
+    if client.is_connected:
+        with contextlib.suppress(Exception):
+            await client.drain()
+            return
+    with contextlib.suppress(Exception):
+        await client.close()

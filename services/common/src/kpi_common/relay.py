@@ -68,7 +68,7 @@ from nats.js import JetStreamContext
 from nats.js.api import Header, PubAck
 from nats.js.errors import APIError, NotFoundError
 
-from kpi_common.messaging import connect
+from kpi_common.messaging import close_quietly, connect
 from kpi_core.events import EventEnvelope
 
 log = logging.getLogger(__name__)
@@ -393,5 +393,4 @@ class Relay:
     async def stop(self) -> None:
         self._stop.set()
         self.wake.set()
-        if self.nats is not None and not self.nats.is_closed:
-            await self.nats.drain()
+        await close_quietly(self.nats)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kpi_common.consumer import BatchResult, run_consumer
-from kpi_common.messaging import connect
+from kpi_common.messaging import close_quietly, connect
 from kpi_common.streams import EVENTS, Stream, ensure_stream
 from kpi_core.events import EventEnvelope
 
@@ -72,4 +72,4 @@ async def follow(nats_url: str, durable: str, out: Path, stream: Stream = EVENTS
         await ensure_stream(client.jetstream(), stream=stream)
         await run_consumer(client.jetstream(), durable, copy, stop, stream=stream)
     finally:
-        await client.drain()
+        await close_quietly(client)

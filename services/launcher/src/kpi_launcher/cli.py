@@ -97,37 +97,37 @@ def run(args: argparse.Namespace) -> int:
     database_urls = {name: _database_url(var_dir, name) for name in SERVICES}
     new_keys = _first_run_keys(database_urls["ingest"])
     print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
-    system = embedded.start_system(
-        var_dir,
-        ports=ports,
-        nats_port=nats_port,
-        database_urls=database_urls,
-        log_dir=_logs(var_dir),
-    )
-    print("\nkpi-ledger is running:")
-    for name, service in system.services.items():
-        print(f"  {name:<10} {service.url}   OpenAPI: {service.url}/docs")
-    print(f"  nats       {system.nats_url}   (streams {streams.EVENTS.name}, {streams.SCORES.name})")
-    if new_keys:
-        print("\nAPI keys granted for this installation (shown once; the log keeps only their hashes):")
-        for key_id, secret in new_keys.items():
-            print(f"  {key_id:<14} {secret}")
-    print("\nCtrl-C stops everything.")
+    try:
+        system = embedded.start_system(
+            var_dir, ports=ports, nats_port=nats_port, database_urls=database_urls, log_dir=_logs(var_dir)
+        )
+    except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped (start_system)
+        print("\nkpi-ledger: stopped before every service was ready", file=sys.stderr)
+        return 130
     stopping = False
 
     def _stop(_signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGINT, _stop)  # from here on, Ctrl-C is a request to stop, not an exception
     signal.signal(signal.SIGTERM, _stop)
     supervisor = Supervisor(system)
     try:
+        print("\nkpi-ledger is running:")
+        for name, service in system.services.items():
+            print(f"  {name:<10} {service.url}   OpenAPI: {service.url}/docs")
+        print(f"  nats       {system.nats_url}   (streams {streams.EVENTS.name}, {streams.SCORES.name})")
+        if new_keys:
+            print("\nAPI keys granted for this installation (shown once; the log keeps only their hashes):")
+            for key_id, secret in new_keys.items():
+                print(f"  {key_id:<14} {secret}")
+        print("\nCtrl-C stops everything.", flush=True)
         while not stopping:
             supervisor.check(time.monotonic())
             time.sleep(0.5)
     finally:
-        print("\nkpi-ledger: stopping")
+        print("\nkpi-ledger: stopping", flush=True)
         system.stop()
     return 0
 
