@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common import streams
 from kpi_common.migrations import upgrade
+from kpi_common.projection_metrics import projection_probe
 from kpi_common.projection_service import ProjectionService, build_projection_service
 from kpi_core.events import EventEnvelope, MeasurementRecorded, envelope_for
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
@@ -66,6 +67,12 @@ def reporting(nats_url: str, tmp_path: Path, wrap: Callable[[Apply], Apply] | No
     )
 
 
+async def scraped(service: ProjectionService) -> dict[str, float]:
+    """The consumer's metrics as Prometheus reads them (one consumer here: name -> value)."""
+    families = await projection_probe(service, orm.dead_letters)()
+    return {family.name: family.samples[0].value for family in families}
+
+
 async def position(service: ProjectionService) -> int:
     async with service.sessions() as session:
         return await service.tracking.position(session)
@@ -88,8 +95,15 @@ async def test_an_event_that_reaches_the_stream_late_is_waited_for_and_nothing_b
         await wait_until(await at(5))
         await asyncio.sleep(12)  # past the old nak window: 20 deliveries, 0.5 s apart
         assert await position(service) == 5
+        assert service.follower.stats.stalled_for() >= 10  # what metrics and, past a minute, readiness show
+        waiting = await scraped(service)
+        assert waiting["kpi_consumer_position"] == 5 and waiting["kpi_consumer_lag_events"] > 0
+        assert waiting["kpi_consumer_stalled_seconds"] >= 10 and waiting["kpi_consumer_lag_seconds"] >= 10
         await publish(nats_url, [6])
         await wait_until(await at(30), timeout=10)
+        caught_up = await scraped(service)
+        assert caught_up["kpi_consumer_lag_events"] == 0 and caught_up["kpi_consumer_stalled_seconds"] == 0
+        assert caught_up["kpi_consumer_applied_events"] == 30
         async with service.sessions() as session:
             rows = await session.scalar(select(func.count()).select_from(orm.measurement_history))
         assert rows == 30

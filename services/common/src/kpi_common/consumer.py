@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,6 +72,24 @@ def reading_config(after: int, stream: Stream = EVENTS) -> ConsumerConfig:
         inactive_threshold=30.0,
         filter_subject=stream.subjects[0],
     )
+
+
+@dataclass
+class FollowerStats:
+    """What a follower did since it started, for metrics and readiness."""
+
+    applied: int = 0  # events applied
+    rereads: int = 0  # times the stream was read again from the position (a gap, a failure)
+    retries: int = 0  # failed attempts of an event
+    dead_lettered: int = 0
+    stuck_since: float | None = None  # monotonic time since events wait that could not be applied
+
+    def stuck(self) -> None:
+        if self.stuck_since is None:
+            self.stuck_since = time.monotonic()
+
+    def stalled_for(self) -> float:
+        return time.monotonic() - self.stuck_since if self.stuck_since is not None else 0.0
 
 
 class _Reader:
@@ -146,8 +165,10 @@ async def run_consumer(
     fetch_timeout: float = 1.0,
     retry_delay: float = 0.5,
     stream: Stream = EVENTS,
+    stats: FollowerStats | None = None,
 ) -> None:
     """Apply the stream to a projection until `stop` is set; returns after committing the batch in hand."""
+    stats = stats or FollowerStats()
     reader = _Reader(js, name, stream)
     position = await projection.last_applied()
     await reader.open(position)
@@ -156,25 +177,38 @@ async def run_consumer(
         while not stop.is_set():
             run = await reader.next_run(position, batch, fetch_timeout, stop)
             if not run:
+                if not reader.waiting:
+                    stats.stuck_since = None  # caught up
+                    continue
+                stats.stuck()  # later events are here, the next one is not
                 if reader.waiting > REORDER_LIMIT:  # an earlier event is missing from what was read: read again
                     log.warning("%s: %s events wait for %s; reading again", name, reader.waiting, position + 1)
+                    stats.rereads += 1
                     await reader.open(position)
                 continue
             result = await projection.apply_batch(run)
             position += result.applied
+            stats.applied += result.applied
+            if result.applied:
+                stats.stuck_since = None
             if result.failed is None:
                 continue
+            stats.stuck()
+            stats.retries += 1
             failing = run[result.applied]
             attempts[failing.sequence] = attempts.get(failing.sequence, 0) + 1
             if attempts[failing.sequence] >= MAX_ATTEMPTS:
                 log.error("%s: event %s failed %s times; dead-lettered", name, failing.sequence, MAX_ATTEMPTS)
                 await projection.skip(failing, f"{type(result.failed).__name__}: {result.failed}")
+                stats.dead_lettered += 1
+                stats.stuck_since = None
                 attempts.pop(failing.sequence)
                 position = await projection.last_applied()
             else:
                 log.warning("%s: event %s failed (%s), will retry", name, failing.sequence, result.failed)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=retry_delay)
+            stats.rereads += 1
             await reader.open(position)  # what followed the failing event is read again
     finally:
         await reader.close()
@@ -189,9 +223,14 @@ class StreamFollower:
         self._nats_url, self._name, self._projection, self._replicas = nats_url, name, projection, replicas
         self.stream = stream
         self.batch = LIVE_BATCH
+        self.stats = FollowerStats()
         self.stop = asyncio.Event()
         self.nats: Any = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     @property
     def connected(self) -> bool:
@@ -211,7 +250,9 @@ class StreamFollower:
                     self.nats = await connect(self._nats_url, f"kpi-{self._name}")
                 js = self.nats.jetstream()
                 await ensure_stream(js, self._replicas, self.stream)
-                await run_consumer(js, self._name, self._projection, self.stop, batch=self.batch, stream=self.stream)
+                await run_consumer(
+                    js, self._name, self._projection, self.stop, batch=self.batch, stream=self.stream, stats=self.stats
+                )
             except Exception as error:
                 log.warning("%s consumer: %s: %s; retrying", self._name, type(error).__name__, error)
                 with contextlib.suppress(TimeoutError):

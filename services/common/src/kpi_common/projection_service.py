@@ -18,6 +18,8 @@ from kpi_common.db import make_engine, session_factory
 from kpi_common.streams import EVENTS, Stream
 from kpi_common.tracking import Apply, FinishBatch, TrackedProjection
 
+STALLED_AFTER_SECONDS = 60.0  # events wait and none could be applied for this long: not ready
+
 
 @dataclass(frozen=True)
 class Following:
@@ -55,6 +57,9 @@ class ProjectionService:
                 raise RuntimeError(f"the consumer of {following.stream.name} is not running")
             if not following.follower.connected:
                 raise ConnectionError("not connected to NATS")
+            stalled = following.follower.stats.stalled_for()
+            if stalled > STALLED_AFTER_SECONDS:
+                raise RuntimeError(f"the consumer of {following.stream.name} has not moved for {stalled:.0f} s")
 
     async def close(self) -> None:
         await asyncio.gather(*(following.follower.close() for following in self.followings))

@@ -311,6 +311,8 @@ class Relay:
         self.nats: Client | None = None
         self._js: tuple[Client, PipelinedJetStream] | None = None
         self._stream_ensured: Client | None = None  # the connection the stream was last declared on
+        self.published = 0  # rows that left the outbox since the start (for metrics)
+        self.failures = 0  # passes that failed (NATS or the database unavailable, a mismatch)
 
     async def run(self) -> None:
         failures = 0
@@ -326,6 +328,7 @@ class Relay:
                 if isinstance(error, NotFoundError):
                     self._stream_ensured = None  # the stream went away: declare it again
                 failures += 1
+                self.failures += 1
                 delay = min(self._max_backoff, 0.5 * 2 ** min(failures - 1, 10))
                 level = logging.ERROR if isinstance(error, StreamMismatch) else logging.WARNING
                 log.log(
@@ -366,6 +369,7 @@ class Relay:
             async with self._write_lock:
                 await self._source.mark_published(up_to)
         marked = sum(1 for message in pending if message.sequence <= up_to)
+        self.published += marked
         if result.failure is not None and not is_out_of_place(result.failure):
             if marked == 0:
                 raise result.failure
