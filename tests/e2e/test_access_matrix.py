@@ -336,10 +336,11 @@ def fixed(payload: dict[str, Any]) -> Body:
 
 
 def health(service: str) -> list[Endpoint]:
-    return [
-        Endpoint(f"{service} GET {path}", service, "GET", path, DOCUMENT, status=200)
-        for path in ("/healthz", "/readyz")
-    ]
+    paths = ("/healthz", "/readyz", "/metrics") if service in METRICS else ("/healthz", "/readyz")
+    return [Endpoint(f"{service} GET {path}", service, "GET", path, DOCUMENT, status=200) for path in paths]
+
+
+METRICS = {"scoring"}  # the services serving /metrics
 
 
 INDICATOR = "/v1/catalogues/vn-dti-province/versions/1.0/indicators/1.6"

@@ -41,6 +41,7 @@ PUBLIC = "anyone, no key"
 POLICY: tuple[Rule, ...] = (
     Rule("all", "GET", "/healthz", PUBLIC, "load balancers and operators probe it"),
     Rule("all", "GET", "/readyz", PUBLIC, "load balancers and operators probe it"),
+    Rule("scoring", "GET", "/metrics", PUBLIC, "Prometheus scrapes it: counts and positions, no unit's figures"),
     Rule("ingest", "GET", "/v1/catalogues", PUBLIC, "the official rules are public documents"),
     Rule("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", PUBLIC, "public documents"),
     Rule("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}/indicators/{code}", PUBLIC, "public"),

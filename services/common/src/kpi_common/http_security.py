@@ -37,7 +37,7 @@ ALWAYS = {
 }
 CORS_METHODS = ("GET", "HEAD", "POST")
 CORS_REQUEST_HEADERS = ("Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "If-None-Match")
-CORS_RESPONSE_HEADERS = ("ETag", "Retry-After", "Idempotent-Replayed", "Content-Disposition")
+CORS_RESPONSE_HEADERS = ("ETag", "Retry-After", "Idempotent-Replayed", "Content-Disposition", "X-Request-Id")
 
 
 def install_http_security(

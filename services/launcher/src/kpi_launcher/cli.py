@@ -96,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     nats_port = int(os.environ.get("KPI_NATS_PORT", "4222"))
     database_urls = {name: _database_url(var_dir, name) for name in SERVICES}
     new_keys = _first_run_keys(database_urls["ingest"])
+    os.environ.setdefault("KPI_LOG_FORMAT", "json")  # the services' logs: one JSON object a line
     print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
     try:
         system = embedded.start_system(

@@ -13,11 +13,16 @@ from kpi_common.access import StaffKey, UnpublishedUnitReader, require_read
 from kpi_common.as_of import LARGEST_SEQUENCE, AsOf
 from kpi_common.health import health_router
 from kpi_common.http_security import install_http_security
+from kpi_common.observability import install_observability
 from kpi_common.openapi import install_openapi
+from kpi_common.outbox_metrics import outbox_probe
 from kpi_common.problems import Problem, install_problem_handlers
+from kpi_common.projection_metrics import projection_probe
 from kpi_common.projection_service import ProjectionService
 from kpi_common.scope import ScopeDep
+from kpi_common.streams import SCORES
 from kpi_scoring import views
+from kpi_scoring.adapters.orm import dead_letters, score_log, score_outbox
 from kpi_scoring.bootstrap import build
 from kpi_scoring.config import Settings
 from kpi_scoring.entrypoints.api.contracts import Score, ScoreChange
@@ -90,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.scoring = scoring.service
         app.state.keys, app.state.auth_failures = scoring.keys, scoring.auth_failures
         app.state.peer_group_of = scoring.catalogues.peer_group_lookup(scoring.service.sessions)
+        app.state.metrics.probe(projection_probe(scoring.service, dead_letters))
+        sessions = scoring.service.sessions
+        app.state.metrics.probe(outbox_probe(sessions, score_outbox, score_log, scoring.relay, SCORES.name))
         relaying = None
         if settings.run_consumer:
             app.state.scoring.start()
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
+    install_observability(app, "scoring")
 
     async def database() -> None:
         await app.state.scoring.check_database()
