@@ -7,7 +7,7 @@ PACKAGES := shared services/common services/ingest services/scoring services/rep
 SOURCES := shared/src services/common/src services/ingest/src services/scoring/src services/reporting/src \
 	services/launcher/src
 
-.PHONY: install run test lint unit integration e2e bench clean
+.PHONY: install run test lint unit integration e2e bench faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,9 @@ e2e: install
 bench: install
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.full_year
+
+faults: install
+	$(BIN)/python -m tests.e2e.faults --seeds 10
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
