@@ -376,9 +376,28 @@ def unit_score_of(
 ) -> UnitScore:
     """A unit's score as scoring recorded it (only what ever changed is recorded): every other leaf
     is missing and every other node has 0 points, which is what `score_unit` gives them."""
+    missing, nothing = _nothing_recorded(catalogue)
     return UnitScore(
         unit,
-        {leaf.code: indicators.get(leaf.code) or unscored(leaf) for leaf in catalogue.leaves()},
-        {node.code: node_points.get(node.code, Fraction(0)) for node in catalogue.nodes},
+        {**missing, **{code: score for code, score in indicators.items() if code in missing}},
+        {**nothing, **{code: points for code, points in node_points.items() if code in nothing}},
         total if total is not None else Fraction(0),
     )
+
+
+_NOTHING_RECORDED: dict[int, tuple[Catalogue, dict[str, IndicatorScore], dict[str, Fraction]]] = {}
+
+
+def _nothing_recorded(catalogue: Catalogue) -> tuple[dict[str, IndicatorScore], dict[str, Fraction]]:
+    """Every leaf missing and every node at 0 points: the same for every unit of a catalogue, so made
+    once per catalogue object (kept beside it, so a reused id never finds another's); the scores
+    are frozen, so they can be shared."""
+    found = _NOTHING_RECORDED.get(id(catalogue))
+    if found is None or found[0] is not catalogue:
+        if len(_NOTHING_RECORDED) > 64:
+            _NOTHING_RECORDED.clear()
+        leaves = {leaf.code: unscored(leaf) for leaf in catalogue.leaves()}
+        nodes = {node.code: Fraction(0) for node in catalogue.nodes}
+        found = _NOTHING_RECORDED[id(catalogue)] = catalogue, leaves, nodes
+    _, missing, nothing = found
+    return dict(missing), dict(nothing)
