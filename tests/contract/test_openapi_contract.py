@@ -6,6 +6,7 @@ body are what the operation documents, for success and for problem+json errors a
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -307,3 +308,33 @@ def test_seeded_requests_get_the_documented_answers(system: RunningSystem, event
             if operation.method.upper() == "GET"
         }
         assert gets - exercised[service] == set(), service
+
+
+def last_sequence(system: RunningSystem) -> int:
+    after, last = 0, 0
+    while True:
+        page = system.ingest.get("/v1/events", params={"after": after, "limit": 1000}, headers=bearer(system, "admin"))
+        events = page.json()["events"]
+        last = events[-1]["sequence"] if events else last
+        if len(events) < 1000:
+            return last
+        after = page.json()["next_after"]
+
+
+def test_every_command_accepted_above_was_published_and_applied_in_time(system: RunningSystem) -> None:
+    """Issue 15: whatever the generated requests got stored (the cases above, with valid keys) is on
+    the stream and applied by scoring and reporting within 30 s, with no dead letter anywhere: no
+    accepted command is a poison event."""
+    head = last_sequence(system)
+    assert head > 1
+
+    def applied() -> bool:
+        ranking = system.reporting.get("/v1/rankings", params=SCOPE, headers=bearer(system, "admin"))
+        scoring = system.scoring.get("/metrics").text
+        position = f'kpi_consumer_position{{consumer="scoring",stream="KPI_EVENTS"}} {float(head)}'
+        return ranking.status_code == 200 and ranking.json()["as_of_sequence"] >= head and position in scoring
+
+    system.wait_for(applied, timeout=30)
+    for service, table in (("ingest", "outbox"), ("scoring", "dead_letters"), ("reporting", "dead_letters")):
+        with sqlite3.connect(system.database_urls[service].split("///", 1)[1]) as connection:
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), (service, table)
