@@ -134,7 +134,7 @@ def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int,
     started = time.perf_counter()
     command = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", service, "--nats", nats_url]
     done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True, check=True)
-    found = re.search(r"up to sequence (\d+) in ([\d.]+) s", done.stdout)
+    found = re.search(r"up to sequence (\d+): replayed in ([\d.]+) s", done.stdout)
     assert found, done.stdout
     return float(found.group(2)), int(found.group(1)), time.perf_counter() - started
 

@@ -15,6 +15,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
 from sqlalchemy import MetaData, insert, select
@@ -55,6 +56,13 @@ async def last_event_sequence(nats_url: str, stream: Stream = EVENTS) -> int:
         await client.close()
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    position: int  # the last event sequence applied
+    prepare_seconds: float  # the fresh database created, migrated, the kept tables copied
+    replay_seconds: float  # from the first event read to the head of every stream
+
+
 async def rebuild(
     build: Callable[[str], ProjectionService],
     metadata: MetaData,
@@ -62,23 +70,25 @@ async def rebuild(
     database_url: str,
     migrate: Callable[[str], None],
     timeout: float = 3600.0,
-) -> int:
-    """Replay the streams into a fresh database, then swap it in; returns the position reached (the
-    last event sequence applied). Whatever fails before the swap leaves the service's database as
-    it was (the fresh one is dropped)."""
+) -> Rebuilt:
+    """Replay the streams into a fresh database, then swap it in. Whatever fails before the swap
+    leaves the service's database as it was (the fresh one is dropped)."""
     fresh = fresh_url(database_url)
     service = build(fresh)
     targets = [await last_event_sequence(nats_url, following.stream) for following in service.followings]  # first
+    started = time.monotonic()
     await create_empty(fresh)
     try:
         migrate(fresh)
         await _copy_kept(metadata, database_url, service)
+        prepared = time.monotonic()
         position = await _replay(service, targets, timeout)
+        replayed = time.monotonic()
         await swap(database_url, fresh)
     except BaseException:
         await drop(fresh)
         raise
-    return position
+    return Rebuilt(position, prepared - started, replayed - prepared)
 
 
 async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionService) -> None:

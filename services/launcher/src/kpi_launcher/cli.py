@@ -259,18 +259,19 @@ def rebuild(args: argparse.Namespace) -> int:
     def migrate(database_url: str) -> None:
         embedded.migrate(args.service, database_url)
 
-    started = time.perf_counter()
     try:
-        position = asyncio.run(replay(projection, service.metadata, args.nats, url, migrate, args.timeout))
+        done = asyncio.run(replay(projection, service.metadata, args.nats, url, migrate, args.timeout))
     except StreamUnavailable as unavailable:
         print(f"kpi-ledger: {unavailable}; nothing was changed", file=sys.stderr)
         return 2
     except (TimeoutError, DatabaseInUse) as failed:
         print(f"\nkpi-ledger: {failed}; the {args.service} database was left as it was", file=sys.stderr)
         return 1
-    seconds = time.perf_counter() - started
-    rate = f", {position / seconds:,.0f} events/s" if seconds else ""
-    print(f"{args.service}: rebuilt from the stream up to sequence {position} in {seconds:.2f} s{rate}")
+    rate = f", {done.position / done.replay_seconds:,.0f} events/s" if done.replay_seconds else ""
+    print(
+        f"{args.service}: rebuilt from the stream up to sequence {done.position}: replayed in "
+        f"{done.replay_seconds:.2f} s{rate}, {done.prepare_seconds:.2f} s to prepare the fresh database"
+    )
     return 0
 
 
