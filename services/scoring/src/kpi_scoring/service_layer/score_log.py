@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.subjects import score_subject
 from kpi_core.events import EventEnvelope
 from kpi_core.score_events import SCORE_SOURCE, PeerExtremes, ResultFrozen, ScoreEvent, ScoreLine, ScoresChanged
 from kpi_scoring.adapters.orm import score_log, score_outbox
@@ -138,6 +139,6 @@ async def _write(session: AsyncSession, number: int, events: list[ScoreEvent]) -
                 "envelope": envelope.to_bytes().decode("utf-8"),
             }
         )
-        outbox_rows.append({"sequence": envelope.sequence, "nats_subject": event.nats_subject()})
+        outbox_rows.append({"sequence": envelope.sequence, "nats_subject": score_subject(event)})
     await session.execute(insert(score_log), log_rows)
     await session.execute(insert(score_outbox), outbox_rows)
