@@ -41,6 +41,8 @@ e2e: install
 bench: install
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.full_year
+	$(BIN)/python -m tests.bench.bulk
+	$(BIN)/python -m tests.bench.dashboard
 
 faults: install
 	$(BIN)/python -m tests.e2e.faults --seeds 10

@@ -157,6 +157,22 @@ def seeded_requests(event: int) -> list[Seeded]:
     return [
         Seeded("ingest", "GET", "/healthz", 200),
         Seeded("ingest", "GET", "/readyz", 200),
+        Seeded("ingest", "GET", "/metrics", 200),
+        Seeded(
+            "ingest",
+            "GET",
+            "/v1/catalogues/{catalogue_id}/versions/{version}/template.csv",
+            200,
+            path_parameters={"catalogue_id": "mini-dti", "version": "1.0"},
+        ),
+        Seeded(
+            "ingest",
+            "GET",
+            "/v1/catalogues/{catalogue_id}/versions/{version}/template.xlsx",
+            200,
+            path_parameters={"catalogue_id": "mini-dti", "version": "1.0"},
+            query={"unit": "gia-lai", "period": 2024},
+        ),
         Seeded("ingest", "GET", "/v1/catalogues", 200),
         Seeded("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", 200, path_parameters=mini),
         Seeded("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", 200, path_parameters=national),
@@ -205,6 +221,7 @@ def seeded_requests(event: int) -> list[Seeded]:
         Seeded("ingest", "GET", "/v1/events/{sequence}", 404, "admin", path_parameters={"sequence": 2**40}),
         Seeded("scoring", "GET", "/healthz", 200),
         Seeded("scoring", "GET", "/readyz", 200),
+        Seeded("scoring", "GET", "/metrics", 200),
         Seeded("scoring", "GET", "/v1/units/{unit}/scores", 200, "admin", path_parameters=gia_lai, query=SCOPE),
         Seeded(
             "scoring",
@@ -253,6 +270,12 @@ def seeded_requests(event: int) -> list[Seeded]:
         Seeded("scoring", "GET", "/v1/events/{sequence}/scores", 200, "admin", path_parameters={"sequence": event}),
         Seeded("reporting", "GET", "/healthz", 200),
         Seeded("reporting", "GET", "/readyz", 200),
+        Seeded("reporting", "GET", "/metrics", 200),
+        Seeded("reporting", "GET", "/v1/rankings.xlsx", 200, "admin", query=SCOPE),
+        Seeded("reporting", "GET", "/v1/rankings.sdmx.csv", 200, "admin", query=SCOPE),
+        Seeded(
+            "reporting", "GET", "/v1/units/{unit}/scorecard.xlsx", 200, "admin", path_parameters=gia_lai, query=SCOPE
+        ),
         Seeded("reporting", "GET", "/v1/rankings", 200, "admin", query=SCOPE),
         Seeded("reporting", "GET", "/v1/rankings", 200, "admin", query={**SCOPE, "pillar": "3"}),
         Seeded("reporting", "GET", "/v1/rankings", 404, query={**SCOPE, "stage": "published"}),

@@ -336,11 +336,8 @@ def fixed(payload: dict[str, Any]) -> Body:
 
 
 def health(service: str) -> list[Endpoint]:
-    paths = ("/healthz", "/readyz", "/metrics") if service in METRICS else ("/healthz", "/readyz")
+    paths = ("/healthz", "/readyz", "/metrics")
     return [Endpoint(f"{service} GET {path}", service, "GET", path, DOCUMENT, status=200) for path in paths]
-
-
-METRICS = {"scoring"}  # the services serving /metrics
 
 
 INDICATOR = "/v1/catalogues/vn-dti-province/versions/1.0/indicators/1.6"
@@ -579,7 +576,139 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         status=200,
     ),
     # --- issue 13: measurement sets, templates and exports ---
+    *(
+        Endpoint(
+            f"GET {path}?stage={stage}",
+            "reporting",
+            "GET",
+            path,
+            PUBLISHED if stage == "published" else only(*STAFF),
+            params={**QUERY, "stage": stage},
+            status=200,
+        )
+        for path in ("/v1/rankings.xlsx", "/v1/rankings.sdmx.csv")
+        for stage in ("self_assessment", "published")
+    ),
+    *(
+        Endpoint(
+            f"GET /v1/units/{{unit}}/scorecard.xlsx?stage={stage}",
+            "reporting",
+            "GET",
+            "/v1/units/{unit}/scorecard.xlsx",
+            PUBLISHED if stage == "published" else only(*STAFF, own_unit=REPORTERS_OF_THE_UNIT | STAFF_OF_THE_UNIT),
+            params={**QUERY, "stage": stage},
+            per_unit=True,
+            status=200,
+        )
+        for stage in ("self_assessment", "published")
+    ),
+    Endpoint(
+        "POST /v1/verification-sets",
+        "ingest",
+        "POST",
+        "/v1/verification-sets",
+        only(EVALUATOR, own_unit=frozenset({EVALUATOR_X})),
+        body=with_unit(adjustments=[]),
+        per_unit=True,
+    ),
+    Endpoint(
+        "POST /v1/measurement-sets",
+        "ingest",
+        "POST",
+        "/v1/measurement-sets",
+        only(own_unit=REPORTERS_OF_THE_UNIT),
+        body=lambda unit: {**PROVINCE, "rows": [{"unit_id": unit, "indicator": "1.6", "inputs": {"a": True}}]},
+        per_unit=True,
+    ),
+    Endpoint(
+        "GET template.csv",
+        "ingest",
+        "GET",
+        "/v1/catalogues/vn-dti-province/versions/1.0/template.csv",
+        DOCUMENT,
+        rule="/v1/catalogues/{catalogue_id}/versions/{version}/template.csv",
+        status=200,
+    ),
+    Endpoint(
+        "GET template.xlsx",
+        "ingest",
+        "GET",
+        "/v1/catalogues/vn-dti-province/versions/1.0/template.xlsx",
+        DOCUMENT,
+        rule="/v1/catalogues/{catalogue_id}/versions/{version}/template.xlsx",
+        status=200,
+    ),
     # --- issue 14: the dashboard ---
+    # the pages answer each caller as their JSON twins do (the same reader functions): "as /v1/rankings" ...
+    *(
+        Endpoint(
+            f"GET {path}?stage={stage}",
+            "reporting",
+            "GET",
+            path,
+            PUBLISHED if stage == "published" else only(*STAFF),
+            params={**QUERY, "stage": stage},
+            status=200,
+        )
+        for path in ("/dashboard", "/dashboard/rankings.csv")
+        for stage in ("self_assessment", "published")
+    ),
+    # ... "as the scorecard", "as /v1/units/{unit}/trend"
+    *(
+        Endpoint(
+            f"GET {path}?stage={stage}",
+            "reporting",
+            "GET",
+            path,
+            PUBLISHED if stage == "published" else only(*STAFF, own_unit=REPORTERS_OF_THE_UNIT | STAFF_OF_THE_UNIT),
+            params={**params, "stage": stage},
+            per_unit=True,
+            status=200,
+        )
+        for path, params, stages in (
+            ("/dashboard/units/{unit}", QUERY, ("self_assessment", "verification", "published")),
+            ("/dashboard/units/{unit}/scorecard.csv", QUERY, ("verification", "published")),
+            ("/dashboard/units/{unit}/trend", TREND, ("self_assessment", "published")),
+        )
+        for stage in stages
+    ),
+    # "as /v1/units/{unit}/history": never published, whatever stage is asked
+    *(
+        Endpoint(
+            f"GET /dashboard/units/{{unit}}/history?stage={stage}",
+            "reporting",
+            "GET",
+            "/dashboard/units/{unit}/history",
+            only(*STAFF, own_unit=REPORTERS_OF_THE_UNIT | STAFF_OF_THE_UNIT),
+            params={**QUERY, "stage": stage},
+            per_unit=True,
+            status=200,
+        )
+        for stage in ("self_assessment", "published")
+    ),
+    # "as /v1/rankings with stage=published": public, a key sent is checked
+    Endpoint(
+        "GET /dashboard/publications",
+        "reporting",
+        "GET",
+        "/dashboard/publications",
+        PUBLISHED,
+        params=QUERY,
+        status=200,
+    ),
+    # the login form and the stylesheet read no key; a POST without the form's CSRF token is 400 for anyone
+    Endpoint("GET /dashboard/login", "reporting", "GET", "/dashboard/login", DOCUMENT, status=200),
+    Endpoint("POST /dashboard/login", "reporting", "POST", "/dashboard/login", DOCUMENT, status=400),
+    Endpoint("POST /dashboard/logout", "reporting", "POST", "/dashboard/logout", DOCUMENT, status=400),
+    Endpoint(
+        "GET /dashboard/static/{name}",
+        "reporting",
+        "GET",
+        "/dashboard/static/dashboard.css",
+        DOCUMENT,
+        rule="/dashboard/static/{name}",
+        status=200,
+    ),
 )
 
 ALLOWED, FORBIDDEN, KEY_REQUIRED, KEY_REFUSED = "allowed", "403", "401 key required", "401 key refused"

@@ -73,14 +73,6 @@ def test_envelope_bytes_are_compact_utf8_json_keeping_vietnamese_text():
     assert json.loads(raw)["data"]["inputs"] == {"a": "12", "b": "40", "c": True}
 
 
-def test_nats_subjects_put_the_type_then_catalogue_then_unit():
-    assert _measurement().nats_subject() == "kpi.measurement.recorded.v1.mini-dti.gia-lai"
-    registered = CatalogueVersionRegistered(
-        catalogue_id="mini-dti", version="1.0", content_sha256="0" * 64, document={}, registered_by="svc-test"
-    )
-    assert registered.nats_subject() == "kpi.catalogue.registered.v1.mini-dti._"
-
-
 def test_an_envelope_of_an_unknown_type_decodes_to_none():
     envelope = envelope_for(_measurement(), event_id="ev-1", sequence=1, recorded_at=RECORDED_AT)
     unknown = envelope.model_copy(update={"type": "vn.kpi.something.else.v1"})

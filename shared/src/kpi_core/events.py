@@ -28,9 +28,6 @@ class _Event(BaseModel):
     def subject(self) -> str:
         raise NotImplementedError
 
-    def nats_subject(self) -> str:
-        raise NotImplementedError
-
 
 class Evidence(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,9 +66,6 @@ class MeasurementRecorded(_Event):
     def subject(self) -> str:
         return f"{self.catalogue_id}/{self.catalogue_version}/{self.period}/{self.unit_id}/{self.indicator}"
 
-    def nats_subject(self) -> str:
-        return f"kpi.measurement.recorded.v1.{self.catalogue_id}.{self.unit_id}"
-
 
 class _PeriodEvent(_Event):
     catalogue_id: str
@@ -80,10 +74,6 @@ class _PeriodEvent(_Event):
 
     def subject(self) -> str:
         return f"{self.catalogue_id}/{self.catalogue_version}/{self.period}"
-
-    def nats_subject(self) -> str:
-        noun_verb = self.type.removeprefix("vn.kpi.")
-        return f"kpi.{noun_verb}.{self.catalogue_id}.{getattr(self, 'unit_id', '_')}"
 
 
 class EvidenceRequested(_PeriodEvent):
@@ -201,9 +191,6 @@ class CatalogueVersionRegistered(_Event):
     def subject(self) -> str:
         return f"{self.catalogue_id}/{self.version}"
 
-    def nats_subject(self) -> str:
-        return f"kpi.catalogue.registered.v1.{self.catalogue_id}._"
-
 
 class PeerGroupRegistered(_Event):
     """A version of a peer group's unit list was registered; the latest version of a group is in force."""
@@ -218,9 +205,6 @@ class PeerGroupRegistered(_Event):
 
     def subject(self) -> str:
         return f"units/{self.peer_group_id}/{self.version}"
-
-    def nats_subject(self) -> str:
-        return f"kpi.units.registered.v1.{self.peer_group_id}._"
 
 
 Role = Literal["reporter", "evaluator", "approver", "auditor", "admin"]
@@ -244,9 +228,6 @@ class ApiKeyGranted(_Event):
     def subject(self) -> str:
         return f"keys/{self.key_id}"
 
-    def nats_subject(self) -> str:
-        return f"kpi.keys.granted.v1.{self.key_id}._"
-
 
 class ApiKeyRevoked(_Event):
     """An admin revoked an API key; it is refused everywhere from then on."""
@@ -259,9 +240,6 @@ class ApiKeyRevoked(_Event):
 
     def subject(self) -> str:
         return f"keys/{self.key_id}"
-
-    def nats_subject(self) -> str:
-        return f"kpi.keys.revoked.v1.{self.key_id}._"
 
 
 class AuditCheckpointSigned(_Event):
@@ -278,9 +256,6 @@ class AuditCheckpointSigned(_Event):
 
     def subject(self) -> str:
         return f"audit/{self.sequence}"
-
-    def nats_subject(self) -> str:
-        return "kpi.audit.checkpoint.v1._._"
 
 
 DomainEvent = (

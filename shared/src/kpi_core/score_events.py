@@ -67,9 +67,6 @@ class ScoresChanged(BaseModel):
     def subject(self) -> str:
         return f"through/{self.answers_through}"
 
-    def nats_subject(self) -> str:
-        return "kpi-scores.changed.v1"
-
 
 class ResultFrozen(BaseModel):
     """The ranking a publication froze: scoring's scores just before the publication's log event
@@ -92,9 +89,6 @@ class ResultFrozen(BaseModel):
 
     def subject(self) -> str:
         return f"{self.catalogue_id}/{self.catalogue_version}/{self.period}/{self.publication_id}"
-
-    def nats_subject(self) -> str:
-        return f"kpi-scores.frozen.v1.{self.catalogue_id}"
 
 
 ScoreEvent = ScoresChanged | ResultFrozen

@@ -41,7 +41,7 @@ PUBLIC = "anyone, no key"
 POLICY: tuple[Rule, ...] = (
     Rule("all", "GET", "/healthz", PUBLIC, "load balancers and operators probe it"),
     Rule("all", "GET", "/readyz", PUBLIC, "load balancers and operators probe it"),
-    Rule("scoring", "GET", "/metrics", PUBLIC, "Prometheus scrapes it: counts and positions, no unit's figures"),
+    Rule("all", "GET", "/metrics", PUBLIC, "Prometheus scrapes it: counts and positions, no unit's figures"),
     Rule("ingest", "GET", "/v1/catalogues", PUBLIC, "the official rules are public documents"),
     Rule("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", PUBLIC, "public documents"),
     Rule("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}/indicators/{code}", PUBLIC, "public"),
@@ -139,7 +139,55 @@ POLICY: tuple[Rule, ...] = (
         "an event's lineage can reach every unit of a peer-relative indicator",
     ),
     # --- issue 13: measurement sets, templates and exports (rows added with their routes) ---
+    Rule("reporting", "GET", "/v1/rankings.xlsx", "as /v1/rankings", "the same data as a workbook"),
+    Rule(
+        "reporting",
+        "GET",
+        "/v1/rankings.sdmx.csv",
+        "as /v1/rankings",
+        "every unit's points as SDMX-CSV 2.0, for statistical systems",
+    ),
+    Rule("reporting", "GET", "/v1/units/{unit}/scorecard.xlsx", "as the scorecard", "the same data as a workbook"),
+    Rule(
+        "ingest",
+        "POST",
+        "/v1/verification-sets",
+        "evaluator of the peer group (and unit, if the key names units)",
+        "a unit's whole verification in one decision: the verified result is the Department's (003 §II.2.b)",
+    ),
+    Rule(
+        "ingest",
+        "POST",
+        "/v1/measurement-sets",
+        "reporter of every unit of the set (in a peer group of the key)",
+        "many measurements in one request: each row as POST /v1/measurements, for units of the key only (403)",
+    ),
+    Rule(
+        "ingest",
+        "GET",
+        "/v1/catalogues/{catalogue_id}/versions/{version}/template.csv",
+        PUBLIC,
+        "a blank form of a public catalogue",
+    ),
+    Rule(
+        "ingest",
+        "GET",
+        "/v1/catalogues/{catalogue_id}/versions/{version}/template.xlsx",
+        PUBLIC,
+        "a blank form of a public catalogue",
+    ),
     # --- issue 14: the dashboard (rows added with its pages) ---
+    Rule("reporting", "GET", "/dashboard", "as /v1/rankings", "the ranking page: the same figures as the API"),
+    Rule("reporting", "GET", "/dashboard/rankings.csv", "as /v1/rankings", "the ranking page's CSV, logged in"),
+    Rule("reporting", "GET", "/dashboard/units/{unit}", "as the scorecard", "a unit's scorecard page"),
+    Rule("reporting", "GET", "/dashboard/units/{unit}/scorecard.csv", "as the scorecard", "the scorecard page's CSV"),
+    Rule("reporting", "GET", "/dashboard/units/{unit}/trend", "as /v1/units/{unit}/trend", "a unit's trend page"),
+    Rule("reporting", "GET", "/dashboard/units/{unit}/history", "as /v1/units/{unit}/history", "a unit's audit trail"),
+    Rule("reporting", "GET", "/dashboard/publications", "as /v1/rankings with stage=published", "what was published"),
+    Rule("reporting", "GET", "/dashboard/login", PUBLIC, "the login form asks for a key, it needs none"),
+    Rule("reporting", "POST", "/dashboard/login", PUBLIC, "checks the form's CSRF token, then the key as every key"),
+    Rule("reporting", "POST", "/dashboard/logout", PUBLIC, "forgets the session cookie (with the form's CSRF token)"),
+    Rule("reporting", "GET", "/dashboard/static/{name}", PUBLIC, "the stylesheet and icon of public pages"),
 )
 
 

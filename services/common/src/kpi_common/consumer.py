@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # tries of one failing event before it becomes a dead letter
 REORDER_LIMIT = 10_000  # early events held while waiting for an earlier one, before reading again
 LIVE_BATCH = 500  # events applied in one transaction, at most
-REPLAY_BATCH = 5_000  # in a rebuild: memory-sized, so that a replay scores what a batch touched once
 
 
 class Outcome(enum.Enum):

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from nats.js.errors import NotFoundError
 from sqlalchemy import MetaData, insert, select
 
-from kpi_common.consumer import REPLAY_BATCH
 from kpi_common.db import make_engine
 from kpi_common.fresh_database import create_empty, drop, fresh_url, swap
 from kpi_common.messaging import connect
@@ -109,7 +108,7 @@ async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionS
 async def _replay(service: ProjectionService, targets: list[int], timeout: float) -> int:
     followings = service.followings
     for following in followings:
-        following.follower.batch = REPLAY_BATCH
+        following.follower.batch = following.stream.replay_batch
     service.start()
     started = time.monotonic()
     try:

@@ -24,3 +24,7 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = 20  # failed authentications from one address before 429
     max_body_bytes: int = 1_048_576  # a larger request body is refused (413) before it is read
     cors_origins: list[str] = []  # browser origins allowed to call the API (JSON list); none by default
+    # measurement sets (POST /v1/measurement-sets) have limits of their own: the body is streamed to a
+    # temporary file, never held whole in memory, and refused (413) past either limit
+    set_max_bytes: int = 67_108_864  # 64 MiB: a 100,000-row CSV is about 10 MB
+    set_max_rows: int = 100_000

@@ -316,3 +316,65 @@ def diff_view(before: PeriodResult, after: PeriodResult, events: list[dict[str, 
         "scores": scores,
         "events": [event for event in events if before.position < event["sequence"] <= after.position],
     }
+
+
+def changes_since(
+    current: dict[str, Any], previous: dict[str, Any] | None, predecessors: dict[str, list[str]]
+) -> dict[str, dict[str, Any]]:
+    """Each ranked unit's change since the previous period's ranking of the same kind (total, or the
+    pillar ranked by): its rank then, the places gained (positive) or lost, and the points moved.
+    A unit that was not ranked then (one created by a merger) is compared with nobody: the rows of the
+    units that stood for it (`predecessors`, from the registry) are named instead, each with its own
+    figures, never summed."""
+    if previous is None:
+        return {}
+    pillar = current.get("pillar")
+
+    def points(row: dict[str, Any]) -> str | None:
+        found: str | None = row["pillars"].get(pillar) if pillar else row["total"]
+        return found
+
+    before = {row["unit_id"]: row for row in previous["rankings"]}
+    changes: dict[str, dict[str, Any]] = {}
+    for row in current["rankings"]:
+        old = before.get(row["unit_id"])
+        if old is None:
+            changes[row["unit_id"]] = {
+                "predecessors": [
+                    {key: before[unit].get(key) for key in ("unit_id", "unit_name_vi", "unit_name_en", "rank_label")}
+                    | {"points": points(before[unit])}
+                    for unit in predecessors.get(row["unit_id"], [])
+                    if unit in before
+                ]
+            }
+            continue
+        now, then = points(row), points(old)
+        changes[row["unit_id"]] = {
+            "previous_rank_label": old["rank_label"],
+            "previous_points": then,
+            "rank_change": old["rank"] - row["rank"],
+            "points_change": _number(Fraction(now) - Fraction(then)) if now is not None and then is not None else None,
+        }
+    return changes
+
+
+def points_to_gain(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where the points are: every component of a scorecard still short of its max (the most points
+    missing first), with who is responsible; a component whose parts are listed is not listed again."""
+
+    def short(node: dict[str, Any]) -> bool:
+        return node.get("points_missing") is not None and Fraction(node["points_missing"]) > 0
+
+    found: list[dict[str, Any]] = []
+
+    def walk(nodes: list[dict[str, Any]], pillar: dict[str, Any] | None) -> None:
+        for node in nodes:
+            kids = node.get("children", [])
+            if any(short(kid) for kid in kids):
+                walk(kids, pillar or node)
+            elif short(node) and pillar is not None:
+                shown = {key: value for key, value in node.items() if key != "children"}
+                found.append({**shown, "pillar": pillar["code"]})
+
+    walk(card["pillars"], None)
+    return sorted(found, key=lambda node: (-Fraction(node["points_missing"]), node["code"]))

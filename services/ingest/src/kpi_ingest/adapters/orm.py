@@ -90,3 +90,17 @@ peer_group_versions = Table(
     Column("content_sha256", String(64), nullable=False),
     Column("sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
 )
+
+# Each measurement set that stored something, under its Idempotency-Key: what a repeated request answers.
+measurement_sets = Table(
+    "measurement_sets",
+    metadata,
+    Column("set_id", String(36), primary_key=True),
+    Column("actor", String(100), nullable=False),
+    Column("idempotency_key", String(200), nullable=False),
+    Column("request_sha256", String(64), nullable=False),
+    Column("first_sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+    Column("last_sequence", BigInteger, ForeignKey("events.sequence"), nullable=False),
+    Column("summary", Text, nullable=False),
+    UniqueConstraint("actor", "idempotency_key", name="uq_measurement_sets_actor_idempotency_key"),
+)

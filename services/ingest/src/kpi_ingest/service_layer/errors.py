@@ -7,6 +7,7 @@ from contextlib import contextmanager
 
 from kpi_core.deciders import RefusalKind, Refused
 from kpi_core.measurements import FieldError
+from kpi_core.recording import MeasurementRefused
 
 
 class IngestError(Exception):
@@ -109,3 +110,19 @@ def refusals_as_ingest_errors() -> Iterator[None]:
         yield
     except Refused as refused:
         raise ingest_error(refused) from None
+
+
+MEASUREMENT_REFUSALS: dict[str, type[IngestError]] = {
+    "forbidden": Forbidden,
+    "not_in_peer_group": NotInPeerGroup,
+    "invalid": InvalidMeasurement,
+}
+
+
+@contextmanager
+def refusals_of_measurements() -> Iterator[None]:
+    """Around `kpi_core.recording`: a refused measurement as the ingest error of its kind."""
+    try:
+        yield
+    except MeasurementRefused as refused:
+        raise MEASUREMENT_REFUSALS[refused.kind](refused.detail, refused.errors) from None

@@ -6,29 +6,28 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.exc import IntegrityError
 
-from kpi_core.assessment import assessed_unit_error, not_applicable_errors
+from kpi_core.assessment import assessed_unit_error
 from kpi_core.catalogue import Catalogue, CatalogueInvalid, parse_catalogue
 from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
 from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded
-from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.measurements import FieldError
+from kpi_core.recording import check_stage, measurement_event
 from kpi_core.units import UnitRegistry
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.errors import (
     CatalogueVersionExists,
-    Forbidden,
     IdempotencyConflict,
     InvalidCatalogue,
     InvalidMeasurement,
     NotInPeerGroup,
     PeriodClosedError,
     UnknownCatalogue,
+    refusals_of_measurements,
     version_taken,
 )
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -133,12 +132,8 @@ def check_assessed_unit(registry: UnitRegistry, catalogue: Catalogue, period: in
 async def record_measurement(
     command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
 ) -> Recorded:
-    if command.stage != "self_assessment":
-        raise Forbidden(
-            "the verification stage is the evaluator's result (003 §II.2.b): it is written through "
-            "POST /v1/verifications, never as a measurement",
-            [FieldError("stage", "a measurement is a self-assessment")],
-        )
+    with refusals_of_measurements():
+        check_stage(command)
     async with uow:
         catalogue, registry = await assessed_catalogue(
             uow, catalogues, units, command.catalogue_id, command.catalogue_version, (command.unit_id, command.period)
@@ -183,38 +178,8 @@ def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
 
 
 def _validated_event(command: RecordMeasurement, catalogue: Catalogue, registry: UnitRegistry) -> MeasurementRecorded:
-    check_assessed_unit(registry, catalogue, command.period, command.unit_id)
-    errors: list[FieldError] = []
-    node = catalogue.node(command.indicator)
-    if node is None:
-        errors.append(
-            FieldError("indicator", f"{catalogue.id}@{catalogue.version} has no indicator {command.indicator}")
-        )
-        raise InvalidMeasurement(f"unknown indicator {command.indicator}", errors)
-    if not node.scored:
-        errors.append(FieldError("indicator", f"{node.code} is not scored in this catalogue version"))
-    inputs: dict[str, Any] = {}
-    if command.not_applicable_reason is not None:
-        if command.inputs:
-            errors.append(FieldError("inputs", "a not-applicable declaration carries no inputs"))
-        errors.extend(not_applicable_errors(node, self_assessed=True, evidence_count=len(command.evidence)))
-    else:
-        inputs, input_errors = check_inputs(node, command.inputs)
-        errors.extend(input_errors)
-    if errors:
-        raise InvalidMeasurement("; ".join(f"{error.field}: {error.message}" for error in errors), errors)
-    return MeasurementRecorded(
-        catalogue_id=command.catalogue_id,
-        catalogue_version=command.catalogue_version,
-        period=command.period,
-        unit_id=command.unit_id,
-        indicator=command.indicator,
-        inputs={name: str(value) if isinstance(value, Decimal) else value for name, value in inputs.items()},
-        not_applicable_reason=command.not_applicable_reason,
-        evidence=command.evidence,
-        submitted_by=command.submitted_by,
-        responds_to=command.responds_to,
-    )
+    with refusals_of_measurements():
+        return measurement_event(command, catalogue, registry)
 
 
 async def register_catalogue_version(

@@ -9,6 +9,7 @@ from types import TracebackType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_ingest.adapters.event_store import EventStore
+from kpi_ingest.adapters.set_store import SetStore
 from kpi_ingest.adapters.workflow_store import WorkflowStore
 
 
@@ -18,6 +19,7 @@ class UnitOfWork:
 
     events: EventStore
     workflow: WorkflowStore
+    sets: SetStore
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class UnitOfWork:
         self._session = self._sessions()
         self.events = EventStore(self._session)
         self.workflow = WorkflowStore(self._session)
+        self.sets = SetStore(self._session)
         return self
 
     async def __aexit__(

@@ -10,12 +10,31 @@ from fastapi.responses import JSONResponse
 
 from kpi_common.health import health_router
 from kpi_common.http_security import install_http_security
+from kpi_common.observability import install_observability
 from kpi_common.openapi import install_openapi
+from kpi_common.outbox_metrics import outbox_probe
 from kpi_common.problems import install_problem_handlers, problem_response
+from kpi_common.streams import EVENTS
+from kpi_ingest.adapters.orm import events as events_table
+from kpi_ingest.adapters.orm import outbox
 from kpi_ingest.bootstrap import Ingest, bootstrap
 from kpi_ingest.config import Settings
-from kpi_ingest.entrypoints.api.routes import audit, catalogues, events, keys, measurements, schemas, units, workflow
+from kpi_ingest.entrypoints.api.routes import (
+    audit,
+    catalogues,
+    events,
+    keys,
+    measurement_sets,
+    measurements,
+    schemas,
+    templates,
+    units,
+    verification_sets,
+    workflow,
+)
+from kpi_ingest.entrypoints.api.set_bodies import install_set_body_guard, set_refused_response
 from kpi_ingest.service_layer.errors import IngestError
+from kpi_ingest.service_layer.measurement_sets import SetRefused
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -27,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ingest = ingest
         app.state.keys, app.state.auth_failures = ingest.keys, ingest.auth_failures
         app.state.peer_group_of = ingest.peer_group_of
+        app.state.metrics.probe(outbox_probe(ingest.sessions, outbox, events_table, ingest.relay, EVENTS.name))
         try:
             yield
         finally:
@@ -36,11 +56,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
+    install_set_body_guard(app, max_body_bytes=settings.max_body_bytes, set_max_bytes=settings.set_max_bytes)
+    install_observability(app, "ingest")
 
     @app.exception_handler(IngestError)
     async def _ingest_error(request: Request, exc: IngestError) -> JSONResponse:
         errors = [{"field": error.field, "message": error.message} for error in exc.errors]
         return problem_response(exc.status, exc.title, exc.detail, request.url.path, errors)
+
+    @app.exception_handler(SetRefused)
+    async def _set_refused(request: Request, exc: SetRefused) -> JSONResponse:
+        return set_refused_response(exc, request.url.path)
 
     def ingest_of() -> Ingest:
         return app.state.ingest  # type: ignore[no-any-return]
@@ -53,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router({"database": database}, degraded_without={"nats": nats}))
     app.include_router(measurements.router)
+    app.include_router(measurement_sets.router)
+    app.include_router(templates.router)
+    app.include_router(verification_sets.router)
     app.include_router(catalogues.router)
     app.include_router(schemas.router)
     app.include_router(events.router)

@@ -216,3 +216,34 @@ class KeyRevoked(BaseModel):
     id: str
     revoked_by: str
     reason: str
+
+
+class RefusedRow(BaseModel):
+    """A refused row of a measurement set: its number (a file's row as the spreadsheet shows it, or the
+    position in `rows` from 1), the field and what is wrong."""
+
+    row: int
+    field: str
+    message: str
+
+
+class MeasurementSetSummary(BaseModel):
+    """The import summary of a measurement set: what it stored (or, in a dry run, would store)."""
+
+    set_id: str | None = Field(description="Set when the set stored something")
+    catalogue_id: str
+    catalogue_version: str
+    period: int
+    mode: str = Field(description="atomic (all rows or none) or partial (the valid rows)")
+    dry_run: bool
+    stored: bool
+    replayed: bool = False
+    rows: int
+    imported: int = Field(description="Components with no earlier self-assessment")
+    replaced: int = Field(description="Corrections: a value different from the latest self-assessment")
+    unchanged: int = Field(description="Rows equal to the latest self-assessment: nothing stored")
+    refused: int = Field(description="Rows refused (each listed in `errors`)")
+    errors: list[RefusedRow] = Field(description="The first 100 refusals; `errors_total` counts them all")
+    errors_total: int
+    first_sequence: int | None = None
+    last_sequence: int | None = None

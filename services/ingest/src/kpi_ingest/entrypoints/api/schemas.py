@@ -52,3 +52,26 @@ class CatalogueIn(BaseModel):
 
     def document(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+class MeasurementSetRowIn(BaseModel):
+    """One self-assessment of a set: a unit's inputs for one component (the set gives the scope)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unit_id: str = Field(min_length=1, max_length=100, examples=["quan-1"])
+    indicator: str = Field(min_length=1, max_length=50, examples=["1.1"])
+    inputs: dict[str, InputValue] = Field(default_factory=dict)
+    not_applicable_reason: str | None = Field(default=None, min_length=3, max_length=2000)
+    evidence: list[Evidence] = Field(default_factory=list, max_length=50)
+
+
+class MeasurementSetIn(BaseModel):
+    """Many self-assessments of one catalogue version and period, for one or many units."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    catalogue_id: str = Field(min_length=1, max_length=100, examples=["hcmc-dti-districts"])
+    catalogue_version: str = Field(min_length=1, max_length=50, examples=["1.0"])
+    period: int = Field(ge=2000, le=2100, examples=[2024])
+    rows: list[MeasurementSetRowIn] = Field(min_length=1)

@@ -9,10 +9,14 @@ from fastapi import FastAPI
 
 from kpi_common.health import health_router
 from kpi_common.http_security import install_http_security
+from kpi_common.observability import install_observability
 from kpi_common.openapi import install_openapi
 from kpi_common.problems import install_problem_handlers
+from kpi_common.projection_metrics import projection_probe
+from kpi_reporting.adapters.orm import dead_letters
 from kpi_reporting.bootstrap import build
 from kpi_reporting.config import Settings
+from kpi_reporting.dashboard import routes as dashboard
 from kpi_reporting.entrypoints.api.routes import exports, reports
 
 
@@ -24,6 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reporting = app.state.reporting = build(settings)
         app.state.keys, app.state.auth_failures = reporting.keys, reporting.auth_failures
         app.state.peer_group_of = reporting.catalogues.peer_group_lookup(reporting.service.sessions)
+        app.state.metrics.probe(projection_probe(reporting.service, dead_letters))
         if settings.run_consumer:
             app.state.reporting.service.start()
         try:
@@ -35,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     install_openapi(app)
     install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)
+    install_observability(app, "reporting")
 
     async def database() -> None:
         await app.state.reporting.service.check_database()
@@ -46,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router(checks))
     app.include_router(reports.router)
     app.include_router(exports.router)
+    app.include_router(dashboard.router)
     return app

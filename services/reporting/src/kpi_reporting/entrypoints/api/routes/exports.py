@@ -1,14 +1,18 @@
-"""CSV exports of rankings and scorecards, in the column order a spreadsheet user expects."""
+"""Exports of rankings and scorecards: CSV and XLSX in the column order a spreadsheet user expects, and
+every unit's points as SDMX-CSV 2.0 (the dataflow is described above `sdmx_rows`)."""
 
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from openpyxl import Workbook
+from openpyxl.styles import Font
 
 from kpi_common.access import PeriodReader, UnitReader
 from kpi_common.scope import ScopeDep
@@ -32,6 +36,18 @@ SCORECARD_COLUMNS = [
     ("cooperating_agencies", "Cơ quan phối hợp (Cooperating agencies)"),
     ("deadline", "Thời gian hoàn thành (Deadline)"),
 ]
+
+
+POINT_COLUMNS = {
+    "max_points",
+    "points",
+    "points_missing",
+    "self_assessed_points",
+    "verified_points",
+    "gap",
+    "previous_period_points",
+    "change",
+}
 
 
 class CsvResponse(Response):
@@ -65,6 +81,12 @@ async def export_rankings(
 ) -> Response:
     """The ranking as CSV: rank ("62/63"), unit, total, then each pillar."""
     found = await reports.rankings(reporting, scope, as_of, pillar, publication)
+    header, rows = _ranking_table(found)
+    return _csv([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
+
+
+def _ranking_table(found: dict[str, Any]) -> tuple[list[Any], list[list[Any]]]:
+    """The ranking as a table: rank ("62/63"), unit, total, then each pillar."""
     first = found["rankings"][0]["pillars"] if found["rankings"] else {}
     pillars = [p["code"] for p in found.get("pillars", [])] or list(first)
     names = {p["code"]: f"{p['code']}. {p['name_vi']}" for p in found.get("pillars", [])}
@@ -85,7 +107,7 @@ async def export_rankings(
         ]
         for row in found["rankings"]
     ]
-    return _csv([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
+    return header, rows
 
 
 def _flatten(nodes: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -100,6 +122,11 @@ async def export_scorecard(
 ) -> Response:
     """A unit's scorecard as CSV, one row per pillar and component in catalogue order."""
     card = await reports.scorecard(reporting, scope, unit, as_of)
+    rows = _scorecard_table(card)
+    return _csv(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
+
+
+def _scorecard_table(card: dict[str, Any]) -> list[list[Any]]:
     rows: list[list[Any]] = [[title for _, title in SCORECARD_COLUMNS]]
     for node in _flatten(card["pillars"]):
         rows.append(
@@ -109,4 +136,127 @@ async def export_scorecard(
         ["", "Tổng (Total)", card["max_points"], card["total"], "", "", "", "", "", card["previous_period_total"]]
     )
     rows.append(["", "Đơn vị (Unit)", card["unit_id"], card.get("unit_name_vi")])
-    return _csv(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
+    return rows
+
+
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "An XLSX workbook, one sheet",
+    }
+}
+
+
+class XlsxResponse(Response):
+    media_type = XLSX_MEDIA_TYPE
+
+
+def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -> Response:
+    """One sheet; the cells of the `numeric` columns (points) as numbers, the rest (codes such as 3.3) as text."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.title = title
+    for row in rows:
+        sheet.append([_cell(value) if index in numeric else value for index, value in enumerate(row)])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    workbook.save(out)
+    return Response(
+        out.getvalue(),
+        media_type=XLSX_MEDIA_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+def _cell(value: Any) -> Any:
+    """Points as numbers a spreadsheet can sum (exact decimals as the API shows them), the rest as text."""
+    if isinstance(value, str):
+        try:
+            return Decimal(value) if value and value.replace(".", "", 1).lstrip("-").isdigit() else value
+        except InvalidOperation:
+            return value
+    return value
+
+
+@router.get("/rankings.xlsx", response_class=XlsxResponse, responses=XLSX)
+async def export_rankings_xlsx(
+    reader: PeriodReader,
+    scope: ScopeDep,
+    reporting: ReportingDep,
+    as_of: AsOfQuery = None,
+    pillar: PillarQuery = None,
+    publication: PublicationQuery = None,
+) -> Response:
+    """The ranking as an XLSX workbook: the same columns as rankings.csv, points as numbers."""
+    header, rows = _ranking_table(await reports.rankings(reporting, scope, as_of, pillar, publication))
+    name = f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.xlsx"
+    return _xlsx("Xep hang", [header, *rows], name, set(range(3, len(header))))
+
+
+@router.get("/units/{unit}/scorecard.xlsx", response_class=XlsxResponse, responses=XLSX)
+async def export_scorecard_xlsx(
+    reader: UnitReader, unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
+) -> Response:
+    """A unit's scorecard as an XLSX workbook: the same columns as scorecard.csv, points as numbers."""
+    rows = _scorecard_table(await reports.scorecard(reporting, scope, unit, as_of))
+    numeric = {index for index, (key, _) in enumerate(SCORECARD_COLUMNS) if key in POINT_COLUMNS}
+    return _xlsx("Bang diem", rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.xlsx", numeric)
+
+
+# SDMX-CSV 2.0 (https://github.com/sdmx-twg/sdmx-csv): one observation per unit × node (its points), in the
+# dataflow KPI_LEDGER:DF_KPI_SCORES(1.0). Dimensions CATALOGUE, VERSION, TIME_PERIOD, UNIT, INDICATOR
+# ("_T" for the total), STAGE; measure OBS_VALUE (points); attributes OBS_STATUS (the score's status),
+# MAX_POINTS, UNIT_NAME (the Vietnamese name from the unit registry).
+SDMX_DATAFLOW = "KPI_LEDGER:DF_KPI_SCORES(1.0)"
+SDMX_COLUMNS = (
+    "STRUCTURE",
+    "STRUCTURE_ID",
+    "ACTION",
+    "CATALOGUE",
+    "VERSION",
+    "TIME_PERIOD",
+    "UNIT",
+    "INDICATOR",
+    "STAGE",
+    "OBS_VALUE",
+    "OBS_STATUS",
+    "MAX_POINTS",
+    "UNIT_NAME",
+)
+
+
+def sdmx_rows(card: dict[str, Any], scope: dict[str, Any]) -> Iterator[list[Any]]:
+    """A scorecard as SDMX-CSV 2.0 observations: the total, then each pillar and component."""
+    fixed = ["dataflow", SDMX_DATAFLOW, "I", scope["catalogue_id"], scope["version"], scope["period"], card["unit_id"]]
+    name = card.get("unit_name_vi") or ""
+    yield [*fixed, "_T", scope["stage"], card["total"], card.get("status") or "", card.get("max_points") or "", name]
+    for node in _flatten(card["pillars"]):
+        status = node.get("status") or ""
+        yield [*fixed, node["code"], scope["stage"], node.get("points"), status, node.get("max_points") or "", name]
+
+
+@router.get("/rankings.sdmx.csv", response_class=CsvResponse, responses=CSV)
+async def export_scores_sdmx(
+    reader: PeriodReader, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
+) -> Response:
+    """Every ranked unit's points (total, pillars, components) as SDMX-CSV 2.0, dataflow DF_KPI_SCORES."""
+    found = await reports.rankings(reporting, scope, as_of, None, None)
+    rows: list[list[Any]] = [list(SDMX_COLUMNS)]
+    for ranked in found["rankings"]:
+        card = await reports.scorecard(reporting, scope, ranked["unit_id"], as_of)
+        rows.extend(sdmx_rows(card, scope))
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)  # SDMX-CSV: UTF-8, no byte-order mark
+    return Response(
+        buffer.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="scores-{scope["catalogue_id"]}-{scope["version"]}-{scope["period"]}.sdmx.csv"'
+            )
+        },
+    )

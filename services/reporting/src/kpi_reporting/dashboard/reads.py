@@ -1,0 +1,269 @@
+"""What each page shows, read through the functions the JSON routes call (`kpi_reporting.reports`,
+`views`, `timeline_views`): the dashboard lays out their answers and draws them; it computes no points."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kpi_common.problems import Problem
+from kpi_core.catalogue import Catalogue
+from kpi_reporting import reports, timeline_views, views
+from kpi_reporting.bootstrap import Reporting
+from kpi_reporting.dashboard import charts
+
+PREFERRED = "vn-dti-province"
+STAGES = ("published", "verification", "self_assessment")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The pickers' options and what is picked."""
+
+    catalogue: Catalogue
+    catalogues: list[tuple[str, str]]  # (id, title) of the catalogues with points
+    versions: list[str]
+    periods: list[int]
+    period: int
+    stage: str
+    with_data: tuple[int, ...] = ()  # the periods with data in the stage
+
+    def scope(self, **changes: Any) -> dict[str, Any]:
+        found = {"catalogue_id": self.catalogue.id, "version": self.catalogue.version, "period": self.period}
+        return {**found, "stage": self.stage} | changes
+
+    def query(self) -> dict[str, Any]:
+        return {"catalogue": self.catalogue.id, "version": self.catalogue.version, "period": self.period}
+
+
+async def choose(
+    reporting: Reporting, catalogue_id: str | None, version: str | None, period: int | None, stage: str
+) -> Choice:
+    """The catalogue version, period and stage asked for, or the defaults: the provincial DTI, its
+    latest version, the latest period with data in the stage."""
+    async with reporting.service.sessions() as session:
+        known = await reporting.catalogues.versions(session)
+        parsed = [await reporting.catalogues.get(session, cid, ver) for cid, ver in known]
+        ranked = [found for found in parsed if found is not None and found.kind == "points"]
+        ids = sorted({found.id for found in ranked})
+        chosen_id = catalogue_id or (PREFERRED if PREFERRED in ids else (ids[0] if ids else None))
+        versions = sorted(ver for cid, ver in known if cid == chosen_id)
+        chosen_version = version or (versions[-1] if versions else None)
+        catalogue = (
+            await reporting.catalogues.get(session, chosen_id, chosen_version) if chosen_id and chosen_version else None
+        )
+        if catalogue is None:
+            raise Problem(404, "Not found", f"catalogue {chosen_id} version {chosen_version} is not known here")
+        in_stage = await timeline_views.periods_with_data(session, catalogue.id, catalogue.version, stage)
+        reported = await timeline_views.periods_with_data(session, catalogue.id, catalogue.version, "self_assessment")
+    fallback = in_stage[-1] if in_stage else (reported[-1] if reported else datetime.date.today().year - 1)
+    chosen_period = period or fallback
+    titles = {found.id: found.title_vi for found in ranked}
+    return Choice(
+        catalogue,
+        [(cid, titles[cid]) for cid in ids],
+        versions,
+        sorted({*in_stage, *reported, chosen_period}),
+        chosen_period,
+        stage,
+        tuple(in_stage),
+    )
+
+
+def pillars_of(catalogue: Catalogue) -> list[dict[str, Any]]:
+    return [
+        {"code": root.code, "name_vi": root.name_vi, "name_en": root.name_en, "max_points": str(root.max_points)}
+        for root in catalogue.roots
+        if root.scored
+    ]
+
+
+async def _previous(reporting: Reporting, choice: Choice, pillar: str | None) -> dict[str, Any] | None:
+    if choice.period - 1 not in choice.with_data:
+        return None
+    try:
+        return await reports.rankings(reporting, choice.scope(period=choice.period - 1), None, pillar, None)
+    except Problem as absent:
+        if absent.status == 404:
+            return None
+        raise
+
+
+async def rankings_page(
+    reporting: Reporting, choice: Choice, pillar: str | None, publication: str | None, lang: str
+) -> dict[str, Any]:
+    ranking = await reports.rankings(reporting, choice.scope(), None, pillar, publication)
+    previous = await _previous(reporting, choice, pillar)
+    catalogue = choice.catalogue
+    predecessors: dict[str, list[str]] = {}
+    if previous is not None:
+        async with reporting.service.sessions() as session:
+            registry = await reporting.peer_groups.registry(session)
+        ranked_then = {row["unit_id"] for row in previous["rankings"]}
+        for row in ranking["rankings"]:
+            if row["unit_id"] not in ranked_then:
+                standing = registry.standing_for(
+                    catalogue.peer_group, row["unit_id"], choice.period - 1, catalogue.period_reference_day
+                )
+                predecessors[row["unit_id"]] = [unit.id for unit, relation in standing if relation == "predecessor"]
+    pillars = pillars_of(catalogue)
+    by_code = {p["code"]: p for p in pillars}
+    if pillar is not None and pillar not in by_code:
+        raise Problem(
+            422,
+            "Unknown pillar",
+            f"{catalogue.id} has no scored pillar {pillar}",
+            [{"field": "pillar", "message": pillar}],
+        )
+    rows = ranking["rankings"]
+
+    def name(row: dict[str, Any]) -> str:
+        shown = row.get("unit_name_en") if lang == "en" else row.get("unit_name_vi")
+        return str(shown or row.get("unit_name_vi") or row["unit_id"])
+
+    shown_points = [row["pillars"].get(pillar) if pillar else row["total"] for row in rows]
+    maximum = by_code[pillar]["max_points"] if pillar else (str(catalogue.total_max_points or "") or None)
+    return {
+        "ranking": ranking,
+        "rows": list(zip(rows, shown_points, strict=True)),
+        "pillars": pillars,
+        "pillar": by_code.get(pillar or ""),
+        "changes": views.changes_since(ranking, previous, predecessors),
+        "previous_period": choice.period - 1 if previous is not None else None,
+        "bars": charts.bar_chart(
+            [(name(row), points, None) for row, points in zip(rows, shown_points, strict=True)], maximum
+        ),
+        "heat": charts.heat_map(
+            [(p["code"], p["max_points"]) for p in pillars],
+            [(name(row), [row["pillars"].get(p["code"]) for p in pillars]) for row in rows],
+        ),
+        "heat_names": {p["code"]: p["name_en"] if lang == "en" and p["name_en"] else p["name_vi"] for p in pillars},
+        "maximum": maximum,
+    }
+
+
+def flatten(nodes: list[dict[str, Any]], depth: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    for node in nodes:
+        yield depth, node
+        yield from flatten(node.get("children", []), depth + 1)
+
+
+async def scorecard_page(reporting: Reporting, choice: Choice, unit: str) -> dict[str, Any]:
+    card = await reports.scorecard(reporting, choice.scope(), unit, None)
+    rows = list(flatten(card["pillars"]))
+    return {
+        "card": card,
+        "rows": rows,
+        "side_by_side": any("verified_points" in node for _, node in rows),
+        "gain": views.points_to_gain(card),
+    }
+
+
+SERIES_KINDS = {"self": "unit", "predecessor": "predecessor", "successor": "successor"}
+
+
+async def trend_page(reporting: Reporting, choice: Choice, unit: str, lang: str) -> dict[str, Any]:
+    trend = await reports.trend(reporting, choice.catalogue.id, choice.catalogue.version, choice.stage, unit)
+    periods = [point["period"] for point in trend["periods"]]
+    lines: dict[str, dict[str, Any]] = {}
+    for point in trend["periods"]:
+        for line in point["lines"]:
+            drawn = lines.setdefault(
+                line["unit_id"],
+                {
+                    "name": line.get("unit_name_en" if lang == "en" else "unit_name_vi") or line["unit_id"],
+                    "kind": SERIES_KINDS.get(line["relation"], "unit"),
+                    "by_period": {},
+                },
+            )
+            drawn["by_period"][point["period"]] = line
+    totals = [
+        (line["name"], line["kind"], {p: row.get("total") for p, row in line["by_period"].items()})
+        for line in lines.values()
+    ]
+    context = [
+        ("median", "median", {point["period"]: point["peer_median"] for point in trend["periods"]}),
+        ("best", "best", {point["period"]: point["peer_best"] for point in trend["periods"]}),
+    ]
+    maximum = str(choice.catalogue.total_max_points) if choice.catalogue.total_max_points is not None else None
+    pillar_charts = [
+        (
+            pillar,
+            charts.line_chart(
+                periods,
+                [
+                    (
+                        line["name"],
+                        line["kind"],
+                        {p: (row.get("pillars") or {}).get(pillar["code"]) for p, row in line["by_period"].items()},
+                    )
+                    for line in lines.values()
+                ],
+                pillar["max_points"],
+                height=180,
+            ),
+        )
+        for pillar in pillars_of(choice.catalogue)
+    ]
+    return {
+        "trend": trend,
+        "total_chart": charts.line_chart(periods, [*totals, *context], maximum),
+        "pillar_charts": pillar_charts,
+    }
+
+
+EVENT_LABELS = {
+    "vn.kpi.evidence.requested.v1": "ev_evidence",
+    "vn.kpi.period.closed.v1": "ev_closed",
+    "vn.kpi.period.reopened.v1": "ev_reopened",
+    "vn.kpi.context.reported.v1": "ev_context",
+    "vn.kpi.result.published.v1": "ev_published",
+}
+
+
+def event_label(entry: dict[str, Any]) -> str:
+    """The i18n key naming what a history entry is."""
+    if "stage" not in entry:
+        return EVENT_LABELS.get(str(entry["type"]), str(entry["type"]))
+    if entry["stage"] == "verification":
+        return "ev_verification"
+    if entry.get("not_applicable_reason"):
+        return "ev_not_applicable"
+    return "ev_response" if entry.get("responds_to") else "ev_submitted"
+
+
+def event_summary(data: dict[str, Any]) -> str:
+    """The words of a workflow event worth a column: a request's message, a reason, values, an id."""
+    if "values" in data:
+        return "; ".join(f"{name} = {value}" for name, value in data["values"].items())
+    for field_name in ("message", "reason", "incomplete_reason", "publication_id"):
+        if data.get(field_name):
+            return str(data[field_name])
+    return ""
+
+
+async def history_page(reporting: Reporting, choice: Choice, unit: str) -> dict[str, Any]:
+    async with reporting.service.sessions() as session:
+        entries = await timeline_views.unit_history(session, choice.scope(), unit, None, None)
+        registry = await reporting.peer_groups.registry(session)
+    known = registry.unit(unit)
+    if known is None:
+        raise Problem(404, "Unknown unit", f"{unit} is not a registered unit", [{"field": "unit", "message": unit}])
+    shown = [
+        {**entry, "label": event_label(entry), "summary": event_summary(entry.get("data") or {})} for entry in entries
+    ]
+    return {"entries": shown, "unit": known}
+
+
+async def publications_page(reporting: Reporting, choice: Choice) -> dict[str, Any]:
+    async with reporting.service.sessions() as session:
+        found = await timeline_views.publications(session, choice.scope(), None)
+        registry = await reporting.peer_groups.registry(session)
+    names = {
+        unit.id: (unit.name_vi, unit.name_en)
+        for unit in registry.members(choice.catalogue.peer_group, choice.period, choice.catalogue.period_reference_day)
+    }
+    restated = {p["replaces"]: p["publication_id"] for p in found if p.get("replaces")}
+    return {"publications": list(reversed(found)), "restated": restated, "names": names}

@@ -1,0 +1,78 @@
+"""What a unit's self-assessment of one component is refused for, or the event that records it.
+
+One check for every way a measurement arrives (`POST /v1/measurements`, a row of a measurement
+set): the stage, the unit's peer group in the period, the indicator, a not-applicable claim, the
+inputs against the indicator's rule. Pure: the catalogue and the unit registry are values.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Literal
+
+from kpi_core.assessment import assessed_unit_error, not_applicable_errors
+from kpi_core.catalogue import Catalogue
+from kpi_core.commands import RecordMeasurement
+from kpi_core.events import MeasurementRecorded
+from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.units import UnitRegistry
+
+RefusalKind = Literal["forbidden", "not_in_peer_group", "invalid"]
+
+
+class MeasurementRefused(Exception):
+    """Why a measurement is refused: of what kind, in one line, and every field it is about."""
+
+    def __init__(self, kind: RefusalKind, detail: str, errors: list[FieldError]) -> None:
+        super().__init__(detail)
+        self.kind: RefusalKind = kind
+        self.detail = detail
+        self.errors = errors
+
+
+def check_stage(command: RecordMeasurement) -> None:
+    """The verified result is the evaluator's (003 §II.2.b): a measurement is a self-assessment."""
+    if command.stage != "self_assessment":
+        raise MeasurementRefused(
+            "forbidden",
+            "the verification stage is the evaluator's result (003 §II.2.b): it is written through "
+            "POST /v1/verifications, never as a measurement",
+            [FieldError("stage", "a measurement is a self-assessment")],
+        )
+
+
+def measurement_event(command: RecordMeasurement, catalogue: Catalogue, registry: UnitRegistry) -> MeasurementRecorded:
+    """The event that records this self-assessment, or `MeasurementRefused` naming every field."""
+    check_stage(command)
+    unit_error = assessed_unit_error(registry, catalogue, command.period, command.unit_id)
+    if unit_error is not None:
+        raise MeasurementRefused("not_in_peer_group", unit_error.message, [unit_error])
+    node = catalogue.node(command.indicator)
+    if node is None:
+        error = FieldError("indicator", f"{catalogue.id}@{catalogue.version} has no indicator {command.indicator}")
+        raise MeasurementRefused("invalid", f"unknown indicator {command.indicator}", [error])
+    errors: list[FieldError] = []
+    if not node.scored:
+        errors.append(FieldError("indicator", f"{node.code} is not scored in this catalogue version"))
+    inputs: dict[str, Any] = {}
+    if command.not_applicable_reason is not None:
+        if command.inputs:
+            errors.append(FieldError("inputs", "a not-applicable declaration carries no inputs"))
+        errors.extend(not_applicable_errors(node, self_assessed=True, evidence_count=len(command.evidence)))
+    else:
+        inputs, input_errors = check_inputs(node, command.inputs)
+        errors.extend(input_errors)
+    if errors:
+        raise MeasurementRefused("invalid", "; ".join(f"{error.field}: {error.message}" for error in errors), errors)
+    return MeasurementRecorded(
+        catalogue_id=command.catalogue_id,
+        catalogue_version=command.catalogue_version,
+        period=command.period,
+        unit_id=command.unit_id,
+        indicator=command.indicator,
+        inputs={name: str(value) if isinstance(value, Decimal) else value for name, value in inputs.items()},
+        not_applicable_reason=command.not_applicable_reason,
+        evidence=command.evidence,
+        submitted_by=command.submitted_by,
+        responds_to=command.responds_to,
+    )

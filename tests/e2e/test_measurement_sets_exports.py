@@ -1,0 +1,120 @@
+"""Exports of what a set scored: every unit's points as SDMX-CSV 2.0, read back by a real SDMX library
+(pysdmx) to the same values as the scorecards, and the ranking and a scorecard as XLSX workbooks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+from typing import Any
+
+import openpyxl
+import pytest
+
+from tests.e2e.conftest import RunningSystem
+
+pytestmark = pytest.mark.e2e
+SCOPE = {"catalogue_id": "hcmc-dti-districts", "catalogue_version": "1.0", "period": 2024}
+QUERY = {"catalogue": "hcmc-dti-districts", "version": "1.0", "period": 2024, "stage": "self_assessment"}
+
+
+def flatten(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for node in nodes:
+        found[node["code"]] = node.get("points")
+        found |= flatten(node.get("children", []))
+    return found
+
+
+@pytest.fixture(scope="module")
+def scored(running: RunningSystem) -> int:
+    rows = [
+        {"unit_id": "quan-6", "indicator": "1.1", "inputs": {"a": "deputy"}},
+        {"unit_id": "quan-6", "indicator": "3.3", "inputs": {"a": "85%"}},
+        {"unit_id": "quan-7", "indicator": "3.3", "inputs": {"a": "0,6"}},
+        {"unit_id": "quan-7", "indicator": "8.5", "inputs": {"a": 9}},
+    ]
+    headers = {"Authorization": f"Bearer {running.keys['any-unit']}", "Idempotency-Key": "exports-set"}
+    imported = running.ingest.post("/v1/measurement-sets", json={**SCOPE, "rows": rows}, headers=headers)
+    assert imported.status_code == 201, imported.text
+    last = int(imported.json()["last_sequence"])
+    running.wait_until_projected(last, QUERY)
+    return last
+
+
+STRUCTURE_ID = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:[A-Za-z][A-Za-z0-9_-]*\([0-9][0-9.]*\)$")
+
+
+def strict_sdmx_csv(text: str) -> list[dict[str, str]]:
+    """SDMX-CSV 2.0 read strictly: no byte-order mark, STRUCTURE, STRUCTURE_ID and ACTION first,
+    a known structure type, an AGENCY:ID(VERSION) reference, a known action, every row complete."""
+    assert not text.startswith("\ufeff")
+    table = list(csv.reader(io.StringIO(text)))
+    header, rows = table[0], table[1:]
+    assert header[:3] == ["STRUCTURE", "STRUCTURE_ID", "ACTION"] and len(set(header)) == len(header)
+    for row in rows:
+        assert len(row) == len(header), row
+        assert row[0] in ("dataflow", "datastructure", "dataprovision") and STRUCTURE_ID.match(row[1]), row
+        assert row[2] in ("I", "A", "R", "D"), row
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def observations(text: str) -> dict[tuple[str, str], str]:
+    """(unit, indicator) → OBS_VALUE, by the strict reader and, where installed, by pysdmx (the two agree)."""
+    strict = {(row["UNIT"], row["INDICATOR"]): row["OBS_VALUE"] for row in strict_sdmx_csv(text)}
+    try:
+        from pysdmx.io.csv.sdmx20.reader import read
+    except ImportError:  # pysdmx[data] (pandas) not installed: the strict reader alone
+        return strict
+    (dataset,) = read(text)
+    assert dataset.short_urn == "Dataflow=KPI_LEDGER:DF_KPI_SCORES(1.0)"
+    frame = dataset.data
+    by_pysdmx = dict(zip(zip(frame["UNIT"], frame["INDICATOR"], strict=True), frame["OBS_VALUE"], strict=True))
+    assert by_pysdmx.keys() == strict.keys()
+    for key, value in by_pysdmx.items():  # pysdmx reads numbers as numbers: 0.0 for "0.00"
+        shown = strict[key]
+        assert (Decimal(str(value)) == Decimal(shown)) if shown else str(value) in ("", "nan", "NaN"), (key, value)
+    return strict
+
+
+def test_scores_as_sdmx_csv_parse_back_to_the_scorecards(running: RunningSystem, scored: int) -> None:
+    exported = running.reporting.get("/v1/rankings.sdmx.csv", params={**QUERY, "as_of": scored})
+    assert exported.status_code == 200, exported.text
+    assert exported.headers["content-type"].startswith("text/csv")
+    values = observations(exported.text)
+    assert len({unit for unit, _ in values}) == 22  # every ranked unit
+    rows = strict_sdmx_csv(exported.text)
+    for unit in ("quan-6", "quan-7"):
+        card = running.reporting.get(f"/v1/units/{unit}/scorecard", params={**QUERY, "as_of": scored}).json()
+        expected = {"_T": card["total"], **flatten(card["pillars"])}
+        read_back = {code: value for (of, code), value in values.items() if of == unit}
+        assert {code: Decimal(value) for code, value in read_back.items() if value} == {
+            code: Decimal(value) for code, value in expected.items() if value is not None
+        }
+        mine = [row for row in rows if row["UNIT"] == unit]
+        assert {row["STAGE"] for row in mine} == {"self_assessment"} and {row["TIME_PERIOD"] for row in mine} == {
+            "2024"
+        }
+    quan_6 = next(row for row in rows if (row["UNIT"], row["INDICATOR"]) == ("quan-6", "3.3"))
+    assert (quan_6["OBS_VALUE"], quan_6["UNIT_NAME"]) == ("30.00", "Quận 6")
+
+
+def test_the_ranking_and_a_scorecard_as_xlsx(running: RunningSystem, scored: int) -> None:
+    params = {**QUERY, "as_of": scored}
+    ranking = running.reporting.get("/v1/rankings", params=params).json()
+    workbook = running.reporting.get("/v1/rankings.xlsx", params=params)
+    assert workbook.status_code == 200, workbook.text
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert rows[0][:4] == ("Hạng (Rank)", "Mã đơn vị (Unit id)", "Đơn vị (Unit)", "Tổng điểm (Total)")
+    by_unit = {row[1]: row for row in rows[1:]}
+    for entry in ranking["rankings"]:
+        assert by_unit[entry["unit_id"]][0] == entry["rank_label"]
+        assert Decimal(str(by_unit[entry["unit_id"]][3])) == Decimal(entry["total"])
+    card = running.reporting.get("/v1/units/quan-7/scorecard.xlsx", params=params)
+    assert card.status_code == 200
+    cells = list(openpyxl.load_workbook(io.BytesIO(card.content)).active.iter_rows(values_only=True))  # type: ignore[union-attr]
+    points = {row[0]: row[3] for row in cells[1:] if row[0]}
+    assert Decimal(str(points["3.3"])) == Decimal("15") and Decimal(str(points["8.5"])) == Decimal("9")
