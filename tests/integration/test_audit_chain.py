@@ -253,3 +253,22 @@ async def test_a_closed_periods_row_deleted_to_take_late_submissions_is_found(lo
     report = await audit.verify_log(UnitOfWork(sessions))
     assert report.first_break is not None
     assert report.first_break["problem"] == "the closed periods or reopened units stored disagree with the log"
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("UPDATE catalogue_versions SET content_sha256 = :other", "catalogue_versions"),
+        ("DELETE FROM peer_group_versions", "peer_group_versions"),
+    ],
+)
+async def test_a_registered_version_row_edited_or_deleted_is_found(log, statement: str, table: str) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log
+    async with sessions() as session:
+        registered = (await session.execute(text(f"SELECT min(sequence) FROM {table}"))).scalar_one()
+    assert (await audit.verify_log(UnitOfWork(sessions))).ok
+    await bypass(sessions, (statement, {"other": "f" * 64}))
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None and not report.ok
+    assert report.first_break["sequence"] == registered
+    assert "catalogue versions or unit lists" in report.first_break["problem"]

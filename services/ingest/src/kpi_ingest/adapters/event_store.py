@@ -333,3 +333,13 @@ class EventStore:
             .order_by(events.c.sequence)
         )
         return [_stored(row) for row in rows]
+
+    async def registered_versions(self) -> dict[tuple[str, str, str], tuple[str, int]]:
+        """The catalogue versions and unit lists as their tables hold them (what verification compares
+        with the log): (kind, id, version) -> (content hash, the sequence of the registration)."""
+        found: dict[tuple[str, str, str], tuple[str, int]] = {}
+        for row in await self.session.execute(select(catalogue_versions)):
+            found[("catalogue", row.catalogue_id, row.version)] = (row.content_sha256, int(row.sequence))
+        for row in await self.session.execute(select(peer_group_versions)):
+            found[("units", row.peer_group_id, row.version)] = (row.content_sha256, int(row.sequence))
+        return found

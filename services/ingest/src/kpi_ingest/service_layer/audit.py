@@ -19,7 +19,15 @@ from kpi_common.signing import Signer, signature_is_valid
 from kpi_common.stream_reading import StreamMissing, stream_messages
 from kpi_core.assessment import submission_windows
 from kpi_core.audit import ChainVerifier, checkpoint_statement
-from kpi_core.events import AuditCheckpointSigned, EventEnvelope, PeriodClosed, UnitReopened, decode_event
+from kpi_core.events import (
+    AuditCheckpointSigned,
+    CatalogueVersionRegistered,
+    EventEnvelope,
+    PeerGroupRegistered,
+    PeriodClosed,
+    UnitReopened,
+    decode_event,
+)
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.handlers import Recorded, Submission, append_once
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -82,6 +90,11 @@ async def verify_log(
             # the walk found every column true, so the type column can be trusted to find these
             changes = [*await uow.events.of_type(PeriodClosed.type), *await uow.events.of_type(UnitReopened.type)]
             stored_windows = await uow.workflow.windows()
+            registrations = [
+                *await uow.events.of_type(CatalogueVersionRegistered.type),
+                *await uow.events.of_type(PeerGroupRegistered.type),
+            ]
+            stored_versions = await uow.events.registered_versions()
         if (counted, counted_head) != (sequence, head):  # the last events deleted, the counter left as it was
             report.first_break = {
                 "sequence": sequence + 1,
@@ -91,12 +104,21 @@ async def verify_log(
             }
         else:
             logged = submission_windows((stored.sequence, _period_event(stored)) for stored in changes)
+            logged_versions = registered_in_log(registrations)
             if logged != stored_windows:  # e.g. a closed period's row deleted to take late submissions
                 report.first_break = {
                     "sequence": sequence,
                     "problem": "the closed periods or reopened units stored disagree with the log",
                     "expected": repr(logged),
                     "found": repr(stored_windows),
+                }
+            elif logged_versions != stored_versions:  # e.g. a catalogue version's row pointed at other content
+                differing = {*logged_versions.items()} ^ {*stored_versions.items()}
+                report.first_break = {
+                    "sequence": min(sequence for _, (_, sequence) in differing),
+                    "problem": "the registered catalogue versions or unit lists stored disagree with the log",
+                    "expected": repr(sorted(set(logged_versions.items()) - set(stored_versions.items()))),
+                    "found": repr(sorted(set(stored_versions.items()) - set(logged_versions.items()))),
                 }
     else:
         report.first_break = vars(verifier.first_break)
@@ -179,6 +201,18 @@ async def verify_with_stream(uow: UnitOfWork, trusted_public_keys: frozenset[str
 
 def _compared(messages: int, last_sequence: int) -> dict[str, Any]:
     return {"compared": True, "messages": messages, "last_sequence": last_sequence}
+
+
+def registered_in_log(registrations: list[StoredEvent]) -> dict[tuple[str, str, str], tuple[str, int]]:
+    """What the registration events say the version tables must hold (kind, id, version) -> (hash, sequence)."""
+    found: dict[tuple[str, str, str], tuple[str, int]] = {}
+    for stored in registrations:
+        event = decode_event(stored.envelope)
+        if isinstance(event, CatalogueVersionRegistered):
+            found[("catalogue", event.catalogue_id, event.version)] = (event.content_sha256, stored.sequence)
+        elif isinstance(event, PeerGroupRegistered):
+            found[("units", event.peer_group_id, event.version)] = (event.content_sha256, stored.sequence)
+    return found
 
 
 def _period_event(stored: StoredEvent) -> PeriodClosed | UnitReopened:
