@@ -57,6 +57,7 @@ TYPE_SLUGS: dict[str, str] = {
     "Too many failed authentications": "too-many-failed-authentications",
     "Internal error": "internal-error",
     "No signing key": "no-signing-key",
+    "Log integrity failure": "log-integrity-failure",
     "Content too large": "content-too-large",
 }
 

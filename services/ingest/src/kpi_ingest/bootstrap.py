@@ -41,6 +41,12 @@ class Ingest:
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
     signer: Signer | None = None
+    tampered_at: int | None = None  # the first stored event found not to match its hash, if any
+
+    async def check_integrity(self) -> None:
+        """Ready only while no event read has failed its hash (an edited log is not served)."""
+        if self.tampered_at is not None:
+            raise RuntimeError(f"the stored event {self.tampered_at} does not match its hash: run kpi-ledger verify")
 
     def uow(self) -> UnitOfWork:
         """A new unit of work: one per request, never shared between concurrent tasks."""

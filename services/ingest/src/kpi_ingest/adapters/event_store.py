@@ -30,6 +30,14 @@ class StoredEvent:
         return self.envelope.sequence
 
 
+class EventTampered(RuntimeError):
+    """A stored event does not match its own hash: the database was edited after the append."""
+
+    def __init__(self, sequence: int) -> None:
+        super().__init__(f"the stored event {sequence} does not match its hash")
+        self.sequence = sequence
+
+
 def _stored(row: object) -> StoredEvent:
     return StoredEvent(EventEnvelope.model_validate_json(row.envelope), row.request_sha256)  # type: ignore[attr-defined]
 
@@ -225,8 +233,11 @@ class EventStore:
         catalogue_id: str | None = None,
         unit_id: str | None = None,
     ) -> list[StoredEvent]:
-        """Events after a sequence, in order; the log has no gaps, so a cursor never passes over one."""
-        query = select(events.c.envelope, events.c.request_sha256).where(events.c.sequence > after)
+        """Events after a sequence, in order; the log has no gaps, so a cursor never passes over one.
+        Each is checked against its stored hash as it is read: an event edited in the database is
+        never served as if it were the one recorded (`EventTampered`)."""
+        query = select(events.c.sequence, events.c.envelope, events.c.request_sha256, events.c.event_sha256)
+        query = query.where(events.c.sequence > after)
         for column, value in (
             (events.c.type, event_type),
             (events.c.catalogue_id, catalogue_id),
@@ -234,7 +245,10 @@ class EventStore:
         ):
             if value is not None:
                 query = query.where(column == value)
-        rows = await self.session.execute(query.order_by(events.c.sequence).limit(limit))
+        rows = (await self.session.execute(query.order_by(events.c.sequence).limit(limit))).all()
+        for row in rows:
+            if row.event_sha256 is not None and event_sha256(row.envelope.encode("utf-8")) != row.event_sha256:
+                raise EventTampered(row.sequence)
         return [_stored(row) for row in rows]
 
     async def page(self, after: int, limit: int, **filters: str | None) -> tuple[list[StoredEvent], int]:

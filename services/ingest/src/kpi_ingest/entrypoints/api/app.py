@@ -77,7 +77,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def nats() -> None:
         await ingest_of().check_nats()
 
-    app.include_router(health_router({"database": database}, degraded_without={"nats": nats}))
+    async def integrity() -> None:
+        await ingest_of().check_integrity()
+
+    checks = {"database": database, "log integrity": integrity}
+    app.include_router(health_router(checks, degraded_without={"nats": nats}))
     app.include_router(measurements.router)
     app.include_router(measurement_sets.router)
     app.include_router(templates.router)
