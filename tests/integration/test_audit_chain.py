@@ -242,6 +242,16 @@ async def test_the_command_line_verification_honours_the_trusted_checkpoint_keys
     assert subprocess.run(command, capture_output=True, check=False, env=trusted).returncode == 0
 
 
+async def test_the_command_line_verification_says_loudly_what_it_could_not_prove(log, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    command = [sys.executable, "-m", "kpi_launcher.cli", "verify", "--database-url", database_url, "--no-stream"]
+    environment = {name: value for name, value in os.environ.items() if name != "KPI_INGEST_TRUSTED_CHECKPOINT_KEYS"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
+    assert done.returncode == 0  # the chain is intact...
+    assert "WARNING: no trusted checkpoint key is configured" in done.stderr  # ...but nothing vouches for it
+    assert "WARNING: the log was not compared with the stream" in done.stderr
+    assert json.loads(done.stdout)["stream"] == {"compared": False, "reason": "--no-stream"}
+
+
 async def test_a_closed_periods_row_deleted_to_take_late_submissions_is_found(log) -> None:  # type: ignore[no-untyped-def]
     sessions, registry = log
     command = ClosePeriod(
