@@ -15,6 +15,7 @@ from kpi_core.audit import GENESIS_SHA256
 from kpi_ingest.entrypoints.outbox_relay import OutboxRelay
 from kpi_ingest.service_layer import audit
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
+from tests.integration.helpers import record_some
 from tests.integration.test_audit_chain import bypass, log  # noqa: F401 (the fixture)
 from tests.integration.test_relay_batches import run_until_drained
 
@@ -90,3 +91,13 @@ async def test_without_nats_the_report_says_what_it_could_not_prove(log) -> None
     assert report.ok  # the chain itself is intact
     assert report.stream["compared"] is False and "does not answer" in report.stream["reason"]
     assert any("not compared with the stream" in warning for warning in report.warnings)
+
+
+async def test_an_event_whose_outbox_row_was_removed_before_it_was_relayed_is_found(log, nats_url: str) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    sessions, _ = log
+    await run_until_drained(sessions, OutboxRelay(sessions, nats_url))  # 1..10 on the stream
+    await record_some(lambda: UnitOfWork(sessions), log[1], 3, start=8)  # 11..13 wait in the outbox
+    await bypass(sessions, "DELETE FROM outbox WHERE sequence = 12")  # never to be relayed
+    report = await audit.verify_with_stream(UnitOfWork(sessions), frozenset(), nats_url)
+    assert report.first_break is not None
+    assert (report.first_break["sequence"], report.first_break["found"]) == (12, "neither")

@@ -357,3 +357,10 @@ class EventStore:
         for row in await self.session.execute(select(peer_group_versions)):
             found[("units", row.peer_group_id, row.version)] = (row.content_sha256, int(row.sequence))
         return found
+
+    async def outbox_sequences(self) -> list[int]:
+        """The events still waiting for the relay, in order."""
+        return [
+            int(sequence)
+            for sequence in await self.session.scalars(select(outbox.c.sequence).order_by(outbox.c.sequence))
+        ]

@@ -165,8 +165,10 @@ async def compare_with_stream(
     uow: UnitOfWork, stream: AsyncIterable[list[bytes]], head_sequence: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Each event copy on the stream against the stored event of its sequence (the walk has shown
-    each stored hash true to its event). Events not relayed yet are simply not on the stream."""
-    messages, last_on_stream = 0, 0
+    each stored hash true to its event); then every event must be on the stream or still wait in
+    the outbox (the relay publishes in order, so what waits is a suffix). Events appended while
+    this runs are compared too; only an event the database does not hold at all is "cut"."""
+    messages, last_on_stream, seen = 0, 0, set()
     async for payloads in stream:
         copies = [(EventEnvelope.from_bytes(data).sequence, hashlib.sha256(data).hexdigest()) for data in payloads]
         messages += len(copies)
@@ -175,14 +177,26 @@ async def compare_with_stream(
         async with uow:
             stored = {row[0]: row[2] for row in await uow.events.chain_rows(low - 1, high - low + 1)}
         for sequence, digest in copies:
-            if sequence > head_sequence:
+            seen.add(sequence)
+            if sequence not in stored:
                 problem = "the stream holds events the database does not: the log was cut after its last event"
-                found = {"sequence": head_sequence + 1, "problem": problem, "expected": f"{sequence}"}
+                found = {"sequence": sequence, "problem": problem, "expected": f"{sequence}"}
                 return {**found, "found": f"{head_sequence}"}, _compared(messages, last_on_stream)
-            if stored.get(sequence) != digest:
+            if stored[sequence] != digest:
                 problem = "the stored event differs from its copy on the stream"
                 found = {"sequence": sequence, "problem": problem, "expected": digest}
-                return {**found, "found": str(stored.get(sequence))}, _compared(messages, last_on_stream)
+                return {**found, "found": str(stored[sequence])}, _compared(messages, last_on_stream)
+    async with uow:
+        waiting = set(await uow.events.outbox_sequences())
+    lost = next((s for s in range(1, head_sequence + 1) if s not in seen and s not in waiting), None)
+    if lost is not None:
+        problem = "an event is neither on the stream nor waiting in the outbox: its outbox row was removed"
+        return {
+            "sequence": lost,
+            "problem": problem,
+            "expected": "on the stream or in the outbox",
+            "found": "neither",
+        }, (_compared(messages, last_on_stream))
     return None, _compared(messages, last_on_stream)
 
 

@@ -39,7 +39,9 @@ async def refusing_tampered(ingest: Ingest) -> AsyncIterator[None]:
         ) from None
 
 
-TAMPERED = {503: {"description": "A stored event does not match its hash: the log was edited"}}
+TAMPERED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A stored event does not match its hash: the log was edited"}
+}
 
 
 @router.get("/events", response_model=EventPage, responses=TAMPERED)
