@@ -242,7 +242,8 @@ def verify(args: argparse.Namespace) -> int:
 
     report = asyncio.run(run())
     print(json.dumps(report, indent=2))
-    for warning in report.get("warnings") or []:  # what this verification could not prove, where a person reads
+    warnings = report.get("warnings")
+    for warning in warnings if isinstance(warnings, list) else []:  # what could not be proven, where a person reads
         print(f"kpi-ledger verify: WARNING: {warning}", file=sys.stderr)
     return 0 if report["ok"] else 1
 
