@@ -120,6 +120,48 @@ def history(running: RunningSystem) -> int:
     return script_history(running)
 
 
+NOT_PUBLISHED = "Kết quả của kỳ này chưa được công bố."
+
+
+def assert_not_published_page(page: httpx.Response, period: int | None = None) -> None:
+    """A page that says so, with the pickers to choose another period: the API's 404, never a 500."""
+    assert page.status_code == 404, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    assert NOT_PUBLISHED in page.text and '<form class="pickers"' in page.text
+    if period is not None:
+        assert f"<option selected>{period}</option>" in page.text
+
+
+# first in this module: it runs on the fresh system, before `history` publishes anything
+def test_before_the_first_publication_the_dashboard_says_nothing_is_published(running: RunningSystem) -> None:
+    with public(running) as client:
+        assert client.get("/v1/rankings", params={**Q2024, "stage": "published"}).status_code == 404
+        for params in ({}, {"lang": "en"}, {"pillar": "3"}):
+            page = client.get("/dashboard", params=params, headers=HTML)
+            if params.get("lang") == "en":
+                assert page.status_code == 404 and "The result of this period is not published." in page.text
+            else:
+                assert_not_published_page(page)
+        assert "<strong>3. " in client.get("/dashboard", params={"pillar": "3"}, headers=HTML).text
+
+
+def test_a_period_or_a_publication_without_a_result_is_a_page_saying_so(running: RunningSystem, history: int) -> None:
+    published = {**Q2024, "stage": "published"}
+    with public(running) as client:
+        for params, period in (
+            ({**CAT, "period": 2022, "stage": "published"}, 2022),  # no publication of that period
+            ({**CAT, "period": 2030}, 2030),
+            ({**published, "publication": "no-such-publication"}, 2024),  # an id that names nothing
+            ({**published, "publication": "no-such-publication", "pillar": "3"}, 2024),
+            ({"catalogue": "hcmc-dti-districts", "version": "1.0"}, None),  # a catalogue never published
+        ):
+            assert_not_published_page(client.get("/dashboard", params=params, headers=HTML), period)
+            api = {"period": period or 2024, "stage": "published", **params}
+            assert client.get("/v1/rankings", params=api).status_code == 404  # as its JSON twin answers
+        empty_period = client.get("/dashboard", params={**CAT, "period": ""}, headers=HTML)
+        assert empty_period.status_code == 422, empty_period.text  # "period=" is no year: refused as the API refuses it
+
+
 def test_the_published_ranking_page_shows_the_apis_figures_in_vietnamese(running: RunningSystem, history: int) -> None:
     with public(running) as client:
         page = client.get("/dashboard", params={**Q2024, "stage": "published"}, headers=HTML)

@@ -118,3 +118,35 @@ def test_the_ranking_and_a_scorecard_as_xlsx(running: RunningSystem, scored: int
     cells = list(openpyxl.load_workbook(io.BytesIO(card.content)).active.iter_rows(values_only=True))  # type: ignore[union-attr]
     points = {row[0]: row[3] for row in cells[1:] if row[0]}
     assert Decimal(str(points["3.3"])) == Decimal("15") and Decimal(str(points["8.5"])) == Decimal("9")
+    # the footer: the total under Max and Points; the unit's id in the Code column, as text (not under Max)
+    shown = running.reporting.get("/v1/units/quan-7/scorecard", params=params).json()
+    assert cells[-2][1] == "Tổng (Total)"
+    assert [Decimal(str(value)) for value in cells[-2][2:4]] == [Decimal(shown["max_points"]), Decimal(shown["total"])]
+    assert cells[-1][:4] == ("quan-7", "Đơn vị (Unit): Quận 7", None, None)
+
+
+def test_published_scores_as_sdmx_csv_are_the_published_scorecards(running: RunningSystem, scored: int) -> None:
+    """The export reads every unit's scores in one pass; at stage=published, as each scorecard does: the
+    stage the publication froze, at the sequence it froze, its units in its order."""
+    for unit, indicator in (("quan-7", "3.3"), ("quan-6", "1.1")):
+        decision = {**SCOPE, "unit_id": unit, "indicator": indicator, "decision": "accepted"}
+        verified = running.post("evaluator", "/v1/verifications", decision, f"exports-v-{unit}-{indicator}")
+        assert verified.status_code == 201, verified.text
+    body = {**SCOPE, "incomplete_reason": "Công bố thử nghiệm xuất dữ liệu"}
+    published = running.post("approver", "/v1/publications", body, "exports-publication")
+    assert published.status_code == 201, published.text
+    query = {**QUERY, "stage": "published"}
+    running.wait_for(lambda: running.reporting.get("/v1/rankings", params=query).status_code == 200)
+    ranking = running.reporting.get("/v1/rankings", params=query).json()
+    exported = running.reporting.get("/v1/rankings.sdmx.csv", params=query)
+    assert exported.status_code == 200, exported.text
+    rows = strict_sdmx_csv(exported.text)
+    totals = [row["UNIT"] for row in rows if row["INDICATOR"] == "_T"]
+    assert totals == [entry["unit_id"] for entry in ranking["rankings"]] and len(totals) == 22
+    values = observations(exported.text)
+    for unit in ("quan-6", "quan-7", "quan-1"):
+        card = running.reporting.get(f"/v1/units/{unit}/scorecard", params=query).json()
+        expected = {"_T": card["total"], **flatten(card["pillars"])}
+        read_back = {code: value for (of, code), value in values.items() if of == unit}
+        assert read_back == {code: value or "" for code, value in expected.items()}
+    assert {row["STAGE"] for row in rows} == {"published"}

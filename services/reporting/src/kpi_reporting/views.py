@@ -360,7 +360,8 @@ def changes_since(
 
 def points_to_gain(card: dict[str, Any]) -> list[dict[str, Any]]:
     """Where the points are: every component of a scorecard still short of its max (the most points
-    missing first), with who is responsible; a component whose parts are listed is not listed again."""
+    missing first), with who is responsible; a component whose parts are listed is not listed again.
+    A pillar short of its max with no part short (no parts, or parts without points) is listed itself."""
 
     def short(node: dict[str, Any]) -> bool:
         return node.get("points_missing") is not None and Fraction(node["points_missing"]) > 0
@@ -372,9 +373,9 @@ def points_to_gain(card: dict[str, Any]) -> list[dict[str, Any]]:
             kids = node.get("children", [])
             if any(short(kid) for kid in kids):
                 walk(kids, pillar or node)
-            elif short(node) and pillar is not None:
+            elif short(node):
                 shown = {key: value for key, value in node.items() if key != "children"}
-                found.append({**shown, "pillar": pillar["code"]})
+                found.append({**shown, "pillar": (pillar or node)["code"]})
 
     walk(card["pillars"], None)
     return sorted(found, key=lambda node: (-Fraction(node["points_missing"]), node["code"]))

@@ -68,10 +68,13 @@ async def rankings(
             await period_reader(request, key, catalogue, version, stage)
         choice = await reads.choose(reporting, catalogue, version, period, stage)
         await period_reader(request, key, choice.catalogue.id, choice.catalogue.version, stage)
+        pillars = reads.pillars_of(choice.catalogue)
         context: dict[str, Any] = {
             "choice": choice,
             "picked_pillar": pillar,
-            "pillars": reads.pillars_of(choice.catalogue),
+            "pillars": pillars,
+            # every key the template reads, even when there is nothing to show (StrictUndefined)
+            "pillar": next((p for p in pillars if p["code"] == pillar), None),
         }
         try:
             context |= await reads.rankings_page(reporting, choice, pillar or None, publication, language(lang))

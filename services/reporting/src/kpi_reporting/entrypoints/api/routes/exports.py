@@ -12,11 +12,14 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import Response
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 from kpi_common.access import PeriodReader, UnitReader
+from kpi_common.as_of import AsOf
 from kpi_common.scope import ScopeDep
-from kpi_reporting import reports
+from kpi_reporting import reports, views
+from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.entrypoints.api.routes.reports import AsOfQuery, PillarQuery, PublicationQuery, ReportingDep
 
 router = APIRouter(prefix="/v1", tags=["exports"])
@@ -126,7 +129,8 @@ async def export_scorecard(
     return _csv(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
 
 
-def _scorecard_table(card: dict[str, Any]) -> list[list[Any]]:
+def _scorecard_rows(card: dict[str, Any]) -> list[list[Any]]:
+    """The header, one row per pillar and component, and the total under the Max and Points columns."""
     rows: list[list[Any]] = [[title for _, title in SCORECARD_COLUMNS]]
     for node in _flatten(card["pillars"]):
         rows.append(
@@ -135,8 +139,19 @@ def _scorecard_table(card: dict[str, Any]) -> list[list[Any]]:
     rows.append(
         ["", "Tổng (Total)", card["max_points"], card["total"], "", "", "", "", "", card["previous_period_total"]]
     )
-    rows.append(["", "Đơn vị (Unit)", card["unit_id"], card.get("unit_name_vi")])
     return rows
+
+
+def _scorecard_table(card: dict[str, Any]) -> list[list[Any]]:
+    """The CSV's rows: the unit's id and name last, after its label (the CSV's layout, kept as it was)."""
+    return [*_scorecard_rows(card), ["", "Đơn vị (Unit)", card["unit_id"], card.get("unit_name_vi")]]
+
+
+def _scorecard_sheet(card: dict[str, Any]) -> list[list[Any]]:
+    """The workbook's rows: the unit's id in the Code column and its name in the Indicator column (both
+    text), never under Max and Points, whose cells are numbers."""
+    name = card.get("unit_name_vi") or card["unit_id"]
+    return [*_scorecard_rows(card), [card["unit_id"], f"Đơn vị (Unit): {name}"]]
 
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -153,13 +168,20 @@ class XlsxResponse(Response):
 
 
 def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -> Response:
-    """One sheet; the cells of the `numeric` columns (points) as numbers, the rest (codes such as 3.3) as text."""
+    """One sheet; the cells of the `numeric` columns (points) as numbers, the rest (codes such as 3.3,
+    ids such as 01, names, agencies) as text, never as a formula."""
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
     sheet.title = title
     for row in rows:
-        sheet.append([_cell(value) if index in numeric else value for index, value in enumerate(row)])
+        values = [_cell(value) if index in numeric else value for index, value in enumerate(row)]
+        sheet.append([_text(value) if isinstance(value, str) else value for value in values])
+        for cell in sheet[sheet.max_row]:
+            if isinstance(cell.value, str):
+                cell.data_type = "s"  # openpyxl makes "=…" a formula: here it stays the text it is
+                if cell.value.startswith(FORMULA_STARTS):
+                    cell.quotePrefix = True  # and stays text when someone edits it
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
@@ -170,6 +192,16 @@ def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+# what a spreadsheet reads as the start of a formula (or, after a tab or a return, of another cell)
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text(value: str) -> str:
+    """Text as a cell can hold it: the control characters XML 1.0 refuses (which openpyxl raises on)
+    replaced by U+FFFD."""
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
 def _cell(value: Any) -> Any:
@@ -202,7 +234,7 @@ async def export_scorecard_xlsx(
     reader: UnitReader, unit: str, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
 ) -> Response:
     """A unit's scorecard as an XLSX workbook: the same columns as scorecard.csv, points as numbers."""
-    rows = _scorecard_table(await reports.scorecard(reporting, scope, unit, as_of))
+    rows = _scorecard_sheet(await reports.scorecard(reporting, scope, unit, as_of))
     numeric = {index for index, (key, _) in enumerate(SCORECARD_COLUMNS) if key in POINT_COLUMNS}
     return _xlsx("Bang diem", rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.xlsx", numeric)
 
@@ -239,15 +271,32 @@ def sdmx_rows(card: dict[str, Any], scope: dict[str, Any]) -> Iterator[list[Any]
         yield [*fixed, node["code"], scope["stage"], node.get("points"), status, node.get("max_points") or "", name]
 
 
+async def _every_card(reporting: Reporting, scope: dict[str, Any], as_of: str | None) -> list[dict[str, Any]]:
+    """Each ranked unit's scorecard figures (points and statuses; no other stage, no previous period),
+    in ranking order, from one read of every unit's scores (`full`) instead of one scorecard's reads
+    per unit. A publication is read as `reports.scorecard` reads it: the stage it froze, at the
+    sequence it froze, its own units in its order."""
+    moment = AsOf.parse(as_of)
+    if scope["stage"] == "published":
+        published = await reports.publication(reporting, scope, moment, None, None)
+        read = {**scope, "stage": published["published_stage"]}
+        result = await reports.result(reporting, read, AsOf(sequence=published["as_of_sequence"]), full=True)
+        units = [row["unit_id"] for row in published["rankings"]]
+    else:
+        read, result = scope, await reports.result(reporting, scope, moment, full=True)
+        units = [row["unit_id"] for row in views.rankings_view(result, scope)["rankings"]]
+    return [
+        views.scorecard_view(result, read, unit, result.scores.get(unit), views.CardContext(), {}) for unit in units
+    ]
+
+
 @router.get("/rankings.sdmx.csv", response_class=CsvResponse, responses=CSV)
 async def export_scores_sdmx(
     reader: PeriodReader, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
 ) -> Response:
     """Every ranked unit's points (total, pillars, components) as SDMX-CSV 2.0, dataflow DF_KPI_SCORES."""
-    found = await reports.rankings(reporting, scope, as_of, None, None)
     rows: list[list[Any]] = [list(SDMX_COLUMNS)]
-    for ranked in found["rankings"]:
-        card = await reports.scorecard(reporting, scope, ranked["unit_id"], as_of)
+    for card in await _every_card(reporting, scope, as_of):
         rows.extend(sdmx_rows(card, scope))
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerows(rows)  # SDMX-CSV: UTF-8, no byte-order mark
