@@ -11,10 +11,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from kpi_core.commands import ClosePeriod, RecordMeasurement, ReopenUnit
+from kpi_core.commands import ClosePeriod, RecordMeasurement, ReopenUnit, VerifyMeasurement
 from kpi_core.events import EventEnvelope, MeasurementRecorded, decode_event, envelope_for
 from kpi_core.measurement_sets import ImportSet, RowError, SetRow, SetScope
-from kpi_ingest.adapters.event_store import canonical_envelope
+from kpi_core.verification_sets import VerifyUnit
+from kpi_ingest.adapters.event_store import EventStore, canonical_envelope
 from kpi_ingest.adapters.orm import events, measurement_sets, outbox
 from kpi_ingest.service_layer import audit, handlers, workflow
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
@@ -22,6 +23,7 @@ from kpi_ingest.service_layer.errors import IdempotencyConflict
 from kpi_ingest.service_layer.measurement_sets import SetRefused, import_measurement_set
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_ingest.service_layer.units import RegistryCache
+from kpi_ingest.service_layer.verification_sets import verify_unit
 from tests.integration.helpers import SOME_PROVINCES
 
 SCOPE = SetScope("mini-dti", "1.0", 2024)
@@ -120,10 +122,11 @@ async def test_the_same_key_replays_a_changed_value_is_a_correction_and_unchange
     assert replay["replayed"] and replay["set_id"] == first["set_id"]
     with pytest.raises(IdempotencyConflict):
         await run(sessions, registry, command(rows_of(6, value=2), "year"))
-    before = await counts(sessions)
+    events_before, outbox_before, sets_before = await counts(sessions)
     again = await run(sessions, registry, command(rows_of(6), "year-again"))
     assert (again["unchanged"], again["stored"]) == (6, False)
-    assert await counts(sessions) == before
+    # no event and nothing to publish; only the outcome under its key (see the test below)
+    assert await counts(sessions) == (events_before, outbox_before, sets_before + 1)
     changed = await run(sessions, registry, command(rows_of(6, value=2), "year-changed"))
     assert (changed["replaced"], changed["unchanged"]) == (2, 4)  # the two 3.1 rows changed
     # a single POST with the same value as the set is the same statement: a later set sees it unchanged
@@ -140,6 +143,79 @@ async def test_the_same_key_replays_a_changed_value_is_a_correction_and_unchange
     await handlers.record_measurement(single, UnitOfWork(sessions), registry, RegistryCache())
     rows = [SetRow(1, SOME_PROVINCES[0], "3.1", {"a": 3, "b": "10.0"})]
     assert (await run(sessions, registry, command(rows, "after-single")))["unchanged"] == 1
+
+
+async def test_a_key_first_used_for_a_set_that_changed_nothing_cannot_import_other_content(
+    ingest_sessions: Any,
+) -> None:
+    sessions, registry = ingest_sessions
+    await run(sessions, registry, command(rows_of(6), "first"))
+    unchanged = await run(sessions, registry, command(rows_of(6), "nothing-new"))
+    assert (unchanged["unchanged"], unchanged["stored"], unchanged["replayed"]) == (6, False, False)
+    replay = await run(sessions, registry, command(rows_of(6), "nothing-new"))
+    assert replay["replayed"] and replay["unchanged"] == 6
+    before = await counts(sessions)
+    with pytest.raises(IdempotencyConflict):
+        await run(sessions, registry, command(rows_of(6, value=2), "nothing-new"))
+    assert await counts(sessions) == before
+
+
+async def test_a_refused_set_leaves_its_key_free_for_the_corrected_set(ingest_sessions: Any) -> None:
+    sessions, registry = ingest_sessions
+    refused_rows = [*rows_of(2), SetRow(3, SOME_PROVINCES[0], "9.9", {"a": 1})]
+    with pytest.raises(SetRefused):
+        await run(sessions, registry, command(refused_rows, "corrected"))
+    corrected = await run(sessions, registry, command(rows_of(2), "corrected"))
+    assert (corrected["imported"], corrected["stored"], corrected["replayed"]) == (2, True, False)
+
+
+async def test_a_dry_run_does_not_take_the_append_lock(ingest_sessions: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    sessions, registry = ingest_sessions
+    locks: list[str] = []
+
+    async def lock(store: EventStore) -> None:
+        locks.append("lock")
+        await real_lock(store)
+
+    real_lock = EventStore.lock
+    monkeypatch.setattr(EventStore, "lock", lock)
+    before = await counts(sessions)
+    dry = await run(sessions, registry, command(rows_of(6), "dry", dry_run=True))
+    assert (dry["imported"], dry["stored"], dry["dry_run"]) == (6, False, True)
+    assert locks == [] and await counts(sessions) == before
+    real = await run(sessions, registry, command(rows_of(6), "real"))
+    assert real["stored"] and locks  # a real import still takes it
+
+
+async def test_a_dry_run_verification_set_does_not_take_the_append_lock(
+    ingest_sessions: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sessions, registry = ingest_sessions
+    await run(sessions, registry, command(rows_of(3), "self-assessed"))
+    locks: list[str] = []
+    real_lock = EventStore.lock
+
+    async def lock(store: EventStore) -> None:
+        locks.append("lock")
+        await real_lock(store)
+
+    monkeypatch.setattr(EventStore, "lock", lock)
+    acceptance = VerifyMeasurement(
+        catalogue_id="mini-dti",
+        catalogue_version="1.0",
+        period=2024,
+        unit_id=SOME_PROVINCES[0],
+        indicator="*",
+        decision="accepted",
+        idempotency_key="verify",
+        submitted_by="evaluator",
+    )
+    before = await counts(sessions)
+    dry = await verify_unit(
+        VerifyUnit(acceptance, (), "fp", dry_run=True), UnitOfWork(sessions), registry, RegistryCache()
+    )
+    assert (dry.summary["dry_run"], dry.stored) == (True, False)
+    assert locks == [] and await counts(sessions) == before
 
 
 async def test_a_closed_period_refuses_the_rows_of_units_not_reopened(ingest_sessions: Any) -> None:

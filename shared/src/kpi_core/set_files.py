@@ -62,6 +62,25 @@ NO = {"không", "khong", "no", "false", "0", "sai", "chưa", "chua"}
 HEADER_NAME = re.compile(r"\(([^()]*)\)\s*$")
 
 
+class TooManyRows(ValueError):
+    """More rows than a set may hold; every row read counts, a blank one too."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} rows")
+        self.limit = limit
+
+
+def counted_rows(
+    table: Iterable[tuple[int, Mapping[str, Cell]]], max_rows: int | None
+) -> Iterator[tuple[int, Mapping[str, Cell]]]:
+    """The rows of a table, refused (`TooManyRows`) past `max_rows` rows read, blank rows included:
+    a sheet that declares a billion empty rows is refused after `max_rows`, not read to its end."""
+    for count, (row, cells) in enumerate(table, start=1):
+        if max_rows is not None and count > max_rows:
+            raise TooManyRows(max_rows)
+        yield row, cells
+
+
 def column_name(header: Cell) -> str:
     """`Mã đơn vị (unit_id)` → `unit_id`; a plain header is its own name."""
     text = "" if header is None else str(header).strip()
@@ -187,9 +206,13 @@ def _evidence(row: int, cells: Mapping[str, Cell]) -> tuple[Evidence, ...] | Row
 
 
 def parse_rows(
-    table: Iterable[tuple[int, Mapping[str, Cell]]], catalogue: Catalogue, scope: SetScope
+    table: Iterable[tuple[int, Mapping[str, Cell]]],
+    catalogue: Catalogue,
+    scope: SetScope,
+    max_rows: int | None = None,
 ) -> Iterator[SetRow | RowError]:
-    for row, cells in table:
+    """Each row that reports something; every row read (blank or not) counts against `max_rows`."""
+    for row, cells in counted_rows(table, max_rows):
         parsed = parse_row(row, cells, catalogue, scope)
         if parsed is not None:
             yield parsed

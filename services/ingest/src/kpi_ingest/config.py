@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+SET_MAX_ROWS = 100_000  # the default row limit of a measurement set, also the JSON schema's bound on `rows`
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KPI_INGEST_")
@@ -27,4 +29,6 @@ class Settings(BaseSettings):
     # measurement sets (POST /v1/measurement-sets) have limits of their own: the body is streamed to a
     # temporary file, never held whole in memory, and refused (413) past either limit
     set_max_bytes: int = 67_108_864  # 64 MiB: a 100,000-row CSV is about 10 MB
-    set_max_rows: int = 100_000
+    set_max_rows: int = SET_MAX_ROWS
+    # a JSON set is parsed whole: its own, smaller limit (large sets come as CSV or XLSX)
+    set_max_json_bytes: int = 8_388_608  # 8 MiB

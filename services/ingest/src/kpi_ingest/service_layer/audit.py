@@ -165,9 +165,12 @@ async def compare_with_stream(
     uow: UnitOfWork, stream: AsyncIterable[list[bytes]], head_sequence: int
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Each event copy on the stream against the stored event of its sequence (the walk has shown
-    each stored hash true to its event); then every event must be on the stream or still wait in
-    the outbox (the relay publishes in order, so what waits is a suffix). Events appended while
+    each stored hash true to its event); then every event must be on the stream or have waited in
+    the outbox. The outbox and the head are read first, the stream after: an event relayed in
+    between is in both snapshots, so only an event in neither is missing. Events appended while
     this runs are compared too; only an event the database does not hold at all is "cut"."""
+    async with uow:
+        waiting, head_before = set(await uow.events.outbox_sequences()), await uow.events.head()
     messages, last_on_stream, seen = 0, 0, set()
     async for payloads in stream:
         copies = [(EventEnvelope.from_bytes(data).sequence, hashlib.sha256(data).hexdigest()) for data in payloads]
@@ -186,9 +189,7 @@ async def compare_with_stream(
                 problem = "the stored event differs from its copy on the stream"
                 found = {"sequence": sequence, "problem": problem, "expected": digest}
                 return {**found, "found": str(stored[sequence])}, _compared(messages, last_on_stream)
-    async with uow:
-        waiting = set(await uow.events.outbox_sequences())
-    lost = next((s for s in range(1, head_sequence + 1) if s not in seen and s not in waiting), None)
+    lost = next((s for s in range(1, min(head_sequence, head_before) + 1) if s not in seen and s not in waiting), None)
     if lost is not None:
         problem = "an event is neither on the stream nor waiting in the outbox: its outbox row was removed"
         return {

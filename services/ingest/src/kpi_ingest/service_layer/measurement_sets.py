@@ -1,9 +1,11 @@
 """Import a measurement set: every row checked as `POST /v1/measurements` checks one, then, under one
 lock of the counter, compared with the log and appended in one transaction (one batch of events,
-one outbox batch; each measurement its own event with its own sequence, hash and chain link)."""
+one outbox batch; each measurement its own event with its own sequence, hash and chain link).
+A dry run reads the log without the lock."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +13,15 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from kpi_common.problems import LONGEST_ERROR_TEXT, MOST_ERRORS, cut
-from kpi_core.measurement_sets import ImportSet, SetDecision, SetSummary, check_rows, decide_set
+from kpi_core.measurement_sets import (
+    CheckedRow,
+    ImportSet,
+    RowError,
+    SetDecision,
+    SetSummary,
+    check_rows,
+    decide_set,
+)
 from kpi_core.measurements import FieldError
 from kpi_ingest.adapters.set_store import SetRecord
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
@@ -49,52 +59,92 @@ class SetImported:
 async def import_measurement_set(
     command: ImportSet, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
 ) -> SetImported:
-    scope, actor, key = command.scope, command.submitted_by, command.idempotency_key
-    fingerprint = command.fingerprint()
+    """Import a set, or (a dry run) say what it would do without the append lock and storing nothing.
+
+    Idempotency: every set answered as accepted is recorded under its Idempotency-Key, also one that
+    stored nothing (every row unchanged), so the same key with other content is a 409. A refused set
+    (422) is not recorded: correcting it and sending it again under the same key is what a client does.
+    """
+    actor, key = command.submitted_by, command.idempotency_key
     async with uow:
         catalogue, registry = await assessed_catalogue(
-            uow, catalogues, units, scope.catalogue_id, scope.catalogue_version
+            uow, catalogues, units, command.scope.catalogue_id, command.scope.catalogue_version
         )
         earlier = await uow.sets.by_idempotency_key(actor, key)
     if earlier is not None and not command.dry_run:
-        return replay_set(earlier, fingerprint)
-    checked, refused = check_rows(command.rows, scope, catalogue, registry, actor)  # pure, before the lock
-    named_units = {row.event.unit_id for row in checked}
+        return replay_set(earlier, command.fingerprint())
+    # pure and before the lock; in a worker thread, so a large set does not hold up the event loop
+    checked, refused = await asyncio.to_thread(check_rows, command.rows, command.scope, catalogue, registry, actor)
+    if command.dry_run:
+        return await _dry_run(command, uow, checked, refused)
     try:
-        async with uow.writing():
-            await uow.events.lock()
-            earlier = await uow.sets.by_idempotency_key(actor, key)
-            if earlier is not None and not command.dry_run:
-                return replay_set(earlier, fingerprint)
-            latest = await uow.sets.latest_self_assessments(scope, named_units)
-            closed = await uow.sets.closed_for(scope, named_units)
-            decision = decide_set(checked, refused, latest, closed, command.mode)
-            accepted = [decided.event for decided in decision.accepted]
-            if command.dry_run or not accepted:
-                summary = _summary(command, decision, None, stored=False)
-                if decision.refused and command.mode == "atomic" and not command.dry_run:
-                    raise SetRefused(_refusal(decision), summary)
-                return SetImported(summary)
-            sequences = await uow.events.append_many(accepted)
-            set_id = str(uuid.uuid4())
-            summary = _summary(command, decision, set_id, stored=True)
-            summary |= {"first_sequence": sequences[0], "last_sequence": sequences[-1]}
-            await uow.sets.record(
-                SetRecord(set_id, fingerprint, summary),
-                actor=actor,
-                idempotency_key=key,
-                first_sequence=sequences[0],
-                last_sequence=sequences[-1],
-            )
-            await uow.commit()
-            return SetImported(summary)
+        return await _import(command, uow, checked, refused)
     except IntegrityError:
         # a concurrent request with the same key committed first: answer as its replay
         async with uow:
             earlier = await uow.sets.by_idempotency_key(actor, key)
         if earlier is None:
             raise
-        return replay_set(earlier, fingerprint)
+        return replay_set(earlier, command.fingerprint())
+
+
+async def _dry_run(
+    command: ImportSet, uow: UnitOfWork, checked: list[CheckedRow], refused: list[RowError]
+) -> SetImported:
+    """What the set would do, read from the log without the append lock (a dry run stores nothing)."""
+    named_units = {row.event.unit_id for row in checked}
+    async with uow:
+        latest = await uow.sets.latest_self_assessments(command.scope, named_units)
+        closed = await uow.sets.closed_for(command.scope, named_units)
+    decision = decide_set(checked, refused, latest, closed, command.mode)
+    return SetImported(_summary(command, decision, None, stored=False))
+
+
+async def _import(
+    command: ImportSet, uow: UnitOfWork, checked: list[CheckedRow], refused: list[RowError]
+) -> SetImported:
+    """Under the append lock: compare with the log, append what changes something, record the outcome."""
+    actor, key, fingerprint = command.submitted_by, command.idempotency_key, command.fingerprint()
+    named_units = {row.event.unit_id for row in checked}
+    async with uow.writing():
+        await uow.events.lock()
+        earlier = await uow.sets.by_idempotency_key(actor, key)
+        if earlier is not None:
+            return replay_set(earlier, fingerprint)
+        latest = await uow.sets.latest_self_assessments(command.scope, named_units)
+        closed = await uow.sets.closed_for(command.scope, named_units)
+        decision = decide_set(checked, refused, latest, closed, command.mode)
+        if decision.refused and command.mode == "atomic":
+            raise SetRefused(_refusal(decision), _summary(command, decision, None, stored=False))
+        summary = await _append(command, uow, decision)
+        await uow.commit()
+        return SetImported(summary)
+
+
+async def _append(command: ImportSet, uow: UnitOfWork, decision: SetDecision) -> dict[str, Any]:
+    """Append the accepted events and record the set under its key; a set that changes nothing is
+    recorded at the log's head (nothing to record it at in an empty log, where it stores nothing either)."""
+    actor, key, fingerprint = command.submitted_by, command.idempotency_key, command.fingerprint()
+    accepted = [decided.event for decided in decision.accepted]
+    if not accepted:
+        summary = _summary(command, decision, None, stored=False)
+        head = await uow.events.head()
+        if head:
+            record = SetRecord(str(uuid.uuid4()), fingerprint, summary)
+            await uow.sets.record(record, actor=actor, idempotency_key=key, first_sequence=head, last_sequence=head)
+        return summary
+    sequences = await uow.events.append_many(accepted)
+    set_id = str(uuid.uuid4())
+    summary = _summary(command, decision, set_id, stored=True)
+    summary |= {"first_sequence": sequences[0], "last_sequence": sequences[-1]}
+    await uow.sets.record(
+        SetRecord(set_id, fingerprint, summary),
+        actor=actor,
+        idempotency_key=key,
+        first_sequence=sequences[0],
+        last_sequence=sequences[-1],
+    )
+    return summary
 
 
 def replay_set(earlier: SetRecord, fingerprint: str) -> SetImported:

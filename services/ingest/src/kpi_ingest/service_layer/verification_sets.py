@@ -31,8 +31,9 @@ async def verify_unit(
         )
     check_assessed_unit(registry, catalogue, scope.period, template.unit_id)
     try:
-        async with uow.writing():
-            await uow.events.lock()
+        async with uow if command.dry_run else uow.writing():
+            if not command.dry_run:  # a dry run stores nothing: it reads without the append lock
+                await uow.events.lock()
             earlier = await uow.sets.by_idempotency_key(actor, key)
             if earlier is not None and not command.dry_run:
                 return replay_set(earlier, command.fingerprint)

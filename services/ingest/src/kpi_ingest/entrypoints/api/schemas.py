@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kpi_core.events import Evidence, Stage
+from kpi_ingest.config import SET_MAX_ROWS
 
 InputValue = Decimal | bool | str
 
@@ -74,4 +75,4 @@ class MeasurementSetIn(BaseModel):
     catalogue_id: str = Field(min_length=1, max_length=100, examples=["hcmc-dti-districts"])
     catalogue_version: str = Field(min_length=1, max_length=50, examples=["1.0"])
     period: int = Field(ge=2000, le=2100, examples=[2024])
-    rows: list[MeasurementSetRowIn] = Field(min_length=1)
+    rows: list[MeasurementSetRowIn] = Field(min_length=1, max_length=SET_MAX_ROWS)

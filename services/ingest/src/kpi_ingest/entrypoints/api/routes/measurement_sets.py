@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from kpi_common.access import ReporterKey, require_scope
 from kpi_common.auth import ApiKey
@@ -110,7 +111,7 @@ async def post_measurement_set(
 async def _rows(ingest: Ingest, body: SpooledBody, query: dict[str, Any]) -> tuple[SetScope, list[SetRow | RowError]]:
     max_rows = ingest.settings.set_max_rows
     if is_json_body(body):
-        document = json_set(body)
+        document = await run_in_threadpool(json_set, body)  # parsing is CPU work: off the event loop
         scope = SetScope(document.catalogue_id, document.catalogue_version, document.period)
         return scope, json_rows(document, max_rows)
     scope = file_scope(body, query)
@@ -121,7 +122,7 @@ async def _rows(ingest: Ingest, body: SpooledBody, query: dict[str, Any]) -> tup
             f"catalogue {scope.catalogue_id} version {scope.catalogue_version} is not registered",
             [FieldError("catalogue_id", "unknown catalogue version")],
         )
-    return scope, file_rows(body, catalogue, scope, max_rows)
+    return scope, await run_in_threadpool(file_rows, body, catalogue, scope, max_rows)
 
 
 def _require_units(ingest: Ingest, key: ApiKey, rows: list[SetRow | RowError], peer_group: str | None) -> None:

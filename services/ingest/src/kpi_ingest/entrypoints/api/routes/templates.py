@@ -1,5 +1,6 @@
 """The spreadsheet template of a catalogue version: one row per scored component, filled back and
-imported as-is with POST /v1/measurement-sets."""
+imported as-is with POST /v1/measurement-sets. A unit given is always a registered unit id (what the
+template writes into every row of a file served from this host)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,14 @@ async def _template(
         registry = await ingest.units.get(uow)
     if catalogue is None:
         raise Problem(404, "Not found", f"catalogue {catalogue_id} version {version} is not registered")
-    if unit is not None and period is not None:
+    if unit and registry.unit(unit) is None:
+        raise Problem(
+            422,
+            "Unknown unit",
+            f"{unit!r} is not the id of a registered unit",
+            [{"field": "unit", "message": "not a registered unit id"}],
+        )
+    if unit and period is not None:
         error = assessed_unit_error(registry, catalogue, period, unit)
         if error is not None:
             raise Problem(
