@@ -87,7 +87,10 @@ def test_ingest_stays_ready_without_nats_and_a_projection_without_it_is_not(tmp_
         found = running.wait_until_projected(accepted.json()["sequence"], query)
         assert next(row for row in found["rankings"] if row["unit_id"] == "da-nang")["status"] == "reported"
         running.wait_for(
-            lambda: readiness(ingest.url) == (200, {"status": "ready", "checks": {"database": "ok", "nats": "ok"}})
+            lambda: (
+                readiness(ingest.url)
+                == (200, {"status": "ready", "checks": {"database": "ok", "log integrity": "ok", "nats": "ok"}})
+            )
         )
     finally:
         running.system.stop()
