@@ -270,11 +270,12 @@ class ScoreProjection:
             "stage": event.stage,
         }
         period = await self._inputs.period(session, catalogue, scope)
+        in_order = dict(sorted(event.inputs.items()))  # as stored (sorted keys), so as read back after
         self._inputs.pending_measurements[(*scope.values(), event.unit_id, event.indicator)] = {
             **scope,
             "unit_id": event.unit_id,
             "indicator": event.indicator,
-            "inputs": json.dumps(event.inputs, sort_keys=True),
+            "inputs": json.dumps(in_order),
             "not_applicable_reason": event.not_applicable_reason,
             "event_id": envelope.id,
             "sequence": envelope.sequence,
@@ -282,7 +283,7 @@ class ScoreProjection:
         node = catalogue.node(event.indicator)
         period.setdefault(event.unit_id, {})[event.indicator] = RecordedInputs(
             event.indicator,
-            typed_inputs(node, json.loads(json.dumps(event.inputs, sort_keys=True))),
+            typed_inputs(node, in_order),
             envelope.id,
             envelope.sequence,
             event.not_applicable_reason,
@@ -299,7 +300,7 @@ class ScoreProjection:
 
     async def _touched(
         self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, indicator: str
-    ) -> tuple[list[str], list[str]]:
+    ) -> tuple[list[str], tuple[str, ...]]:
         """The units and codes one measurement can change: its indicator and ancestors, for its unit
         or, when the indicator is peer-relative, for every unit of the period that has inputs."""
         node = catalogue.node(indicator)
@@ -470,13 +471,19 @@ def recorded_inputs(catalogue: Catalogue, row: Any) -> RecordedInputs:
     return RecordedInputs(row.indicator, inputs, row.event_id, row.sequence, row.not_applicable_reason)
 
 
-def _with_ancestors(catalogue: Catalogue, code: str) -> list[str]:
-    codes = [code]
-    node = catalogue.node(code)
-    while node is not None and node.parent is not None:
-        codes.append(node.parent)
-        node = catalogue.node(node.parent)
-    return [*codes, TOTAL_CODE]
+_ANCESTORS: dict[tuple[str, str, str], tuple[str, ...]] = {}  # a catalogue version's tree never changes
+
+
+def _with_ancestors(catalogue: Catalogue, code: str) -> tuple[str, ...]:
+    key = (catalogue.id, catalogue.version, code)
+    if key not in _ANCESTORS:
+        codes = [code]
+        node = catalogue.node(code)
+        while node is not None and node.parent is not None:
+            codes.append(node.parent)
+            node = catalogue.node(node.parent)
+        _ANCESTORS[key] = (*codes, TOTAL_CODE)
+    return _ANCESTORS[key]
 
 
 def _score_rows(
@@ -487,16 +494,16 @@ def _score_rows(
         indicator = unit_score.indicators.get(code)
         status: str
         if indicator is not None:
-            status, points, explanation = indicator.status, indicator.points, explain_indicator(catalogue, indicator)
+            status, points, explanation = indicator.status, indicator.points, explanation_json(catalogue, indicator)
             max_points = indicator.max_points
         elif code == TOTAL_CODE:
             status, points, max_points = "sum", unit_score.total, _fraction(catalogue.total_max_points)
-            explanation = {"sum_of": [root.code for root in catalogue.roots if root.scored]}
+            explanation = _sum_json([root.code for root in catalogue.roots if root.scored])
         else:
             node = catalogue.node(code)
             status, points = "sum", unit_score.node_points.get(code, Fraction(0))
             max_points = _fraction(node.max_points if node else None)
-            explanation = {"sum_of": [kid.code for kid in catalogue.children_of(code) if kid.scored]}
+            explanation = _sum_json([kid.code for kid in catalogue.children_of(code) if kid.scored])
         rows.append(
             {
                 **scope,
@@ -506,7 +513,7 @@ def _score_rows(
                 "points_exact": str(points) if points is not None else None,
                 "points": str(display_points(points)) if points is not None else None,
                 "max_points": str(display_points(max_points)) if max_points is not None else None,
-                "explanation": json.dumps(explanation, ensure_ascii=False, sort_keys=True),
+                "explanation": explanation,
                 "sequence": sequence,
             }
         )
@@ -517,20 +524,44 @@ def _fraction(value: Decimal | None) -> Fraction | None:
     return Fraction(value) if value is not None else None
 
 
-_RULES: dict[tuple[str, str, str], dict[str, Any] | None] = {}  # a catalogue version's rules never change
+def _json(document: Any) -> str:
+    return json.dumps(document, ensure_ascii=False, sort_keys=True)
 
 
-def _rule_document(catalogue: Catalogue, code: str) -> dict[str, Any] | None:
+def _sum_json(codes: list[str]) -> str:
+    return _json({"sum_of": codes})
+
+
+_RULES: dict[tuple[str, str, str], str] = {}  # a catalogue version's rules never change: serialised once
+_RULE_SLOT = "\ufffe"  # a noncharacter, held in the rule's place while the rest is serialised
+
+
+def _rule_json(catalogue: Catalogue, code: str) -> str:
     key = (catalogue.id, catalogue.version, code)
     if key not in _RULES:
         node = catalogue.node(code)
-        _RULES[key] = node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None
+        _RULES[key] = _json(node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None)
     return _RULES[key]
 
 
+def explanation_json(catalogue: Catalogue, score: IndicatorScore) -> str:
+    """`json.dumps(explain_indicator(...), ensure_ascii=False, sort_keys=True)`, with the rule's part
+    (most of the bytes) serialised once per catalogue: the rest is serialised around a slot. "rule"
+    sorts after every key that can hold text a submitter chose (the inputs), so the slot is the last
+    quoted noncharacter of the document."""
+    document = _json(_explanation(catalogue, score, _RULE_SLOT))
+    before, slot, after = document.rpartition(f'"{_RULE_SLOT}"')
+    assert slot, "the rule's slot is in the document"
+    return before + _rule_json(catalogue, score.code) + after
+
+
 def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, Any]:
+    """How an indicator's points came about: its rule, the inputs and the formula with the numbers."""
+    return _explanation(catalogue, score, json.loads(_rule_json(catalogue, score.code)))
+
+
+def _explanation(catalogue: Catalogue, score: IndicatorScore, rule: Any) -> dict[str, Any]:
     node = catalogue.node(score.code)
-    rule = _rule_document(catalogue, score.code)
     return {
         "rule": rule,
         "method_vi": node.method_vi if node else None,
