@@ -26,8 +26,10 @@ lint: install
 	$(BIN)/ruff check $(SOURCES) tests
 	$(BIN)/mypy $(SOURCES)
 
+# Test files run side by side, one worker per core (at most 4); the tests of a file stay on one worker
+# (a file's running system is started once).
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --numprocesses auto --maxprocesses 4 --dist loadfile
 
 unit: install
 	$(BIN)/pytest -q tests/unit

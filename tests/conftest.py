@@ -20,6 +20,14 @@ from kpi_launcher import embedded
 settings.register_profile("kpi-ledger", deadline=None)
 settings.load_profile("kpi-ledger")
 
+# Test workers running side by side (`make test` runs pytest-xdist) pick ports in ranges of their
+# own, below the kernel's ephemeral ports: a port one worker picked and has not bound yet is never
+# picked by the other.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if WORKER.startswith("gw"):
+    _first = 20_000 + int(WORKER[2:]) % 4 * 3_000
+    os.environ.setdefault(embedded.FREE_PORTS, f"{_first}-{_first + 2_999}")
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 

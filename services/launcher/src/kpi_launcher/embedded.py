@@ -7,6 +7,7 @@ Used by `kpi-ledger run` (what `make run` calls) and by the end-to-end tests. Wh
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -20,10 +21,31 @@ import httpx
 
 from kpi_launcher.registry import SERVICES
 
+FREE_PORTS = "KPI_FREE_PORTS"  # e.g. "20000-22499": where `free_port` looks, instead of anywhere
+_handed_out: list[int] = []  # the ports of that range not handed out yet, in random order
+
 
 def free_port() -> int:
+    """A port nothing listens on now. Processes that pick ports side by side (the test workers) each
+    take their own range (`KPI_FREE_PORTS`), and within it a port is handed out once before any is
+    handed out again: two picks made before either port is bound never meet."""
+    span = os.environ.get(FREE_PORTS)
+    if not span:
+        return _bound_port(0)
+    low, high = (int(end) for end in span.split("-"))
+    for _ in range(2 * (high - low + 1)):
+        if not _handed_out:
+            _handed_out.extend(random.sample(range(low, high + 1), high - low + 1))
+        try:
+            return _bound_port(_handed_out.pop())
+        except OSError:  # taken (or still closing): the next one
+            continue
+    raise RuntimeError(f"no free port in {FREE_PORTS}={span}")
+
+
+def _bound_port(port: int) -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind(("127.0.0.1", port))
         return int(probe.getsockname()[1])
 
 
