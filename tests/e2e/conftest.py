@@ -91,7 +91,10 @@ class RunningSystem:
         return found
 
 
-def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> RunningSystem:
+def start_running_system(
+    var_dir: Path, database_urls: dict[str, str], extra_env: dict[str, str] | None = None
+) -> RunningSystem:
+    """The system with its logs in `var_dir` (`<service>.log`); `extra_env` is given to every service."""
     embedded.migrate("ingest", database_urls["ingest"])
     specs: dict[str, admin.KeySpec] = {unit: (["reporter"], [unit], ["*"], None) for unit in PROVINCES + DISTRICTS}
     specs |= {
@@ -112,6 +115,7 @@ def start_running_system(var_dir: Path, database_urls: dict[str, str]) -> Runnin
         nats_port=embedded.free_port(),
         database_urls=database_urls,
         log_dir=var_dir,
+        extra_env=extra_env,
     )
     # reads on scoring and reporting go with the auditor's key unless a test says otherwise (access tests do)
     reader = {"Authorization": f"Bearer {keys['auditor']}"}

@@ -1,9 +1,10 @@
-"""A live edit of the log (issue 16): with the system running, an event's row is edited in ingest's
-database. Ingest refuses to serve it (503 naming the sequence, not the altered event) and stops being
-ready; on the old main it stayed ready and served the altered event."""
+"""A live edit of the log (issue 16), with ingest on SQLite and on PostgreSQL: with the system running,
+an event's row is edited in ingest's database. Ingest refuses to serve it (503 naming the sequence, not
+the altered event) and stops being ready; on the old main it stayed ready and served the altered event."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,17 +12,44 @@ from pathlib import Path
 import pytest
 
 from kpi_launcher.registry import SERVICES
+from tests.conftest import postgres_database
 from tests.e2e.conftest import RunningSystem, start_running_system
 
 pytestmark = pytest.mark.e2e
+EDIT = "UPDATE events SET envelope = replace(envelope, '\"a\":true', '\"a\":false') WHERE sequence = "
 
 
-@pytest.fixture
-def running_alone(tmp_path: Path) -> Iterator[RunningSystem]:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def running_alone(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningSystem]:
     urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in SERVICES}
+    if request.param == "postgresql":
+        urls["ingest"] = postgres_database(request.getfixturevalue("postgres_base_url"))
     running = start_running_system(tmp_path, urls)
     yield running
     running.system.stop()
+
+
+def edit_directly(database_url: str, sequence: int) -> None:
+    """What an operator with database access could do while ingest runs: lift the guard, edit the row."""
+    if database_url.startswith("sqlite"):
+        connection = sqlite3.connect(database_url.split("///", 1)[1])
+        with connection:
+            connection.execute("DROP TRIGGER IF EXISTS events_append_only_update")
+            connection.execute(EDIT + str(sequence))
+        connection.close()
+        return
+
+    async def edit() -> None:
+        import asyncpg
+
+        connection = await asyncpg.connect(database_url.replace("postgresql+asyncpg://", "postgresql://", 1))
+        try:
+            await connection.execute("ALTER TABLE events DISABLE TRIGGER events_append_only_row")
+            await connection.execute(EDIT + str(sequence))
+        finally:
+            await connection.close()
+
+    asyncio.run(edit())
 
 
 def test_an_event_edited_while_the_system_runs_is_not_served_and_ingest_is_not_ready(
@@ -43,14 +71,7 @@ def test_an_event_edited_while_the_system_runs_is_not_served_and_ingest_is_not_r
     assert running.ingest.get(f"/v1/events/{sequence}", headers=auditor).status_code == 200
     assert running.ingest.get("/readyz").status_code == 200
 
-    connection = sqlite3.connect(running.database_urls["ingest"].split("///", 1)[1])
-    with connection:  # what an operator with database access could do while ingest runs
-        connection.execute("DROP TRIGGER IF EXISTS events_append_only_update")
-        connection.execute(
-            "UPDATE events SET envelope = replace(envelope, '\"a\":true', '\"a\":false') WHERE sequence = ?",
-            (sequence,),
-        )
-    connection.close()
+    edit_directly(running.database_urls["ingest"], sequence)
 
     one = running.ingest.get(f"/v1/events/{sequence}", headers=auditor)
     assert one.status_code == 503 and one.headers["content-type"].startswith("application/problem+json")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.db import make_engine, session_factory
@@ -183,7 +184,15 @@ async def test_the_last_events_deleted_are_found_missing(log) -> None:  # type: 
 
 
 @pytest.mark.parametrize(
-    ("column", "value"), [("unit_id", "'kon-tum'"), ("actor", "'someone-else'"), ("type", "'x.other.v1'")]
+    ("column", "value"),
+    [
+        ("unit_id", "'kon-tum'"),
+        ("actor", "'someone-else'"),
+        ("type", "'x.other.v1'"),
+        ("idempotency_key", "'key-never-sent'"),  # the retry with the real key would be stored again
+        ("idempotency_key", "NULL"),
+        ("request_sha256", f"'{'0' * 64}'"),  # the retry with the same body would be refused as another request
+    ],
 )
 async def test_an_edited_column_beside_the_envelope_is_pinpointed(log, column: str, value: str) -> None:  # type: ignore[no-untyped-def]
     sessions, _ = log
@@ -252,17 +261,19 @@ async def test_the_command_line_verification_says_loudly_what_it_could_not_prove
     assert json.loads(done.stdout)["stream"] == {"compared": False, "reason": "--no-stream"}
 
 
-async def test_a_closed_periods_row_deleted_to_take_late_submissions_is_found(log) -> None:  # type: ignore[no-untyped-def]
+async def test_a_closed_periods_row_deleted_to_take_late_submissions_is_found(log, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     sessions, registry = log
     command = ClosePeriod(
         catalogue_id="mini-dti", catalogue_version="1.0", period=2024, idempotency_key="close", closed_by="eva"
     )
     await workflow.close_period(command, UnitOfWork(sessions), registry, RegistryCache())
     assert (await audit.verify_log(UnitOfWork(sessions))).ok
+    await audit.sign_checkpoint(UnitOfWork(sessions), load_or_create_signer(tmp_path / "key.pem"), "admin", "later")
     await bypass(sessions, "DELETE FROM closed_periods")
     report = await audit.verify_log(UnitOfWork(sessions))
     assert report.first_break is not None
     assert report.first_break["problem"] == "the closed periods or reopened units stored disagree with the log"
+    assert report.first_break["sequence"] == 11  # the closing whose row went, not the head (12)
 
 
 @pytest.mark.parametrize(
@@ -282,3 +293,30 @@ async def test_a_registered_version_row_edited_or_deleted_is_found(log, statemen
     assert report.first_break is not None and not report.ok
     assert report.first_break["sequence"] == registered
     assert "catalogue versions or unit lists" in report.first_break["problem"]
+
+
+async def test_an_outbox_row_sent_to_another_subject_is_pinpointed(log) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = log  # nothing relayed: every event waits in the outbox
+    await bypass(sessions, "UPDATE outbox SET nats_subject = 'kpi.nowhere' WHERE sequence = 6")
+    report = await audit.verify_log(UnitOfWork(sessions))
+    assert report.first_break is not None and not report.ok
+    assert (report.first_break["sequence"], report.first_break["found"]) == (6, "kpi.nowhere")
+    assert "outbox row" in report.first_break["problem"]
+
+
+async def test_an_upsert_or_truncate_does_not_get_past_the_guard(log) -> None:  # type: ignore[no-untyped-def]
+    """The database's own ways round a row trigger, on each kind: an upsert (SQLite's `INSERT OR
+    REPLACE` is `test_insert_or_replace_does_not_get_past_the_guard`) and, on PostgreSQL, TRUNCATE."""
+    sessions, _ = log
+    upsert = (
+        "INSERT INTO events (sequence, event_id, type, subject, recorded_at, actor, envelope) "
+        "VALUES (5, 'forged', 't', 's', '2024-01-01T00:00:00.000000Z', 'a', '{}') "
+        "ON CONFLICT (sequence) DO UPDATE SET envelope = excluded.envelope"
+    )
+    async with sessions() as session:
+        statements = [upsert] + (["TRUNCATE events CASCADE"] if session.get_bind().dialect.name != "sqlite" else [])
+    for statement in statements:
+        async with sessions() as session:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await session.execute(text(statement))
+    assert (await audit.verify_log(UnitOfWork(sessions))).ok

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -12,9 +13,11 @@ from kpi_core.events import (
     EventEnvelope,
     Evidence,
     MeasurementRecorded,
+    RequestAttributes,
     decode_event,
     envelope_for,
 )
+from kpi_ingest.adapters.event_store import canonical_envelope
 
 RECORDED_AT = datetime(2024, 5, 20, 8, 30, 15, 123456, tzinfo=UTC)
 
@@ -98,3 +101,38 @@ def test_an_old_event_shape_is_upcast_by_its_registered_upcaster(monkeypatch):
         data=old_data,
     )
     assert decode_event(old) == _measurement(stage="self_assessment")
+
+
+# An envelope as ingest stored it before envelopes recorded their request, byte for byte.
+STORED_BEFORE_THE_EXTENSIONS = (
+    b'{"specversion":"1.0","id":"ev-9","source":"/kpi-ledger/ingest","type":"vn.kpi.period.closed.v1",'
+    b'"subject":"mini-dti/1.0/2024","time":"2024-05-20T08:30:15.123456Z","datacontenttype":"application/json",'
+    b'"dataschema":"/v1/schemas/vn.kpi.period.closed.v1","sequence":9,"data":{"catalogue_id":"mini-dti",'
+    b'"catalogue_version":"1.0","period":2024,"closed_by":"eva","reason":null}}'
+)
+
+
+def test_an_envelope_stored_before_the_request_extensions_is_written_again_byte_for_byte():
+    """Replays, sync copies and the stream witness hash what `to_bytes` writes: an old event must not change."""
+    envelope = EventEnvelope.from_bytes(STORED_BEFORE_THE_EXTENSIONS)
+    assert envelope.requestid is None and envelope.idempotencykeysha256 is None
+    assert envelope.to_bytes() == STORED_BEFORE_THE_EXTENSIONS
+    assert "requestid" not in envelope.shown() and envelope.shown()["data"]["reason"] is None
+
+
+def test_an_envelope_records_its_request_as_extensions_before_data_and_round_trips():
+    request = RequestAttributes.of("agency-42.7", "set-2024-q1", "ab" * 32)
+    envelope = envelope_for(_measurement(), event_id="ev-1", sequence=42, recorded_at=RECORDED_AT, request=request)
+    raw = envelope.to_bytes()
+    shown = json.loads(raw)
+    assert list(shown)[-4:] == ["requestid", "idempotencykeysha256", "requestsha256", "data"]
+    assert shown["idempotencykeysha256"] == hashlib.sha256(b"set-2024-q1").hexdigest()
+    assert b"set-2024-q1" not in raw  # the key itself is never in the log
+    assert EventEnvelope.from_bytes(raw).to_bytes() == raw
+
+
+def test_the_batch_append_writes_the_bytes_of_a_single_append_with_the_request():
+    request = RequestAttributes.of("agency-42.7")
+    single = envelope_for(_measurement(), event_id="ev-1", sequence=42, recorded_at=RECORDED_AT, request=request)
+    shown_time = single.model_dump(mode="json")["time"]
+    assert canonical_envelope(_measurement(), "ev-1", 42, shown_time, request) == single.to_bytes()

@@ -4,7 +4,11 @@
 `chain_sha256` is the SHA-256 of the predecessor's chain hash followed by this event's hash.
 Changing, removing or reordering anything stored breaks the chain at that event. The columns the
 log keeps beside each envelope (its id, type, subject, time, unit, catalogue, actor) are checked
-against the hashed envelope too, so an edit of what `/v1/events?unit=` filters on is caught.
+against the hashed envelope too, so an edit of what `/v1/events?unit=` filters on is caught; and so
+are its Idempotency-Key and request hash, which decide what a retried request is answered: an event
+a request stored carries their SHA-256s as envelope extensions (`idempotencykeysha256`,
+`requestsha256`). Events stored before those extensions existed keep them only beside the hashed
+bytes: the verifier counts them (`UnprovenRequests`) so a report can say what it could not prove.
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kpi_core.events import AuditCheckpointSigned, EventEnvelope, decode_event, index_of
+from kpi_core.events import (
+    REQUEST_ATTRIBUTES,
+    AuditCheckpointSigned,
+    EventEnvelope,
+    decode_event,
+    idempotency_key_sha256,
+    index_of,
+)
 
 GENESIS_SHA256 = "0" * 64
 
@@ -54,6 +65,41 @@ def expected_columns(envelope: EventEnvelope) -> dict[str, str | None]:
     }
 
 
+def request_columns_problem(envelope: EventEnvelope, columns: Mapping[str, str | None]) -> tuple[str, str, str] | None:
+    """The first of the request columns (Idempotency-Key, request hash) that disagrees with the
+    envelope's extensions, as (column, expected, found); both compared as SHA-256s."""
+    key = columns.get("idempotency_key")
+    found = {
+        "idempotency_key": idempotency_key_sha256(key) if key is not None else None,
+        "request_sha256": columns.get("request_sha256"),
+    }
+    expected = {"idempotency_key": envelope.idempotencykeysha256, "request_sha256": envelope.requestsha256}
+    for name in ("idempotency_key", "request_sha256"):
+        if name in columns and found[name] != expected[name]:
+            return name, str(expected[name]), str(found[name])
+    return None
+
+
+def carries_request(envelope: EventEnvelope) -> bool:
+    """Stored since envelopes record their request (any of the extensions is there)."""
+    return any(getattr(envelope, name) is not None for name in REQUEST_ATTRIBUTES)
+
+
+@dataclass
+class UnprovenRequests:
+    """Events stored before envelopes recorded their request, whose Idempotency-Key or request hash
+    columns are set: nothing hashed says what they must hold."""
+
+    count: int = 0
+    first: int | None = None
+    last: int | None = None
+
+    def add(self, sequence: int) -> None:
+        self.count += 1
+        self.first = sequence if self.first is None else self.first
+        self.last = sequence
+
+
 class ChainVerifier:
     """Re-walks the log in sequence order and remembers the first break, and the signed checkpoints
     it met (found by the hashed envelope's type, not by a column that can be edited)."""
@@ -64,6 +110,10 @@ class ChainVerifier:
         self.first_break: ChainBreak | None = None
         self.checkpoints: list[tuple[int, AuditCheckpointSigned]] = []  # (its own sequence, the checkpoint)
         self.heads: dict[int, str] = {}  # the chain head at each sequence a checkpoint met attests
+        # the first event whose envelope records its request; from there every event's request
+        # columns must agree with its envelope (an event without the extensions has none)
+        self.requests_hashed_from: int | None = None
+        self.unproven_requests = UnprovenRequests()
 
     def feed(
         self,
@@ -101,7 +151,8 @@ class ChainVerifier:
             if event.sequence == self.sequence:  # a checkpoint signs the head just before it
                 self.heads[event.sequence] = self.head
         expected = expected_columns(envelope)
-        for name, stored in (columns or {}).items():
+        columns = columns or {}
+        for name, stored in columns.items():
             if expected.get(name, stored) != stored:
                 self.first_break = ChainBreak(
                     sequence,
@@ -110,6 +161,17 @@ class ChainVerifier:
                     str(stored),
                 )
                 return
+        if self.requests_hashed_from is None and carries_request(envelope):
+            self.requests_hashed_from = sequence
+        if self.requests_hashed_from is None:
+            if columns.get("idempotency_key") is not None or columns.get("request_sha256") is not None:
+                self.unproven_requests.add(sequence)
+        elif (problem := request_columns_problem(envelope, columns)) is not None:
+            name, should, found = problem
+            self.first_break = ChainBreak(
+                sequence, f"the stored column {name} disagrees with the hashed event", should, found
+            )
+            return
         self.sequence, self.head = sequence, chained
 
     def head_at(self) -> tuple[int, str]:

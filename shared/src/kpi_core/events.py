@@ -7,6 +7,7 @@ shapes explicitly (see `UPCASTERS`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -320,8 +321,15 @@ def index_of(event: DomainEvent) -> EventIndex:
 UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
 
+SHA256_HEX = r"^[0-9a-f]{64}$"
+# The optional extension attributes, in the order they are written; an envelope without them (every
+# event stored before they existed) is written exactly as it always was.
+REQUEST_ATTRIBUTES = ("requestid", "idempotencykeysha256", "requestsha256")
+
+
 class EventEnvelope(BaseModel):
-    """A CloudEvents 1.0 structured-mode message, with the global `sequence` extension."""
+    """A CloudEvents 1.0 structured-mode message, with the global `sequence` extension and, on events
+    a request stored, the request's extensions (`requestid`, `idempotencykeysha256`, `requestsha256`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -334,17 +342,71 @@ class EventEnvelope(BaseModel):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschema: str
     sequence: int
+    requestid: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="The request id (X-Request-Id) of the HTTP request that stored the event",
+    )
+    idempotencykeysha256: str | None = Field(
+        default=None, pattern=SHA256_HEX, description="The SHA-256 of the Idempotency-Key the event was stored under"
+    )
+    requestsha256: str | None = Field(
+        default=None, pattern=SHA256_HEX, description="The SHA-256 of the request body (what a retry must repeat)"
+    )
     data: dict[str, Any]
 
+    def shown(self) -> dict[str, Any]:
+        """The envelope as JSON shows it: an absent extension is left out, not shown as null."""
+        shown = self.model_dump(mode="json")
+        for name in REQUEST_ATTRIBUTES:
+            if shown[name] is None:
+                del shown[name]
+        return shown
+
     def to_bytes(self) -> bytes:
-        return json.dumps(self.model_dump(mode="json"), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return json.dumps(self.shown(), ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> EventEnvelope:
         return cls.model_validate_json(raw)
 
 
-def envelope_for(event: DomainEvent, *, event_id: str, sequence: int, recorded_at: datetime) -> EventEnvelope:
+@dataclass(frozen=True)
+class RequestAttributes:
+    """What an envelope records of the request that stored its event (the extension attributes):
+    its request id, the SHA-256 of its Idempotency-Key, the SHA-256 of its body."""
+
+    request_id: str | None = None
+    idempotency_key_sha256: str | None = None
+    request_sha256: str | None = None
+
+    @classmethod
+    def of(
+        cls, request_id: str | None, idempotency_key: str | None = None, request_sha256: str | None = None
+    ) -> RequestAttributes:
+        key_sha256 = idempotency_key_sha256(idempotency_key) if idempotency_key is not None else None
+        return cls(request_id, key_sha256, request_sha256)
+
+    def shown(self) -> dict[str, str]:
+        """The extension attributes to write, in their order (none that is absent)."""
+        values = (self.request_id, self.idempotency_key_sha256, self.request_sha256)
+        return {name: value for name, value in zip(REQUEST_ATTRIBUTES, values, strict=True) if value is not None}
+
+
+def idempotency_key_sha256(key: str) -> str:
+    """What the log keeps of an Idempotency-Key: its SHA-256, never the key (see README, Audit)."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def envelope_for(
+    event: DomainEvent,
+    *,
+    event_id: str,
+    sequence: int,
+    recorded_at: datetime,
+    request: RequestAttributes | None = None,
+) -> EventEnvelope:
+    request = request or RequestAttributes()
     return EventEnvelope(
         id=event_id,
         type=event.type,
@@ -352,6 +414,9 @@ def envelope_for(event: DomainEvent, *, event_id: str, sequence: int, recorded_a
         time=recorded_at,
         dataschema=f"/v1/schemas/{event.type}",
         sequence=sequence,
+        requestid=request.request_id,
+        idempotencykeysha256=request.idempotency_key_sha256,
+        requestsha256=request.request_sha256,
         data=event.model_dump(mode="json"),
     )
 

@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
+from kpi_common.logs import carrying
 from kpi_common.messaging import close_quietly, connect
 from kpi_common.streams import EVENTS, Stream, ensure_stream
 from kpi_core.events import EventEnvelope
@@ -197,14 +198,16 @@ async def run_consumer(
             failing = run[result.applied]
             attempts[failing.sequence] = attempts.get(failing.sequence, 0) + 1
             if attempts[failing.sequence] >= MAX_ATTEMPTS:
-                log.error("%s: event %s failed %s times; dead-lettered", name, failing.sequence, MAX_ATTEMPTS)
+                with carrying(failing.requestid):
+                    log.error("%s: event %s failed %s times; dead-lettered", name, failing.sequence, MAX_ATTEMPTS)
                 await projection.skip(failing, f"{type(result.failed).__name__}: {result.failed}")
                 stats.dead_lettered += 1
                 stats.stuck_since = None
                 attempts.pop(failing.sequence)
                 position = await projection.last_applied()
             else:
-                log.warning("%s: event %s failed (%s), will retry", name, failing.sequence, result.failed)
+                with carrying(failing.requestid):
+                    log.warning("%s: event %s failed (%s), will retry", name, failing.sequence, result.failed)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=retry_delay)
             stats.rereads += 1

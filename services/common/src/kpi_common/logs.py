@@ -6,7 +6,9 @@ handling a request, or while applying an event that request stored. Without it, 
 the server (plain text), as in tests.
 
 A request id comes from the caller's `X-Request-Id` (when it is a plain token of at most 64
-characters) or is made here; every response carries it back in `X-Request-Id`.
+characters) or is made here; every response carries it back in `X-Request-Id`. Ingest records it in
+each event the request stores (the envelope's `requestid`), so the consumers that apply the event log
+under the same id (`carrying`), however much later and wherever they run.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +42,16 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 
 logging.setLogRecordFactory(_record_with_request_id)
+
+
+@contextmanager
+def carrying(current: str | None) -> Iterator[None]:
+    """Log under this request id (an event's `requestid`, while applying it) until the block ends."""
+    token = request_id.set(current)
+    try:
+        yield
+    finally:
+        request_id.reset(token)
 
 
 class JsonLines(logging.Formatter):

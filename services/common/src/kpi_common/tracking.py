@@ -7,13 +7,18 @@ or below the position is done already; the position is written once per batch.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.consumer import BatchResult
+from kpi_common.logs import carrying
 from kpi_core.events import EventEnvelope
+
+log = logging.getLogger(__name__)
 
 
 def tracking_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -103,7 +108,8 @@ class TrackedProjection:
                     todo = todo[:index]  # another instance moved on meanwhile, or a gap: stop here
                     break
                 try:
-                    await self._apply(session, envelope)
+                    with carrying(envelope.requestid):  # what applying it logs has its request's id
+                        await self._apply(session, envelope)
                 except Exception as error:
                     await session.rollback()
                     applied = await self._apply_batch(todo[:index]) if index else BatchResult(0)
@@ -115,7 +121,27 @@ class TrackedProjection:
                 await session.commit()
                 if self._committed is not None:
                     self._committed()
+                self._log_applied(todo)
             return BatchResult(len(todo))
+
+    def _log_applied(self, applied: Sequence[EventEnvelope]) -> None:
+        """One line per run of events of one request: its id carried from the HTTP request that
+        stored them to here (a set of thousands of rows is one line a batch, not one an event)."""
+        for request, run in itertools.groupby(applied, key=lambda envelope: envelope.requestid):
+            events = list(run)
+            with carrying(request):
+                log.info(
+                    "%s applied events %s to %s",
+                    self.consumer,
+                    events[0].sequence,
+                    events[-1].sequence,
+                    extra={
+                        "consumer": self.consumer,
+                        "first_sequence": events[0].sequence,
+                        "last_sequence": events[-1].sequence,
+                        "event_types": sorted({envelope.type for envelope in events}),
+                    },
+                )
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
         async with self._turns, self._sessions() as session:

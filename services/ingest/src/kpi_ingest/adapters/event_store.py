@@ -11,9 +11,18 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.logs import request_id
 from kpi_common.subjects import event_subject
 from kpi_core.audit import chain_sha256, event_sha256
-from kpi_core.events import EVENT_SOURCE, DomainEvent, EventEnvelope, envelope_for, index_of
+from kpi_core.events import (
+    EVENT_SOURCE,
+    DomainEvent,
+    EventEnvelope,
+    RequestAttributes,
+    envelope_for,
+    idempotency_key_sha256,
+    index_of,
+)
 from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox, peer_group_versions
 
 APPEND_CHUNK = 2000  # events per insert statement of a batch append
@@ -39,13 +48,18 @@ class EventTampered(RuntimeError):
 
 
 def _stored(row: object) -> StoredEvent:
-    return StoredEvent(EventEnvelope.model_validate_json(row.envelope), row.request_sha256)  # type: ignore[attr-defined]
+    """A stored event with the request hash it was stored under: its envelope's, where it records it
+    (hashed, so an edit of the column changes nothing a retry is answered), else the column's."""
+    envelope = EventEnvelope.model_validate_json(row.envelope)  # type: ignore[attr-defined]
+    return StoredEvent(envelope, envelope.requestsha256 or row.request_sha256)  # type: ignore[attr-defined]
 
 
-def canonical_envelope(event: DomainEvent, event_id: str, sequence: int, shown_time: str) -> bytes:
+def canonical_envelope(
+    event: DomainEvent, event_id: str, sequence: int, shown_time: str, request: RequestAttributes | None = None
+) -> bytes:
     """The bytes `envelope_for(...).to_bytes()` gives, without building and validating an envelope
     model per event (a batch append's hot path; a test keeps the two byte for byte equal)."""
-    envelope = {
+    envelope: dict[str, object] = {
         "specversion": "1.0",
         "id": event_id,
         "source": EVENT_SOURCE,
@@ -55,6 +69,7 @@ def canonical_envelope(event: DomainEvent, event_id: str, sequence: int, shown_t
         "datacontenttype": "application/json",
         "dataschema": f"/v1/schemas/{event.type}",
         "sequence": sequence,
+        **(request.shown() if request is not None else {}),
         "data": event.model_dump(mode="json"),
     }
     return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -72,11 +87,15 @@ class EventStore:
         request_sha256: str | None = None,
     ) -> StoredEvent:
         """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock).
-        The columns beside the envelope (unit, catalogue, actor) are derived from the event (`index_of`)."""
+        The columns beside the envelope (unit, catalogue, actor) are derived from the event (`index_of`);
+        the envelope records the request being handled (its id, the hashes of its key and body)."""
         index = index_of(event)
         sequence, previous_chain = await self.next_sequence()
         recorded_at = datetime.now(UTC)
-        envelope = envelope_for(event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at)
+        request = RequestAttributes.of(request_id.get(), idempotency_key, request_sha256)
+        envelope = envelope_for(
+            event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at, request=request
+        )
         canonical = envelope.to_bytes()
         digest = event_sha256(canonical)
         chained = chain_sha256(previous_chain, digest)
@@ -122,13 +141,14 @@ class EventStore:
         at = recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         time = EventEnvelope(id="", type="", subject="", time=recorded_at, dataschema="", sequence=0, data={})
         shown_time = time.model_dump(mode="json")["time"]  # as every envelope of the batch shows it
+        request = RequestAttributes.of(request_id.get())  # a set's key is its record's (`SetStore`), not an event's
         for start in range(0, len(batch), chunk):
             rows: list[dict[str, object]] = []
             subjects: list[dict[str, object]] = []
             for sequence, event in enumerate(batch[start : start + chunk], start=first + start):
                 index = index_of(event)
                 event_id = str(uuid.uuid4())
-                canonical = canonical_envelope(event, event_id, sequence, shown_time)
+                canonical = canonical_envelope(event, event_id, sequence, shown_time, request)
                 digest = event_sha256(canonical)
                 chained = chain_sha256(chained, digest)
                 rows.append(
@@ -182,7 +202,10 @@ class EventStore:
     async def chain_rows(self, after: int, limit: int) -> list[ChainRow]:
         """Stored rows as the chain verifier reads them: sequence, canonical bytes, stored hashes, and the
         columns kept beside the envelope."""
-        columns = ("event_id", "type", "subject", "recorded_at", "catalogue_id", "unit_id", "actor")
+        columns = (
+            *("event_id", "type", "subject", "recorded_at", "catalogue_id", "unit_id", "actor"),
+            *("idempotency_key", "request_sha256"),  # what a retried request is answered by
+        )
         rows = await self.session.execute(
             select(
                 events.c.sequence,
@@ -215,14 +238,23 @@ class EventStore:
         return [_stored(row) for row in rows]
 
     async def by_idempotency_key(self, actor: str, key: str) -> StoredEvent | None:
+        """The event stored under this actor's key. One whose row does not match its hash, or whose
+        envelope records another key (its key column was edited), is never answered (`EventTampered`)."""
         row = (
             await self.session.execute(
-                select(events.c.envelope, events.c.request_sha256).where(
+                select(events.c.sequence, events.c.envelope, events.c.request_sha256, events.c.event_sha256).where(
                     events.c.actor == actor, events.c.idempotency_key == key
                 )
             )
         ).first()
-        return _stored(row) if row else None
+        if row is None:
+            return None
+        stored = _stored(row)
+        recorded = stored.envelope.idempotencykeysha256
+        untrue = row.event_sha256 is not None and event_sha256(row.envelope.encode("utf-8")) != row.event_sha256
+        if untrue or (recorded is not None and recorded != idempotency_key_sha256(key)):
+            raise EventTampered(row.sequence)
+        return stored
 
     async def read_after(
         self,
@@ -364,3 +396,12 @@ class EventStore:
             int(sequence)
             for sequence in await self.session.scalars(select(outbox.c.sequence).order_by(outbox.c.sequence))
         ]
+
+    async def outbox_rows(self) -> list[tuple[int, str, EventEnvelope]]:
+        """The events still waiting for the relay, in order, with the subject each will be published on."""
+        rows = await self.session.execute(
+            select(outbox.c.sequence, outbox.c.nats_subject, events.c.envelope)
+            .join(events, events.c.sequence == outbox.c.sequence)
+            .order_by(outbox.c.sequence)
+        )
+        return [(int(row.sequence), row.nats_subject, EventEnvelope.model_validate_json(row.envelope)) for row in rows]

@@ -17,8 +17,9 @@ from typing import Any
 from kpi_common.messaging import connect
 from kpi_common.signing import Signer, signature_is_valid
 from kpi_common.stream_reading import StreamMissing, stream_messages
-from kpi_core.assessment import submission_windows
-from kpi_core.audit import ChainVerifier, checkpoint_statement
+from kpi_common.subjects import event_subject
+from kpi_core.assessment import SubmissionWindows, submission_windows
+from kpi_core.audit import ChainVerifier, UnprovenRequests, checkpoint_statement
 from kpi_core.events import (
     AuditCheckpointSigned,
     CatalogueVersionRegistered,
@@ -95,6 +96,7 @@ async def verify_log(
                 *await uow.events.of_type(PeerGroupRegistered.type),
             ]
             stored_versions = await uow.events.registered_versions()
+            waiting = await uow.events.outbox_rows()
         if (counted, counted_head) != (sequence, head):  # the last events deleted, the counter left as it was
             report.first_break = {
                 "sequence": sequence + 1,
@@ -103,23 +105,7 @@ async def verify_log(
                 "found": f"{sequence} {head}",
             }
         else:
-            logged = submission_windows((stored.sequence, _period_event(stored)) for stored in changes)
-            logged_versions = registered_in_log(registrations)
-            if logged != stored_windows:  # e.g. a closed period's row deleted to take late submissions
-                report.first_break = {
-                    "sequence": sequence,
-                    "problem": "the closed periods or reopened units stored disagree with the log",
-                    "expected": repr(logged),
-                    "found": repr(stored_windows),
-                }
-            elif logged_versions != stored_versions:  # e.g. a catalogue version's row pointed at other content
-                differing = {*logged_versions.items()} ^ {*stored_versions.items()}
-                report.first_break = {
-                    "sequence": min(sequence for _, (_, sequence) in differing),
-                    "problem": "the registered catalogue versions or unit lists stored disagree with the log",
-                    "expected": repr(sorted(set(logged_versions.items()) - set(stored_versions.items()))),
-                    "found": repr(sorted(set(stored_versions.items()) - set(logged_versions.items()))),
-                }
+            report.first_break = derived_tables_break(changes, stored_windows, registrations, stored_versions, waiting)
     else:
         report.first_break = vars(verifier.first_break)
     if stream_unavailable is not None:
@@ -129,6 +115,8 @@ async def verify_log(
             report.first_break, report.stream = await compare_with_stream(uow, stream, sequence)
         except StreamMissing as missing:
             report.stream = {"compared": False, "reason": str(missing)}
+    if verifier.unproven_requests.count:
+        report.warnings.append(unproven_requests_warning(verifier.unproven_requests))
     if not trusted_public_keys:
         report.warnings.append(
             "no trusted checkpoint key is configured (KPI_INGEST_TRUSTED_CHECKPOINT_KEYS): a checkpoint "
@@ -159,6 +147,44 @@ async def verify_log(
             }
         )
     return report
+
+
+def derived_tables_break(
+    changes: list[StoredEvent],
+    stored_windows: SubmissionWindows,
+    registrations: list[StoredEvent],
+    stored_versions: dict[tuple[str, str, str], tuple[str, int]],
+    waiting: list[tuple[int, str, EventEnvelope]],
+) -> dict[str, Any] | None:
+    """Ingest's tables derived from the log against what the log says they must hold, reported at
+    the first sequence affected: the period state, the registered versions, the outbox's subjects."""
+    logged = submission_windows((stored.sequence, _period_event(stored)) for stored in changes)
+    if logged != stored_windows:  # e.g. a closed period's row deleted to take late submissions
+        return {
+            "sequence": _first_difference(logged, stored_windows),
+            "problem": "the closed periods or reopened units stored disagree with the log",
+            "expected": repr(logged),
+            "found": repr(stored_windows),
+        }
+    logged_versions = registered_in_log(registrations)
+    if logged_versions != stored_versions:  # e.g. a catalogue version's row pointed at other content
+        differing = {*logged_versions.items()} ^ {*stored_versions.items()}
+        return {
+            "sequence": min(sequence for _, (_, sequence) in differing),
+            "problem": "the registered catalogue versions or unit lists stored disagree with the log",
+            "expected": repr(sorted(set(logged_versions.items()) - set(stored_versions.items()))),
+            "found": repr(sorted(set(stored_versions.items()) - set(logged_versions.items()))),
+        }
+    for sequence, subject, envelope in waiting:  # e.g. a row sent to a subject no projection reads
+        event = decode_event(envelope)
+        if event is not None and subject != event_subject(event):
+            return {
+                "sequence": sequence,
+                "problem": "the subject an outbox row will be published on disagrees with the hashed event",
+                "expected": event_subject(event),
+                "found": subject,
+            }
+    return None
 
 
 async def compare_with_stream(
@@ -228,6 +254,23 @@ def registered_in_log(registrations: list[StoredEvent]) -> dict[tuple[str, str, 
         elif isinstance(event, PeerGroupRegistered):
             found[("units", event.peer_group_id, event.version)] = (event.content_sha256, stored.sequence)
     return found
+
+
+def unproven_requests_warning(unproven: UnprovenRequests) -> str:
+    return (
+        f"{unproven.count} events (sequences {unproven.first} to {unproven.last}) were stored before envelopes "
+        "recorded their request: their Idempotency-Key and request hash are kept only beside the hashed bytes, "
+        "so an edit of those columns (a retry stored again, or answered with another event) cannot be proven "
+        "from the log"
+    )
+
+
+def _first_difference(logged: SubmissionWindows, stored: SubmissionWindows) -> int:
+    """The first sequence the period state disagrees at: the earliest closing or reopening that one side
+    holds and the other does not (or holds at another sequence)."""
+    closings = {*logged.closed.items()} ^ {*stored.closed.items()}
+    reopenings = {*logged.reopened.items()} ^ {*stored.reopened.items()}
+    return min([sequence for _, sequence in closings] + [sequence for _, sequence in reopenings])
 
 
 def _period_event(stored: StoredEvent) -> PeriodClosed | UnitReopened:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from kpi_common.openapi import install_openapi
 from kpi_common.outbox_metrics import outbox_probe
 from kpi_common.problems import install_problem_handlers, problem_response
 from kpi_common.streams import EVENTS
+from kpi_ingest.adapters.event_store import EventTampered
 from kpi_ingest.adapters.orm import events as events_table
 from kpi_ingest.adapters.orm import outbox
 from kpi_ingest.bootstrap import Ingest, bootstrap
@@ -35,6 +37,8 @@ from kpi_ingest.entrypoints.api.routes import (
 from kpi_ingest.entrypoints.api.set_bodies import install_set_body_guard, set_refused_response
 from kpi_ingest.service_layer.errors import IngestError
 from kpi_ingest.service_layer.measurement_sets import SetRefused
+
+log = logging.getLogger("kpi_ledger.ingest")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -70,6 +74,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def ingest_of() -> Ingest:
         return app.state.ingest  # type: ignore[no-any-return]
+
+    @app.exception_handler(EventTampered)
+    async def _tampered(request: Request, exc: EventTampered) -> JSONResponse:
+        """A write that would answer an edited event (a retry found by an edited key) is refused as a read is."""
+        ingest = ingest_of()
+        ingest.tampered_at = min(ingest.tampered_at or exc.sequence, exc.sequence)
+        log.error("the stored event %s does not match its hash: the log was edited", exc.sequence)
+        detail = f"{exc}: the log was edited after it was recorded; run `kpi-ledger verify`"
+        return problem_response(503, "Log integrity failure", detail, request.url.path)
 
     async def database() -> None:
         await ingest_of().check_database()

@@ -92,7 +92,8 @@ class PeerGroupDocument(BaseModel):
 
 
 class CloudEvent(BaseModel):
-    """An event of the log as a CloudEvents 1.0 envelope, with the global `sequence` extension."""
+    """An event of the log as a CloudEvents 1.0 envelope, with the global `sequence` extension and,
+    on an event a request stored, that request's extensions (absent on events stored before them)."""
 
     specversion: str
     id: str
@@ -103,6 +104,9 @@ class CloudEvent(BaseModel):
     datacontenttype: str
     dataschema: str
     sequence: int
+    requestid: str | None = Field(default=None, description="The X-Request-Id of the request that stored it")
+    idempotencykeysha256: str | None = Field(default=None, description="The SHA-256 of its Idempotency-Key")
+    requestsha256: str | None = Field(default=None, description="The SHA-256 of the request's body")
     data: dict[str, Any] = Field(description="The event's fields, as its JSON Schema (/v1/schemas/{type}) says")
 
 

@@ -44,7 +44,7 @@ TAMPERED: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.get("/events", response_model=EventPage, responses=TAMPERED)
+@router.get("/events", response_model=EventPage, response_model_exclude_none=True, responses=TAMPERED)
 async def read_events(
     key: AuditorKey,
     ingest: IngestDep,
@@ -62,7 +62,7 @@ async def read_events(
         found, next_after = await uow.events.page(after, limit, event_type=type, catalogue_id=catalogue, unit_id=unit)
     if len(found) == limit:
         link_next(request, response, next_after)
-    return {"events": [stored.envelope.model_dump(mode="json") for stored in found], "next_after": next_after}
+    return {"events": [stored.envelope.shown() for stored in found], "next_after": next_after}
 
 
 @router.get("/events/{sequence}", response_model=CloudEvent, responses=TAMPERED)
@@ -77,4 +77,4 @@ async def read_event(
         found, _ = await uow.events.page(sequence - 1, 1)
     if not found or found[0].sequence != sequence:
         raise Problem(404, "Not found", f"no event {sequence} in the log")
-    return conditional(request, found[0].envelope.model_dump(mode="json"))
+    return conditional(request, found[0].envelope.shown())
