@@ -95,6 +95,13 @@ PAGES: list[tuple[str, Callable[[int], tuple[str, dict[str, Any]]]]] = [
     ),
     ("scorecard, published", lambda n: (f"/dashboard/units/{PROVINCES[n % 63]}", {**QUERY, "stage": "published"})),
     ("trend", lambda n: (f"/dashboard/units/{PROVINCES[n % 63]}/trend", {**QUERY, "stage": "self_assessment"})),
+    (
+        "trend, one indicator",
+        lambda n: (
+            f"/dashboard/units/{PROVINCES[n % 63]}/trend",
+            {**QUERY, "stage": "self_assessment", "indicator": "1.1"},
+        ),
+    ),
     ("audit trail", lambda n: (f"/dashboard/units/{PROVINCES[n % 63]}/history", QUERY)),
     ("publications", lambda n: ("/dashboard/publications", QUERY)),
 ]

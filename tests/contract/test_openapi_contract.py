@@ -273,6 +273,8 @@ def seeded_requests(event: int) -> list[Seeded]:
         Seeded("reporting", "GET", "/metrics", 200),
         Seeded("reporting", "GET", "/v1/rankings.xlsx", 200, "admin", query=SCOPE),
         Seeded("reporting", "GET", "/v1/rankings.sdmx.csv", 200, "admin", query=SCOPE),
+        Seeded("reporting", "GET", "/v1/measurements.sdmx.csv", 200, "admin", query=SCOPE),
+        Seeded("reporting", "GET", "/v1/measurements.sdmx.csv", 401, query=SCOPE),
         Seeded(
             "reporting", "GET", "/v1/units/{unit}/scorecard.xlsx", 200, "admin", path_parameters=gia_lai, query=SCOPE
         ),

@@ -479,6 +479,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint("GET /v1/audit/verify", "ingest", "GET", "/v1/audit/verify", only(AUDITOR, ADMIN), status=200),
     Endpoint("GET /v1/keys", "ingest", "GET", "/v1/keys", only(AUDITOR, ADMIN), status=200),
+    Endpoint("GET /v1/admin/withheld", "ingest", "GET", "/v1/admin/withheld", only(ADMIN), status=200),
     # reporting: "stage=published: anyone; otherwise evaluator, approver of the peer group (for every unit), ..."
     *(
         Endpoint(
@@ -589,6 +590,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         for path in ("/v1/rankings.xlsx", "/v1/rankings.sdmx.csv")
         for stage in ("self_assessment", "published")
     ),
+    # "staff of the peer group (for every unit)": every unit's inputs, unpublished, whatever stage is asked
+    *(
+        Endpoint(
+            f"GET /v1/measurements.sdmx.csv?stage={stage}",
+            "reporting",
+            "GET",
+            "/v1/measurements.sdmx.csv",
+            only(*STAFF),
+            params={**QUERY, "stage": stage},
+            status=200,
+        )
+        for stage in ("self_assessment", "verification", "published")
+    ),
     *(
         Endpoint(
             f"GET /v1/units/{{unit}}/scorecard.xlsx?stage={stage}",
@@ -650,7 +664,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             params={**QUERY, "stage": stage},
             status=200,
         )
-        for path in ("/dashboard", "/dashboard/rankings.csv")
+        for path in ("/dashboard", "/dashboard/rankings.csv", "/dashboard/rankings.xlsx")
         for stage in ("self_assessment", "published")
     ),
     # ... "as the scorecard", "as /v1/units/{unit}/trend"
@@ -668,6 +682,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         for path, params, stages in (
             ("/dashboard/units/{unit}", QUERY, ("self_assessment", "verification", "published")),
             ("/dashboard/units/{unit}/scorecard.csv", QUERY, ("verification", "published")),
+            ("/dashboard/units/{unit}/scorecard.xlsx", QUERY, ("verification", "published")),
             ("/dashboard/units/{unit}/trend", TREND, ("self_assessment", "published")),
         )
         for stage in stages

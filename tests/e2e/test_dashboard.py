@@ -285,6 +285,11 @@ TWINS = [
     ("/dashboard/units/{unit}/scorecard.csv", "/v1/units/{unit}/scorecard.csv", {**Q2024, "stage": "verification"}),
     ("/dashboard/units/{unit}/trend", "/v1/units/{unit}/trend", {**CAT, "stage": "self_assessment"}),
     ("/dashboard/units/{unit}/history", "/v1/units/{unit}/history", {**Q2024, "stage": "published"}),
+    # the downloads are read and refused as their page and their JSON twin are
+    ("/dashboard/rankings.xlsx", "/v1/rankings.xlsx", {**Q2024, "stage": "verification"}),
+    ("/dashboard/units/{unit}/scorecard.xlsx", "/v1/units/{unit}/scorecard.xlsx", {**Q2024, "stage": "published"}),
+    ("/dashboard/units/{unit}/trend", "/v1/units/{unit}/trend", {**CAT, "stage": "verification", "indicator": "1.3"}),
+    ("/dashboard/units/{unit}/history", "/v1/units/{unit}/history", {**Q2024, "download": "history.xlsx"}),
 ]
 CALLERS = [None, "gia-lai", "da-nang", "evaluator", "approver", "auditor", "admin"]
 
@@ -384,3 +389,121 @@ def test_the_stylesheet_is_served_and_other_routes_keep_their_policy(running: Ru
         api = client.get("/healthz")
         assert api.headers["content-security-policy"].startswith("default-src 'none'")
         assert "form-action 'none'" in api.headers["content-security-policy"]
+
+
+def from_vi(shown: str) -> Decimal | None:
+    """A number as the dashboard writes it in Vietnamese ("1.234,50", "−2,50"), back to a Decimal."""
+    if shown in ("–", ""):
+        return None
+    return Decimal(shown.replace(".", "").replace(",", ".").replace("−", "-"))
+
+
+def every_units_points(client: httpx.Client, period: int, code: str) -> dict[str, Decimal]:
+    """Each ranked unit's points in one indicator, as the API's SDMX export (every unit's scores) answers."""
+    found = client.get("/v1/rankings.sdmx.csv", params={**CAT, "period": period, "stage": "published"})
+    assert found.status_code == 200, found.text
+    lines = [line.split(",") for line in found.text.splitlines()]
+    columns = {name: index for index, name in enumerate(lines[0])}
+    return {
+        row[columns["UNIT"]]: Decimal(row[columns["OBS_VALUE"]] or "0")
+        for row in lines[1:]
+        if row[columns["INDICATOR"]] == code
+    }
+
+
+def test_the_trend_of_any_indicator_shows_its_points_over_every_period_with_the_peer_median_and_best(
+    running: RunningSystem, history: int
+) -> None:
+    import statistics
+
+    params = {**CAT, "stage": "published", "indicator": "1.3"}
+    with public(running) as client:
+        page = client.get("/dashboard/units/gia-lai/trend", params=params, headers=HTML)
+        everyone = {period: every_units_points(client, period, "1.3") for period in (2023, 2024)}
+        cards = {
+            period: client.get("/v1/units/gia-lai/scorecard", params={**CAT, "period": period, "stage": "published"})
+            for period in (2023, 2024)
+        }
+        unknown = client.get("/dashboard/units/gia-lai/trend", params={**params, "indicator": "9.9"}, headers=HTML)
+    assert page.status_code == 200, page.text
+    assert 'value="1.3" selected' in page.text and '<svg class="lines"' in page.text
+    assert page.text.count('<svg class="lines"') == 1 + 1 + 8  # the indicator, the total, each pillar
+    rows = [(a["data-period"], a["data-unit"], c) for a, c in table(page.text, "indicator-trend")]
+    assert [(period, unit) for period, unit, _ in rows] == [("2023", "gia-lai"), ("2024", "gia-lai")]
+    for period, _, cells in rows:
+        points = everyone[int(period)]
+        card = cards[int(period)].json()
+        component = next(
+            child for pillar in card["pillars"] for child in pillar.get("children", []) if child["code"] == "1.3"
+        )
+        assert from_vi(cells[2]) == Decimal(component["points"])  # the scorecard's points, as published
+        assert len(points) == 63
+        assert from_vi(cells[5]) == statistics.median(points.values())
+        assert from_vi(cells[6]) == max(points.values())
+    assert rows[1][2][2] == "5,00" and rows[1][2][6] == "5,00"  # 2024: verified 5 (adjusted from 7.5), the best
+    assert unknown.status_code == 422 and "9.9" in unknown.text
+
+
+def test_each_audit_trail_row_shows_the_score_it_left_as_scoring_explains_it(
+    running: RunningSystem, history: int
+) -> None:
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    with public(running) as client:
+        page = client.get("/dashboard/units/gia-lai/history", params=Q2024, headers={**HTML, **admin})
+        entries = client.get("/v1/units/gia-lai/history", params={**Q2024, "limit": 1000}, headers=admin).json()
+    assert page.status_code == 200, page.text
+    shown = {attrs["data-sequence"]: cells for attrs, cells in table(page.text, "history")}
+    measured = [entry for entry in entries if entry.get("stage")]
+    assert len(measured) >= 5  # three self-assessments, 1.6 accepted, 1.3 adjusted
+    for entry in measured:
+        scope = {**Q2024, "stage": entry["stage"], "as_of": entry["sequence"]}
+        explained = running.scoring.get(f"/v1/units/gia-lai/scores/{entry['indicator']}", params=scope)
+        assert explained.status_code == 200, explained.text
+        score = explained.json()
+        cell = shown[str(entry["sequence"])][-1]
+        assert cell.startswith(f"{vi(score['points'])} / {vi(score['max_points'])}"), (entry, cell)
+        assert score["explanation"]["formula"] and score["explanation"]["formula"] in cell
+    adjusted = next(e for e in measured if e["stage"] == "verification" and e["indicator"] == "1.3")
+    assert shown[str(adjusted["sequence"])][-1].startswith("5,00 / 10")
+    assert "/v1/events/" not in page.text  # no other service's address is configured: no link leaves reporting
+
+
+def test_every_table_downloads_as_csv_and_xlsx_from_its_own_page(running: RunningSystem, history: int) -> None:
+    import io
+
+    import openpyxl
+
+    admin = {"Authorization": f"Bearer {running.keys['admin']}"}
+    pages = [
+        ("/dashboard/units/gia-lai", {**Q2024, "stage": "verification"}, "gain", "gain"),
+        ("/dashboard/units/gia-lai/trend", {**CAT, "stage": "published", "indicator": "1.3"}, "trend", "trend"),
+        ("/dashboard/units/gia-lai/trend", {**CAT, "stage": "published", "indicator": "1.3"}, "indicator",
+         "indicator-trend"),
+        ("/dashboard/units/gia-lai/history", Q2024, "history", "history"),
+        ("/dashboard/publications", Q2024, "publications", "publications"),
+    ]  # fmt: skip
+    with public(running) as client:
+        for path, params, name, table_class in pages:
+            page = client.get(path, params=params, headers={**HTML, **admin})
+            assert page.status_code == 200, page.text
+            assert f"download={name}.csv" in page.text and f"download={name}.xlsx" in page.text, name
+            shown = table(page.text, table_class)
+            csv_file = client.get(path, params={**params, "download": f"{name}.csv"}, headers=admin)
+            assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv"), name
+            assert len(csv_file.text.lstrip("\ufeff").splitlines()) == 1 + len(shown), name
+            workbook = client.get(path, params={**params, "download": f"{name}.xlsx"}, headers=admin)
+            assert workbook.status_code == 200, name
+            sheet = openpyxl.load_workbook(io.BytesIO(workbook.content)).active
+            assert sheet is not None and sheet.max_row == 1 + len(shown), name
+        refused = client.get("/dashboard/publications", params={**Q2024, "download": "nothing.csv"}, headers=admin)
+        assert refused.status_code == 404
+        # the ranking's and the scorecard's workbooks behind the login are the API's own
+        verified = {**Q2024, "stage": "verification"}
+        for path in ("/rankings.xlsx", "/units/gia-lai/scorecard.xlsx"):
+            answers = [client.get(prefix + path, params=verified, headers=admin) for prefix in ("/dashboard", "/v1")]
+            assert [answer.status_code for answer in answers] == [200, 200]
+            sheets = [openpyxl.load_workbook(io.BytesIO(answer.content)).active for answer in answers]
+            cells = [list(sheet.iter_rows(values_only=True)) for sheet in sheets if sheet is not None]
+            assert len(cells) == 2 and cells[0] == cells[1] and len(cells[0]) > 1, path
+        ranking = client.get("/dashboard", params={**Q2024, "stage": "published"}, headers=HTML)
+        assert 'href="/v1/rankings.xlsx?catalogue=vn-dti-province' in ranking.text

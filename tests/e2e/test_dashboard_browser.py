@@ -109,6 +109,18 @@ def load(driver: Any, address: str, name: str) -> None:
     screenshot(driver, name)
 
 
+def submit(driver: Any, selector: str, by: str = "css selector") -> None:
+    """Click a form's button (or a link) and wait for the page it leads to (a click does not wait for the
+    navigation: reading at once may read the old page, or a row of it the new page has replaced)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(by, selector).click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def cells(driver: Any, table_class: str) -> list[tuple[str, list[str]]]:
     """(the row's unit, code or period, its cells' text) for each body row of a table."""
     from selenium.webdriver.common.by import By
@@ -128,6 +140,7 @@ def test_the_public_pages_load_cleanly_and_show_the_apis_figures(
     browser: Any, running: RunningSystem, history: int
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     with public(running) as client:
         api = client.get("/v1/rankings", params={**Q2024, "stage": "published"}).json()
@@ -150,11 +163,17 @@ def test_the_public_pages_load_cleanly_and_show_the_apis_figures(
     totals = [(key, row[3]) for key, row in cells(browser, "trend")]
     assert totals == [(str(p["period"]), vi(p["lines"][0]["total"])) for p in trend["periods"]]
     assert len(browser.find_elements(By.CSS_SELECTOR, "svg.lines")) == 9
+    Select(browser.find_element(By.NAME, "indicator")).select_by_value("1.3")  # any indicator, by the picker
+    submit(browser, "form.pickers button[type=submit]")
+    assert console_errors(browser) == []
+    assert [(key, row[2]) for key, row in cells(browser, "indicator-trend")] == [("2023", "0,00"), ("2024", "5,00")]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "svg.lines")) == 10
+    screenshot(browser, "trend-indicator")
 
     load(browser, url(running, "/dashboard/publications", **Q2024), "publications")
     assert len(browser.find_elements(By.CSS_SELECTOR, "table.publications tbody tr")) == 1
 
-    browser.find_element(By.LINK_TEXT, "English").click()
+    submit(browser, "English", By.LINK_TEXT)
     assert console_errors(browser) == []
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Publications")
 
@@ -168,7 +187,7 @@ def test_a_picker_changes_what_is_shown(browser: Any, running: RunningSystem, hi
         by_pillar = client.get("/v1/rankings", params={**Q2024, "stage": "published", "pillar": "3"}).json()
     load(browser, url(running, "/dashboard", **Q2024), "rankings-2024")
     Select(browser.find_element(By.NAME, "period")).select_by_visible_text("2023")
-    browser.find_element(By.CSS_SELECTOR, "form.pickers button[type=submit]").click()
+    submit(browser, "form.pickers button[type=submit]")
     assert console_errors(browser) == []
     assert "2023" in browser.find_element(By.TAG_NAME, "h1").text
     assert [(unit, [row[0], row[1], row[3]]) for unit, row in cells(browser, "ranking")] == ranking_as_shown(last_year)
@@ -176,7 +195,7 @@ def test_a_picker_changes_what_is_shown(browser: Any, running: RunningSystem, hi
 
     Select(browser.find_element(By.NAME, "period")).select_by_visible_text("2024")
     Select(browser.find_element(By.NAME, "pillar")).select_by_value("3")
-    browser.find_element(By.CSS_SELECTOR, "form.pickers button[type=submit]").click()
+    submit(browser, "form.pickers button[type=submit]")
     assert console_errors(browser) == []
     shown = [(unit, row[0], row[3]) for unit, row in cells(browser, "ranking")]
     assert shown == [(row["unit_id"], row["rank_label"], vi(row["pillars"]["3"])) for row in by_pillar["rankings"]]
@@ -196,7 +215,7 @@ def test_the_login_gates_unpublished_pages(browser: Any, running: RunningSystem,
     screenshot(browser, "login-gate")
     browser.find_element(By.ID, "key").send_keys(running.keys["evaluator"])
     browser.get_log("browser")
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    submit(browser, "form.login button")
     assert console_errors(browser) == []
     assert browser.find_element(By.CSS_SELECTOR, "strong.stage").text == "Kết quả đánh giá"
     assert [(unit, [row[0], row[1], row[3]]) for unit, row in cells(browser, "ranking")] == ranking_as_shown(api)
@@ -213,8 +232,10 @@ def test_the_login_gates_unpublished_pages(browser: Any, running: RunningSystem,
     assert len(gain) > 50 and (gain[0][0], gain[0][1][2]) == (largest["code"], vi(largest["points_missing"]))
     load(browser, url(running, "/dashboard/units/gia-lai/history", **Q2024), "history")
     assert REASON in browser.find_element(By.CSS_SELECTOR, "table.history").text
+    formulas = browser.find_elements(By.CSS_SELECTOR, "table.history td.explanation code.formula")
+    assert len(formulas) >= 5 and all(formula.text for formula in formulas)  # each measurement's score, explained
 
-    browser.find_element(By.CSS_SELECTOR, "header form button").click()  # log out
+    submit(browser, "header form button")  # log out
     browser.get(url(running, "/dashboard", **verification))
     assert "401" in browser.find_element(By.TAG_NAME, "h1").text
 
@@ -225,7 +246,7 @@ def test_a_reporter_sees_its_own_unit_only(browser: Any, running: RunningSystem,
     own = {**Q2024, "stage": "self_assessment"}
     browser.get(url(running, "/dashboard/login", next="/dashboard/units/gia-lai"))
     browser.find_element(By.ID, "key").send_keys(running.keys["gia-lai"])
-    browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    submit(browser, "form.login button")
     load(browser, url(running, "/dashboard/units/gia-lai", **own), "scorecard-self-assessment")
     assert "Gia Lai" in browser.find_element(By.TAG_NAME, "h1").text
     browser.get(url(running, "/dashboard/units/da-nang", **own))
@@ -233,4 +254,4 @@ def test_a_reporter_sees_its_own_unit_only(browser: Any, running: RunningSystem,
     assert cells(browser, "card") == []
     browser.get(url(running, "/dashboard", **own))  # every unit's unpublished figures: not a reporter's
     assert "403" in browser.find_element(By.TAG_NAME, "h1").text
-    browser.find_element(By.CSS_SELECTOR, "header form button").click()
+    submit(browser, "header form button")

@@ -1,5 +1,6 @@
-"""Exports of what a set scored: every unit's points as SDMX-CSV 2.0, read back by a real SDMX library
-(pysdmx) to the same values as the scorecards, and the ranking and a scorecard as XLSX workbooks."""
+"""Exports of what a set scored: every unit's points and inputs as SDMX-CSV 2.0, read back by a real SDMX
+library (pysdmx) to the same values as the scorecards and the history, and the ranking and a scorecard as
+XLSX workbooks."""
 
 from __future__ import annotations
 
@@ -29,8 +30,9 @@ def flatten(nodes: list[dict[str, Any]]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def scored(running: RunningSystem) -> int:
+    evidence = [{"title": "Quyết định 12/QĐ-UBND", "number": "12/QĐ-UBND"}, {"title": "Báo cáo năm 2024"}]
     rows = [
-        {"unit_id": "quan-6", "indicator": "1.1", "inputs": {"a": "deputy"}},
+        {"unit_id": "quan-6", "indicator": "1.1", "inputs": {"a": "deputy"}, "evidence": evidence},
         {"unit_id": "quan-6", "indicator": "3.3", "inputs": {"a": "85%"}},
         {"unit_id": "quan-7", "indicator": "3.3", "inputs": {"a": "0,6"}},
         {"unit_id": "quan-7", "indicator": "8.5", "inputs": {"a": 9}},
@@ -60,22 +62,33 @@ def strict_sdmx_csv(text: str) -> list[dict[str, str]]:
     return [dict(zip(header, row, strict=True)) for row in rows]
 
 
-def observations(text: str) -> dict[tuple[str, str], str]:
-    """(unit, indicator) → OBS_VALUE, by the strict reader and, where installed, by pysdmx (the two agree)."""
-    strict = {(row["UNIT"], row["INDICATOR"]): row["OBS_VALUE"] for row in strict_sdmx_csv(text)}
-    try:
-        from pysdmx.io.csv.sdmx20.reader import read
-    except ImportError:  # pysdmx[data] (pandas) not installed: the strict reader alone
-        return strict
+def observations(
+    text: str, dataflow: str = "DF_KPI_SCORES", key: tuple[str, ...] = ("UNIT", "INDICATOR"), column: str = "OBS_VALUE"
+) -> dict[tuple[str, ...], str]:
+    """key → a column (OBS_VALUE), by the strict reader and by pysdmx (the two agree)."""
+    strict = {tuple(row[name] for name in key): row[column] for row in strict_sdmx_csv(text)}
+    from pysdmx.io.csv.sdmx20.reader import read
+
     (dataset,) = read(text)
-    assert dataset.short_urn == "Dataflow=KPI_LEDGER:DF_KPI_SCORES(1.0)"
+    assert dataset.short_urn == f"Dataflow=KPI_LEDGER:{dataflow}(1.0)"
     frame = dataset.data
-    by_pysdmx = dict(zip(zip(frame["UNIT"], frame["INDICATOR"], strict=True), frame["OBS_VALUE"], strict=True))
+    keys = zip(*(frame[name] for name in key), strict=True)
+    by_pysdmx = {tuple(str(part) for part in found): value for found, value in zip(keys, frame[column], strict=True)}
     assert by_pysdmx.keys() == strict.keys()
-    for key, value in by_pysdmx.items():  # pysdmx reads numbers as numbers: 0.0 for "0.00"
-        shown = strict[key]
-        assert (Decimal(str(value)) == Decimal(shown)) if shown else str(value) in ("", "nan", "NaN"), (key, value)
+    for found, value in by_pysdmx.items():  # pysdmx reads numbers as numbers: 0.0 for "0.00"
+        shown = strict[found]
+        if not shown:
+            assert str(value) in ("", "nan", "NaN"), (found, value)
+        else:
+            assert _number(str(value)) == _number(shown), (found, value)
     return strict
+
+
+def _number(text: str) -> Decimal | str:
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        return text
 
 
 def test_scores_as_sdmx_csv_parse_back_to_the_scorecards(running: RunningSystem, scored: int) -> None:
@@ -150,3 +163,61 @@ def test_published_scores_as_sdmx_csv_are_the_published_scorecards(running: Runn
         read_back = {code: value for (of, code), value in values.items() if of == unit}
         assert read_back == {code: value or "" for code, value in expected.items()}
     assert {row["STAGE"] for row in rows} == {"published"}
+
+
+def test_inputs_as_sdmx_csv_parse_back_to_the_history(running: RunningSystem, scored: int) -> None:
+    """DF_KPI_INPUTS: one observation per unit, component and input, the latest measurement's value as the
+    history shows it (a share as the exact decimal stored), its status and its evidence count."""
+    params = {**QUERY, "as_of": scored}
+    exported = running.reporting.get(
+        "/v1/measurements.sdmx.csv", params=params, headers={"Authorization": f"Bearer {running.keys['evaluator']}"}
+    )
+    assert exported.status_code == 200, exported.text
+    key = ("UNIT", "INDICATOR", "INPUT")
+    values = observations(exported.text, "DF_KPI_INPUTS", key)
+    evidence = observations(exported.text, "DF_KPI_INPUTS", key, "EVIDENCE_COUNT")
+    status = observations(exported.text, "DF_KPI_INPUTS", key, "OBS_STATUS")
+    expected: dict[tuple[str, ...], Any] = {}
+    counts: dict[tuple[str, ...], int] = {}
+    for unit in ("quan-6", "quan-7"):
+        history = running.reporting.get(
+            f"/v1/units/{unit}/history", params=params, headers={"Authorization": f"Bearer {running.keys['admin']}"}
+        ).json()
+        for entry in history:  # in order: the latest measurement of each component last
+            if entry["type"] == "vn.kpi.measurement.recorded.v1" and entry["stage"] == "self_assessment":
+                for name, value in entry["inputs"].items():
+                    expected[(unit, entry["indicator"], name)] = value
+                    counts[(unit, entry["indicator"], name)] = entry["evidence_count"]
+    mine = {found: value for found, value in values.items() if found[0] in ("quan-6", "quan-7")}
+    assert mine.keys() == expected.keys() and len(mine) == 4
+    for found, value in expected.items():
+        assert mine[found] == (str(value).lower() if isinstance(value, bool) else value), found
+        assert evidence[found] == str(counts[found]) and status[found] == "submitted"
+    assert mine[("quan-7", "3.3", "a")] == "0.6" and evidence[("quan-6", "1.1", "a")] == "2"
+    rows = strict_sdmx_csv(exported.text)
+    assert {(row["CATALOGUE"], row["VERSION"], row["TIME_PERIOD"], row["STAGE"]) for row in rows} == {
+        ("hcmc-dti-districts", "1.0", "2024", "self_assessment")
+    }
+    assert next(row["UNIT_NAME"] for row in rows if row["UNIT"] == "quan-6") == "Quận 6"
+
+
+def test_scores_as_sdmx_csv_carry_the_evidence_count_of_their_measurements(running: RunningSystem, scored: int) -> None:
+    params = {**QUERY, "as_of": scored}
+    exported = running.reporting.get("/v1/rankings.sdmx.csv", params=params)
+    counts = observations(exported.text, column="EVIDENCE_COUNT")
+    card = running.reporting.get("/v1/units/quan-6/scorecard", params=params).json()
+    history = running.reporting.get(
+        "/v1/units/quan-6/history", params=params, headers={"Authorization": f"Bearer {running.keys['admin']}"}
+    ).json()
+    by_event = {entry["event_id"]: entry.get("evidence_count") for entry in history}
+    leaves = {node["code"]: node["event_id"] for node in _nodes(card["pillars"]) if node.get("event_id")}
+    assert set(leaves) == {"1.1", "3.3"}
+    for code, event_id in leaves.items():
+        assert counts[("quan-6", code)] == str(by_event[event_id])
+    assert counts[("quan-6", "1.1")] == "2" and counts[("quan-6", "3.3")] == "0"
+    assert counts[("quan-6", "1")] == "2" and counts[("quan-6", "_T")] == "2"  # a pillar, the total: the sum
+    assert counts[("quan-6", "2")] == ""  # nothing measured: no count
+
+
+def _nodes(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [found for node in nodes for found in (node, *_nodes(node.get("children", [])))]

@@ -43,7 +43,7 @@ def test_a_heat_map_cell_is_shaded_by_its_share_of_the_pillars_max() -> None:
 def test_shades_run_from_light_to_dark_and_text_stays_readable() -> None:
     assert shade(0.0) == "#eef3fa" and shade(1.0) == "#0b3c7d"
     assert shade(0.5) == "#7c98bc"
-    assert (ink(0.2), ink(0.5), ink(None)) == ("#1a1a1a", "#ffffff", "#1a1a1a")
+    assert (ink(0.2), ink(0.5), ink(0.9), ink(None)) == ("#000000", "#000000", "#ffffff", "#000000")
     assert share_of("200", "100") == 1.0 and share_of("-1", "10") == 0.0
     assert share_of("5", "0") is None and share_of(None, "10") is None
 
@@ -145,3 +145,23 @@ def test_where_the_points_are_lists_the_leaves_short_of_their_max_largest_first(
         ("5.12.2", "10", "5"),
     ]
     assert found[1]["lead_agency"] == "Sở TT&TT" and "children" not in found[0]
+
+
+def wcag_contrast(one: str, other: str) -> float:
+    """WCAG 2.1's contrast ratio, computed here from its definition (not by the code under test)."""
+
+    def luminance(colour: str) -> float:
+        linear = []
+        for i in (1, 3, 5):
+            c = int(colour[i : i + 2], 16) / 255
+            linear.append(c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_heat_map_cell_keeps_its_text_at_a_contrast_of_at_least_4_5_to_1() -> None:
+    shares: list[float | None] = [None, *(step / 100 for step in range(101))]
+    weak = [(share, shade(share), ink(share)) for share in shares if wcag_contrast(shade(share), ink(share)) < 4.5]
+    assert weak == []

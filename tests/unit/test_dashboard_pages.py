@@ -52,6 +52,8 @@ def test_a_trend_line_without_names_is_shown_by_its_unit_id(lang: str, named: st
         "trend": trend,
         "total_chart": charts.line_chart([2024], series, "60"),
         "pillar_charts": [],
+        "indicators": [],
+        "indicator": None,
     }
     page = render(page_request("/dashboard/units/gia-lai/trend", f"lang={lang}"), "trend.html", context)
     body = bytes(page.body).decode()
@@ -105,3 +107,35 @@ def test_a_pillar_whose_parts_are_short_is_listed_by_its_parts_only() -> None:
     )
     found = views.points_to_gain(card)
     assert [(node["code"], node["points_missing"], node["pillar"]) for node in found] == [("3.1", "15.00", "3")]
+
+
+def history_context(catalogue: Catalogue) -> dict[str, Any]:
+    entry = {"sequence": 41, "event_id": "e-41", "type": "vn.kpi.measurement.recorded.v1", "label": "ev_verification",
+             "recorded_at": "2025-03-01T08:00:00Z", "by": "evaluator", "unit_id": "gia-lai", "indicator": "1.1",
+             "stage": "verification", "inputs": {"a": 2, "b": 4}, "decision": "adjusted", "reason": "2 of 4",
+             "summary": ""}  # fmt: skip
+    entry["explanation"] = {"points": "5.00", "max_points": "10.00", "formula": "2/4 × 10 = 5"}
+    unit = {"name_vi": "Gia Lai", "name_en": None}
+    return {"choice": choice(catalogue, "self_assessment"), "unit_id": "gia-lai", "entries": [entry], "unit": unit}
+
+
+def test_an_audit_trail_row_shows_the_formula_and_links_to_the_event_and_the_explanation_when_told_where() -> None:
+    from starlette.applications import Starlette
+
+    from kpi_reporting.dashboard.options import DashboardOptions
+
+    catalogue = parse_catalogue(fixture_catalogue())
+    request = page_request("/dashboard/units/gia-lai/history")
+    plain = bytes(render(request, "history.html", history_context(catalogue)).body).decode()
+    assert "5,00 / 10,00" in plain and '<code class="formula">2/4 × 10 = 5</code>' in plain
+    assert "/v1/events/" not in plain and "/scores/" not in plain  # told nothing: no link leaves this service
+    app = Starlette()
+    app.state.dashboard = DashboardOptions(ingest_url="https://ingest.example/", scoring_url="https://scoring.example")
+    request.scope["app"] = app
+    linked = bytes(render(request, "history.html", history_context(catalogue)).body).decode()
+    assert '<a href="https://ingest.example/v1/events/41" rel="external">41</a>' in linked
+    explanation = (
+        "https://scoring.example/v1/units/gia-lai/scores/1.1?catalogue=mini-dti&amp;version=1.0&amp;period=2024"
+        "&amp;stage=verification&amp;as_of=41"
+    )
+    assert f'<a href="{explanation}" rel="external">' in linked

@@ -12,13 +12,13 @@ from kpi_core.catalogue import InputSpec, Node
 from kpi_core.inputs import InputValue
 from kpi_core.rules import (
     LevelsRule,
-    Measure,
     RatioRule,
     Rule,
     SumOfChildrenRule,
     SurveyScaleRule,
     TiersRule,
     YearOverYearRule,
+    measure_of,
     rule_input_names,
     walk_rules,
 )
@@ -149,7 +149,7 @@ def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:
 
 def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
     for inner in walk_rules(rule):
-        measure: Measure | None = getattr(inner, "measure", None)
+        measure = measure_of(inner)
         if measure is None or measure.input is not None or not set(measure.input_names) <= set(values):
             continue  # a single input, or a ratio whose missing part comes from the previous period
         top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,8 +74,9 @@ class RatioRule(_Frozen):
     share: bool = True
     note: str | None = None
 
-    @property
+    @cached_property
     def measure(self) -> Measure:
+        """Built once per rule (it is checked for every row of a measurement set)."""
         return Measure(numerator=self.numerator, denominator=self.denominator)
 
 
@@ -214,6 +216,15 @@ def rule_input_names(rule: Rule) -> tuple[str, ...]:
         case SumOfChildrenRule():
             pass
     return tuple(dict.fromkeys(names))
+
+
+def measure_of(rule: Rule) -> Measure | None:
+    """The measure a rule looks at, if it has one (a ratio's is its numerator over its denominator)."""
+    if isinstance(rule, RatioRule):
+        return rule.measure
+    if isinstance(rule, TiersRule | PeerMinMaxRule | RelativeToBestRule | YearOverYearRule | ValueRule):
+        return rule.measure
+    return None
 
 
 def walk_rules(rule: Rule | None) -> Iterator[Rule]:

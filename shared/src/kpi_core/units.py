@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -163,8 +163,9 @@ def _defects(group: PeerGroup) -> Iterator[str]:
                 yield f"unit {unit.id}: predecessor {earlier_id} must end before its successor starts"
 
 
+@lru_cache(maxsize=256)
 def reference_date(period: int, reference_day: str = "12-31") -> date:
-    """The day a period's units are read at: `MM-DD` of the period's year."""
+    """The day a period's units are read at: `MM-DD` of the period's year (asked once per row of a set)."""
     month, day = (int(part) for part in reference_day.split("-"))
     return date(period, month, day)
 

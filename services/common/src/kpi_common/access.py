@@ -149,6 +149,13 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule("reporting", "GET", "/v1/units/{unit}/scorecard.xlsx", "as the scorecard", "the same data as a workbook"),
     Rule(
+        "reporting",
+        "GET",
+        "/v1/measurements.sdmx.csv",
+        "staff of the peer group (for every unit)",
+        "every unit's inputs and evidence counts as SDMX-CSV 2.0: unpublished submissions, whatever stage is asked",
+    ),
+    Rule(
         "ingest",
         "POST",
         "/v1/verification-sets",
@@ -179,8 +186,10 @@ POLICY: tuple[Rule, ...] = (
     # --- issue 14: the dashboard (rows added with its pages) ---
     Rule("reporting", "GET", "/dashboard", "as /v1/rankings", "the ranking page: the same figures as the API"),
     Rule("reporting", "GET", "/dashboard/rankings.csv", "as /v1/rankings", "the ranking page's CSV, logged in"),
+    Rule("reporting", "GET", "/dashboard/rankings.xlsx", "as /v1/rankings", "the ranking page's XLSX, logged in"),
     Rule("reporting", "GET", "/dashboard/units/{unit}", "as the scorecard", "a unit's scorecard page"),
     Rule("reporting", "GET", "/dashboard/units/{unit}/scorecard.csv", "as the scorecard", "the scorecard page's CSV"),
+    Rule("reporting", "GET", "/dashboard/units/{unit}/scorecard.xlsx", "as the scorecard", "the scorecard page's XLSX"),
     Rule("reporting", "GET", "/dashboard/units/{unit}/trend", "as /v1/units/{unit}/trend", "a unit's trend page"),
     Rule("reporting", "GET", "/dashboard/units/{unit}/history", "as /v1/units/{unit}/history", "a unit's audit trail"),
     Rule("reporting", "GET", "/dashboard/publications", "as /v1/rankings with stage=published", "what was published"),

@@ -54,6 +54,7 @@ TYPE_SLUGS: dict[str, str] = {
     "Unit not assessed in this catalogue and period": "unit-not-in-peer-group",
     "No points to rank": "no-points-to-rank",
     "Unknown pillar": "unknown-pillar",
+    "Unknown indicator": "unknown-indicator",
     "Too many failed authentications": "too-many-failed-authentications",
     "Internal error": "internal-error",
     "No signing key": "no-signing-key",

@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     rebuild_parser.add_argument("--var", default="var")
     rebuild_parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before giving up (default 1 h)")
     rebuild_parser.set_defaults(handler=rebuild)
-    from kpi_launcher import exchange  # issue 13: import, template
+    from kpi_launcher import exchange  # issue 13: import, template, export
 
     exchange.add_commands(commands)
     args = parser.parse_args(argv)

@@ -1,7 +1,8 @@
-"""`kpi-ledger import FILE` and `kpi-ledger template`: measurement sets and their templates, over
-ingest's HTTP API (the same key, scope and rules as any client), with a progress bar while a file
-uploads. A failure is one line on stderr and a non-zero exit, never a traceback:
-exit 1 when ingest refused the request (the problem's title and detail), 2 when it could not be made.
+"""`kpi-ledger import FILE`, `kpi-ledger template` and `kpi-ledger export`: measurement sets and their
+templates over ingest's HTTP API, and exports (rankings, scorecards, SDMX of scores and inputs) over
+reporting's, with the same key, scope and rules as any client; a progress bar while a file uploads or
+downloads. A failure is one line on stderr and a non-zero exit, never a traceback: exit 1 when the
+service refused the request (the problem's title and detail), 2 when it could not be made.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import hashlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,13 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MEDIA_TYPES = {".csv": "text/csv", ".xlsx": XLSX, ".json": "application/json"}
 CHUNK = 262_144
 REFUSED, UNREACHABLE = 1, 2
+# what `kpi-ledger export` downloads: reporting's path for each kind, by format ({unit}: --unit)
+EXPORTS = {
+    "rankings": {"csv": "/v1/rankings.csv", "xlsx": "/v1/rankings.xlsx"},
+    "scorecard": {"csv": "/v1/units/{unit}/scorecard.csv", "xlsx": "/v1/units/{unit}/scorecard.xlsx"},
+    "scores-sdmx": {"csv": "/v1/rankings.sdmx.csv"},
+    "inputs-sdmx": {"csv": "/v1/measurements.sdmx.csv"},
+}
 
 
 class Failed(Exception):
@@ -56,6 +65,28 @@ def add_commands(commands: Any) -> None:
     template.add_argument("--out", type=Path, help="default: the name ingest gives it, in this folder")
     template.add_argument("--url", default=default_url)
     template.set_defaults(handler=run_template)
+    add_export(commands)
+
+
+def add_export(commands: Any) -> None:
+    """`kpi-ledger export`: what reporting exports, to a file."""
+    exports = commands.add_parser("export", help="download an export from reporting: rankings, a scorecard, SDMX")
+    exports.add_argument("what", choices=list(EXPORTS), help="scores-sdmx, inputs-sdmx: SDMX-CSV 2.0 (docs/sdmx.md)")
+    exports.add_argument("--catalogue", required=True, help="the catalogue id")
+    exports.add_argument("--version", required=True, help="the catalogue version")
+    exports.add_argument("--period", type=int, required=True, help="the year measured")
+    exports.add_argument("--stage", choices=["self_assessment", "verification", "published"], default=None)
+    exports.add_argument("--unit", help="the unit of a scorecard")
+    exports.add_argument("--as-of", help="a past moment: a log sequence or a time")
+    exports.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="rankings and scorecards only")
+    exports.add_argument("--out", type=Path, help="default: the name reporting gives it, in this folder")
+    exports.add_argument(
+        "--url",
+        default=os.environ.get("KPI_REPORTING_URL", "http://127.0.0.1:8003"),
+        help="reporting's address (default $KPI_REPORTING_URL or :8003)",
+    )
+    exports.add_argument("--key", default=os.environ.get("KPI_API_KEY"), help="the API key (default $KPI_API_KEY)")
+    exports.set_defaults(handler=run_export, service="reporting")
 
 
 def _guarded(work: Any, args: argparse.Namespace) -> int:
@@ -65,7 +96,8 @@ def _guarded(work: Any, args: argparse.Namespace) -> int:
         print(f"kpi-ledger {args.command}: {failed}", file=sys.stderr)
         return failed.status
     except httpx.HTTPError as error:
-        print(f"kpi-ledger {args.command}: cannot reach ingest at {args.url}: {error}", file=sys.stderr)
+        service = getattr(args, "service", "ingest")
+        print(f"kpi-ledger {args.command}: cannot reach {service} at {args.url}: {error}", file=sys.stderr)
         return UNREACHABLE
     except OSError as error:
         print(f"kpi-ledger {args.command}: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
@@ -78,6 +110,10 @@ def run_import(args: argparse.Namespace) -> int:
 
 def run_template(args: argparse.Namespace) -> int:
     return _guarded(_template, args)
+
+
+def run_export(args: argparse.Namespace) -> int:
+    return _guarded(_export, args)
 
 
 def _problem(response: httpx.Response) -> Failed:
@@ -170,4 +206,45 @@ def _template(args: argparse.Namespace) -> int:
     out: Path = args.out or Path(given or f"template.{args.format}")
     out.write_bytes(response.content)
     Console().print(f"wrote {out} ({len(response.content):,} bytes)")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """Stream the export to a file beside the one asked for, then move it there: a failure leaves nothing."""
+    paths = EXPORTS[args.what]
+    if args.format not in paths:
+        raise Failed(f"{args.what} is SDMX-CSV only: leave out --format {args.format}", UNREACHABLE)
+    if "{unit}" in paths[args.format] and not args.unit:
+        raise Failed("a scorecard is a unit's: --unit is needed", UNREACHABLE)
+    path = paths[args.format].replace("{unit}", args.unit or "")
+    params = {"catalogue": args.catalogue, "version": args.version, "period": args.period}
+    params |= {name: value for name, value in (("stage", args.stage), ("as_of", args.as_of)) if value is not None}
+    headers = {"Authorization": f"Bearer {args.key}"} if args.key else {}
+    console = Console(stderr=True)
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with (
+        httpx.Client(base_url=args.url, timeout=600) as client,
+        client.stream("GET", path, params=params, headers=headers) as response,
+    ):
+        if response.status_code != 200:
+            response.read()
+            raise _problem(response)
+        disposition = response.headers.get("content-disposition", "")
+        given = disposition.split('filename="', 1)[-1].rstrip('"') if "filename=" in disposition else ""
+        out: Path = args.out or Path(Path(given).name or f"{args.what}.{args.format}")
+        size = int(response.headers.get("content-length") or 0) or None
+        with (
+            Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress,
+            tempfile.NamedTemporaryFile(dir=out.parent.absolute(), prefix=f".{out.name}.", delete=False) as file,
+        ):
+            task = progress.add_task(f"downloading {out.name}", total=size)
+            try:
+                for chunk in response.iter_bytes(CHUNK):
+                    file.write(chunk)
+                    progress.advance(task, len(chunk))
+            except BaseException:
+                Path(file.name).unlink(missing_ok=True)
+                raise
+    Path(file.name).replace(out)
+    Console().print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0

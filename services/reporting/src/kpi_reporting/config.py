@@ -18,3 +18,8 @@ class Settings(BaseSettings):
     auth_failures_per_minute: int = 20  # failed authentications from one address before 429
     max_body_bytes: int = 1_048_576  # a larger request body is refused (413) before it is read
     cors_origins: list[str] = []  # browser origins allowed to call the API (JSON list); none by default
+    # the dashboard behind a reverse proxy, and where a reader's browser reaches the other services
+    dashboard_public_origin: str | None = None  # e.g. "https://kpi.example.gov.vn": the one origin a login comes from
+    dashboard_trust_forwarded: bool = False  # believe X-Forwarded-Host/-Proto (only behind a proxy that sets them)
+    dashboard_ingest_url: str | None = None  # audit-trail links to the event on ingest
+    dashboard_scoring_url: str | None = None  # links to a score's explanation on scoring

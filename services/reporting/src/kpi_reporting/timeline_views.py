@@ -177,6 +177,7 @@ async def unit_history(
                 "decision": row.decision,
                 "reason": row.reason,
                 "responds_to": row.responds_to,
+                "evidence_count": row.evidence_count,
             }
         )
     query = select(timeline).where(*_in_scope(timeline, scope, as_of))

@@ -25,6 +25,7 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from kpi_common.cells import inert
 from kpi_core.catalogue import Catalogue
 from kpi_core.set_files import (
     Cell,
@@ -39,7 +40,6 @@ from kpi_core.set_files import (
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 SHEET_TITLE = "So lieu"  # sheet names: no diacritics, for every spreadsheet program
 ZIP_MAGIC = b"PK\x03\x04"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet program may read as a formula
 Table = Generator[tuple[int, dict[str, Cell]], None, None]
 
 
@@ -157,11 +157,6 @@ def _cell(value: object) -> Cell:
     if value is None or isinstance(value, (str, int, float, Decimal, bool, date, datetime)):
         return value
     return str(value)
-
-
-def inert(value: Cell) -> Cell:
-    """A text cell a spreadsheet program reads as text, never as a formula (`'` before `=`, `+`, `-`, `@`...)."""
-    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 
 def template_csv(columns: list[str], rows: Iterable[Mapping[str, Cell]]) -> bytes:

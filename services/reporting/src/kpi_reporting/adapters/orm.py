@@ -39,6 +39,8 @@ measurement_history = Table(
     Column("reason", Text, nullable=True),
     Column("verifies_event_id", String(36), nullable=True),
     Column("responds_to", String(36), nullable=True),
+    # how many evidence documents the measurement carries; null if projected before it was kept (a rebuild fills it)
+    Column("evidence_count", Integer, nullable=True),
     Index("ix_measurement_history_scope", "catalogue_id", "version", "period", "stage"),
 )
 

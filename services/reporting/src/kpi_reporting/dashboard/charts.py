@@ -40,9 +40,26 @@ def shade(share: float | None) -> str:
     return "#" + "".join(f"{channel:02x}" for channel in channels)
 
 
+def _luminance(colour: str) -> float:
+    """WCAG 2's relative luminance of "#rrggbb"."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(one: str, other: str) -> float:
+    """WCAG 2's contrast ratio of two colours, from 1 to 21."""
+    light, dark = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+INKS = ("#000000", "#ffffff")
+
+
 def ink(share: float | None) -> str:
-    """Text on a shaded cell: dark on light cells, white on dark ones (contrast above 4.5:1)."""
-    return "#ffffff" if share is not None and share >= 0.5 else "#1a1a1a"
+    """Text on a shaded cell: black or white, whichever stands out more (at least 4.5:1 on every shade)."""
+    fill = shade(share)
+    return max(INKS, key=lambda colour: contrast(fill, colour))
 
 
 @dataclass(frozen=True)

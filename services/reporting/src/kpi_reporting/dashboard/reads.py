@@ -3,16 +3,26 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime
+import json
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
+from sqlalchemy import select
+
+from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
+from kpi_core.scoring import display_points
 from kpi_reporting import reports, timeline_views, views
+from kpi_reporting.adapters.orm import score_lines
 from kpi_reporting.bootstrap import Reporting
-from kpi_reporting.dashboard import charts
+from kpi_reporting.dashboard import charts, tables
+from kpi_reporting.service_layer.score_projection import answers_through
 
 PREFERRED = "vn-dti-province"
 STAGES = ("published", "verification", "self_assessment")
@@ -153,18 +163,105 @@ def flatten(nodes: list[dict[str, Any]], depth: int = 0) -> Iterator[tuple[int, 
 async def scorecard_page(reporting: Reporting, choice: Choice, unit: str) -> dict[str, Any]:
     card = await reports.scorecard(reporting, choice.scope(), unit, None)
     rows = list(flatten(card["pillars"]))
+    gain = views.points_to_gain(card)
     return {
         "card": card,
         "rows": rows,
         "side_by_side": any("verified_points" in node for _, node in rows),
-        "gain": views.points_to_gain(card),
+        "gain": gain,
+        "tables": [tables.gain_table(gain), tables.information_table(card.get("general_information") or {})],
     }
 
 
 SERIES_KINDS = {"self": "unit", "predecessor": "predecessor", "successor": "successor"}
 
 
-async def trend_page(reporting: Reporting, choice: Choice, unit: str, lang: str) -> dict[str, Any]:
+def indicators_of(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The trend's indicator picker: every scored node below a pillar, by pillar, in catalogue order."""
+    return [
+        {"code": node.code, "name_vi": node.name_vi, "name_en": node.name_en, "pillar": node.code.split(".")[0]}
+        for node in catalogue.nodes
+        if node.scored and node.parent is not None
+    ]
+
+
+async def _period_scores(reporting: Reporting, scope: dict[str, Any]) -> tuple[views.PeriodResult, list[str]]:
+    """Every unit's scores of a period as its pages read them, and the units the period ranks: a
+    publication as `reports.scorecard` reads it (the stage it froze, at the sequence it froze, its own
+    units), another stage now."""
+    if scope["stage"] == "published":
+        published = await reports.publication(reporting, scope, None, None, None)
+        read = {**scope, "stage": published["published_stage"]}
+        result = await reports.result(reporting, read, AsOf(sequence=published["as_of_sequence"]), full=True)
+        return result, [row["unit_id"] for row in published["rankings"]]
+    result = await reports.result(reporting, scope, None, full=True)
+    return result, [ranked.unit for ranked in result.ranking]
+
+
+def _shown(points: Fraction | None) -> str | None:
+    found = display_points(points)
+    return str(found) if found is not None else None
+
+
+async def indicator_trend(
+    reporting: Reporting, choice: Choice, trend: dict[str, Any], code: str, lang: str
+) -> dict[str, Any]:
+    """One indicator (any scored node) over the trend's periods: the points of each unit that stands for
+    the unit then (the trend's own lines), and the peer group's median and best of that indicator, read
+    from the scores scoring computed (the scorecards' read model)."""
+    node = choice.catalogue.node(code)
+    if node is None or not node.scored:
+        raise Problem(
+            422, "Unknown indicator", f"{choice.catalogue.id} has no scored indicator {code}",
+            [{"field": "indicator", "message": code}],
+        )  # fmt: skip
+    points: list[dict[str, Any]] = []
+    for point in trend["periods"]:
+        result, units = await _period_scores(reporting, choice.scope(period=point["period"]))
+        everyone = sorted(
+            result.scores[unit].node_points.get(code, Fraction(0)) for unit in units if unit in result.scores
+        )
+        lines = []
+        for line in point["lines"]:
+            score = result.scores.get(line["unit_id"])
+            measured = score.indicators.get(code) if score is not None else None
+            lines.append(
+                {
+                    "unit_id": line["unit_id"],
+                    "relation": line["relation"],
+                    "name_vi": line.get("unit_name_vi") or line["unit_id"],
+                    "name": line.get("unit_name_en" if lang == "en" else "unit_name_vi") or line["unit_id"],
+                    "points": _shown(score.node_points.get(code)) if score is not None else None,
+                    "value": _shown(measured.value) if measured is not None and measured.value is not None else None,
+                    "status": measured.status if measured is not None else None,
+                }
+            )
+        points.append(
+            {
+                "period": point["period"],
+                "peer_median": _shown(statistics.median(everyone)) if everyone else None,
+                "peer_best": _shown(everyone[-1]) if everyone else None,
+                "lines": lines,
+            }
+        )
+    maximum = str(node.max_points) if node.max_points is not None else None
+    found = {"code": code, "name_vi": node.name_vi, "name_en": node.name_en, "max_points": maximum, "periods": points}
+    series: dict[str, tuple[str, str, dict[int, str | None]]] = {}
+    for point in points:
+        for line in point["lines"]:
+            kind = SERIES_KINDS.get(line["relation"], "unit")
+            series.setdefault(line["unit_id"], (line["name"], kind, {}))[2][point["period"]] = line["points"]
+    context = [
+        ("median", "median", {point["period"]: point["peer_median"] for point in points}),
+        ("best", "best", {point["period"]: point["peer_best"] for point in points}),
+    ]
+    periods = [point["period"] for point in points]
+    return {**found, "chart": charts.line_chart(periods, [*series.values(), *context], maximum)}
+
+
+async def trend_page(
+    reporting: Reporting, choice: Choice, unit: str, lang: str, indicator: str | None = None
+) -> dict[str, Any]:
     trend = await reports.trend(reporting, choice.catalogue.id, choice.catalogue.version, choice.stage, unit)
     periods = [point["period"] for point in trend["periods"]]
     lines: dict[str, dict[str, Any]] = {}
@@ -207,10 +304,14 @@ async def trend_page(reporting: Reporting, choice: Choice, unit: str, lang: str)
         )
         for pillar in pillars_of(choice.catalogue)
     ]
+    shown = await indicator_trend(reporting, choice, trend, indicator, lang) if indicator else None
     return {
         "trend": trend,
         "total_chart": charts.line_chart(periods, [*totals, *context], maximum),
         "pillar_charts": pillar_charts,
+        "indicators": indicators_of(choice.catalogue),
+        "indicator": shown,
+        "tables": [tables.trend_table(trend), *([tables.indicator_table(shown)] if shown else [])],
     }
 
 
@@ -244,17 +345,65 @@ def event_summary(data: dict[str, Any]) -> str:
     return ""
 
 
+async def explanations(
+    session: Any, scope: dict[str, Any], unit: str, entries: list[dict[str, Any]]
+) -> dict[int, dict[str, Any]]:
+    """The score of each measurement or verification of the history as it stood after the event, by the
+    event's sequence: the latest line of its indicator and stage up to that sequence (what scoring
+    computed, the formula with the numbers substituted), from one read of the unit's lines; none for an
+    event the scores do not answer for yet."""
+    answered = await answers_through(session)
+    asked = [e for e in entries if e.get("stage") and e.get("indicator") and e["sequence"] <= answered]
+    if not asked:
+        return {}
+    query = (
+        select(score_lines.c.stage, score_lines.c.code, score_lines.c.sequence, score_lines.c.status,
+               score_lines.c.points, score_lines.c.max_points, score_lines.c.detail)
+        .where(score_lines.c.catalogue_id == scope["catalogue_id"], score_lines.c.version == scope["version"],
+               score_lines.c.period == scope["period"], score_lines.c.unit_id == unit,
+               score_lines.c.code.in_(sorted({e["indicator"] for e in asked})))
+        .order_by(score_lines.c.sequence)
+    )  # fmt: skip
+    lines: dict[tuple[str, str], list[Any]] = {}
+    for row in await session.execute(query):
+        lines.setdefault((row.stage, row.code), []).append(row)
+    found: dict[int, dict[str, Any]] = {}
+    for entry in asked:
+        rows = lines.get((entry["stage"], entry["indicator"]), [])
+        at = bisect.bisect_right([row.sequence for row in rows], entry["sequence"]) - 1
+        if at < 0:
+            continue
+        row = rows[at]
+        detail = json.loads(row.detail)
+        found[entry["sequence"]] = {
+            "status": row.status,
+            "points": _shown(Fraction(row.points)) if row.points is not None else None,
+            "max_points": _shown(Fraction(row.max_points)) if row.max_points is not None else None,
+            "formula": detail.get("formula") or "",
+            "value": detail.get("value"),
+            "line_sequence": row.sequence,
+        }
+    return found
+
+
 async def history_page(reporting: Reporting, choice: Choice, unit: str) -> dict[str, Any]:
     async with reporting.service.sessions() as session:
         entries = await timeline_views.unit_history(session, choice.scope(), unit, None, None)
         registry = await reporting.peer_groups.registry(session)
+        explained = await explanations(session, choice.scope(), unit, entries)
     known = registry.unit(unit)
     if known is None:
         raise Problem(404, "Unknown unit", f"{unit} is not a registered unit", [{"field": "unit", "message": unit}])
     shown = [
-        {**entry, "label": event_label(entry), "summary": event_summary(entry.get("data") or {})} for entry in entries
+        {
+            **entry,
+            "label": event_label(entry),
+            "summary": event_summary(entry.get("data") or {}),
+            "explanation": explained.get(entry["sequence"]),
+        }
+        for entry in entries
     ]
-    return {"entries": shown, "unit": known}
+    return {"entries": shown, "unit": known, "tables": [tables.history_table(shown)]}
 
 
 async def publications_page(reporting: Reporting, choice: Choice) -> dict[str, Any]:
@@ -266,4 +415,10 @@ async def publications_page(reporting: Reporting, choice: Choice) -> dict[str, A
         for unit in registry.members(choice.catalogue.peer_group, choice.period, choice.catalogue.period_reference_day)
     }
     restated = {p["replaces"]: p["publication_id"] for p in found if p.get("replaces")}
-    return {"publications": list(reversed(found)), "restated": restated, "names": names}
+    listed = list(reversed(found))
+    return {
+        "publications": listed,
+        "restated": restated,
+        "names": names,
+        "tables": [tables.publications_table(listed, restated)],
+    }

@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from kpi_common.problems import Problem
 from kpi_reporting.dashboard import formatting
 from kpi_reporting.dashboard.i18n import language, translator
+from kpi_reporting.dashboard.options import options
 from kpi_reporting.dashboard.session import PREFIX, csrf_token, has_session, keep_csrf
 
 PAGE_POLICY = (
@@ -92,6 +93,7 @@ def render(request: Request, template: str, context: dict[str, Any], status: int
                 "prefix": PREFIX,
                 "csrf": token,
                 "logged_in": has_session(request),
+                "links": options(request),
                 "path": request.url.path,
                 "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
                 **context,

@@ -7,16 +7,17 @@ depends on; a refusal is a page for a browser and the API's problem for any othe
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
 from kpi_common.access import period_reader, presented_key, unit_reader, unpublished_unit_reader
 from kpi_common.problems import Problem
 from kpi_common.scope import ScopeDep
-from kpi_reporting.dashboard import reads
+from kpi_reporting.dashboard import reads, tables
 from kpi_reporting.dashboard.i18n import language
 from kpi_reporting.dashboard.rendering import STATIC, problem_page, render, static_file
 from kpi_reporting.dashboard.session import (
@@ -38,7 +39,33 @@ VersionParam = Annotated[str | None, Query(max_length=50)]
 PeriodParam = Annotated[int | None, Query(ge=2000, le=2100)]
 StageParam = Annotated[str, Query(pattern="^(self_assessment|verification|published)$")]
 LangParam = Annotated[str | None, Query(pattern="^(vi|en)$")]
+PillarParam = Annotated[str | None, Query(max_length=20)]
 Page = Callable[[], Awaitable[Response]]
+Build = Callable[[reads.Choice], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Asked:
+    """What a page's pickers asked for (None: the defaults `reads.choose` picks), and a table to download."""
+
+    catalogue: str | None
+    version: str | None
+    period: int | None
+    lang: str | None
+    download: str | None
+
+
+def asked(
+    catalogue: CatalogueParam = None,
+    version: VersionParam = None,
+    period: PeriodParam = None,
+    lang: LangParam = None,
+    download: Annotated[str | None, Query(pattern=tables.DOWNLOAD_PATTERN)] = None,
+) -> Asked:
+    return Asked(catalogue, version, period, lang, download)
+
+
+AskedDep = Annotated[Asked, Depends(asked)]
 
 
 async def shown(request: Request, page: Page) -> Response:
@@ -48,26 +75,79 @@ async def shown(request: Request, page: Page) -> Response:
         return problem_page(request, problem)
 
 
+def answer(request: Request, template: str, context: dict[str, Any], download: str | None) -> Response:
+    """The page, or with `download` one of its tables as a file (read and refused as the page is)."""
+    if download is None:
+        return render(request, template, context)
+    choice: reads.Choice = context["choice"]
+    stem = "-".join(str(part) for part in (context.get("unit_id"), *choice.query().values()) if part)
+    return tables.download(context.get("tables", []), download, stem)
+
+
+async def _period_choice(request: Request, reporting: ReportingDep, pick: Asked, stage: str) -> reads.Choice:
+    """The page's scope, once the caller may read every unit's figures in it (the rankings' rule)."""
+    key = await caller_key(request)
+    if pick.catalogue and pick.version:
+        await period_reader(request, key, pick.catalogue, pick.version, stage)
+    choice = await reads.choose(reporting, pick.catalogue, pick.version, pick.period, stage)
+    await period_reader(request, key, choice.catalogue.id, choice.catalogue.version, stage)
+    return choice
+
+
+async def _unit_choice(
+    request: Request, reporting: ReportingDep, unit: str, pick: Asked, stage: str, *, published_ever: bool
+) -> reads.Choice:
+    """The page's scope, once the caller may read this unit's figures in it (the scorecard's rule, or
+    for what is never published, the history's)."""
+    key = await caller_key(request)
+
+    async def authorize(cid: str, ver: str) -> None:
+        if published_ever:
+            await unit_reader(request, unit, key, cid, ver, stage)
+        else:
+            await unpublished_unit_reader(request, unit, key, cid, ver)
+
+    if pick.catalogue and pick.version:
+        await authorize(pick.catalogue, pick.version)
+    choice = await reads.choose(reporting, pick.catalogue, pick.version, pick.period, stage)
+    await authorize(choice.catalogue.id, choice.catalogue.version)
+    return choice
+
+
+async def unit_page(
+    request: Request,
+    reporting: ReportingDep,
+    unit: str,
+    pick: Asked,
+    stage: str,
+    template: str,
+    build: Build,
+    *,
+    published_ever: bool = True,
+) -> Response:
+    """A page about one unit: its scope authorized, its context built, rendered (or a table downloaded)."""
+
+    async def page() -> Response:
+        choice = await _unit_choice(request, reporting, unit, pick, stage, published_ever=published_ever)
+        context = {"choice": choice, "unit_id": unit, **await build(choice)}
+        return answer(request, template, context, pick.download)
+
+    return await shown(request, page)
+
+
 @router.get("")
 async def rankings(
     request: Request,
     reporting: ReportingDep,
-    catalogue: CatalogueParam = None,
-    version: VersionParam = None,
-    period: PeriodParam = None,
+    pick: AskedDep,
     stage: StageParam = "published",
-    pillar: Annotated[str | None, Query(max_length=20)] = None,
+    pillar: PillarParam = None,
     publication: Annotated[str | None, Query(max_length=200)] = None,
-    lang: LangParam = None,
 ) -> Response:
     """The ranking: total and pillars, rank/N, change since the previous period, bars and a heat map."""
 
     async def page() -> Response:
-        key = await caller_key(request)
-        if catalogue and version:
-            await period_reader(request, key, catalogue, version, stage)
-        choice = await reads.choose(reporting, catalogue, version, period, stage)
-        await period_reader(request, key, choice.catalogue.id, choice.catalogue.version, stage)
+        choice = await _period_choice(request, reporting, pick, stage)
         pillars = reads.pillars_of(choice.catalogue)
         context: dict[str, Any] = {
             "choice": choice,
@@ -77,7 +157,7 @@ async def rankings(
             "pillar": next((p for p in pillars if p["code"] == pillar), None),
         }
         try:
-            context |= await reads.rankings_page(reporting, choice, pillar or None, publication, language(lang))
+            context |= await reads.rankings_page(reporting, choice, pillar or None, publication, language(pick.lang))
         except Problem as absent:
             if absent.title != "Not published":
                 raise
@@ -87,46 +167,16 @@ async def rankings(
     return await shown(request, page)
 
 
-async def _unit_choice(
-    request: Request, reporting: ReportingDep, unit: str, scope: tuple[Any, ...], *, published_ever: bool
-) -> reads.Choice:
-    """The page's scope, once the caller may read this unit's figures in it (the scorecard's rule, or
-    for what is never published, the history's)."""
-    catalogue, version, period, stage = scope
-    key = await caller_key(request)
-
-    async def authorize(cid: str, ver: str) -> None:
-        if published_ever:
-            await unit_reader(request, unit, key, cid, ver, stage)
-        else:
-            await unpublished_unit_reader(request, unit, key, cid, ver)
-
-    if catalogue and version:
-        await authorize(catalogue, version)
-    choice = await reads.choose(reporting, catalogue, version, period, stage)
-    await authorize(choice.catalogue.id, choice.catalogue.version)
-    return choice
-
-
 @router.get("/units/{unit}")
 async def scorecard(
-    request: Request,
-    reporting: ReportingDep,
-    unit: str,
-    catalogue: CatalogueParam = None,
-    version: VersionParam = None,
-    period: PeriodParam = None,
-    stage: StageParam = "published",
-    lang: LangParam = None,
+    request: Request, reporting: ReportingDep, unit: str, pick: AskedDep, stage: StageParam = "published"
 ) -> Response:
     """A unit's scorecard: every pillar and component, both stages side by side, where the points are."""
 
-    async def page() -> Response:
-        choice = await _unit_choice(request, reporting, unit, (catalogue, version, period, stage), published_ever=True)
-        context = await reads.scorecard_page(reporting, choice, unit)
-        return render(request, "scorecard.html", {"choice": choice, "unit_id": unit, **context})
+    async def build(choice: reads.Choice) -> dict[str, Any]:
+        return await reads.scorecard_page(reporting, choice, unit)
 
-    return await shown(request, page)
+    return await unit_page(request, reporting, unit, pick, stage, "scorecard.html", build)
 
 
 @router.get("/units/{unit}/trend")
@@ -134,80 +184,62 @@ async def trend(
     request: Request,
     reporting: ReportingDep,
     unit: str,
-    catalogue: CatalogueParam = None,
-    version: VersionParam = None,
-    period: PeriodParam = None,
+    pick: AskedDep,
     stage: StageParam = "published",
-    lang: LangParam = None,
+    indicator: Annotated[str | None, Query(max_length=50)] = None,
 ) -> Response:
-    """A unit's total and pillars over every period with data, with the peer group's median and best."""
+    """A unit's total, pillars and any indicator over every period with data, with the peer group's median and best."""
 
-    async def page() -> Response:
-        choice = await _unit_choice(request, reporting, unit, (catalogue, version, period, stage), published_ever=True)
-        context = await reads.trend_page(reporting, choice, unit, language(lang))
-        return render(request, "trend.html", {"choice": choice, "unit_id": unit, **context})
+    async def build(choice: reads.Choice) -> dict[str, Any]:
+        return await reads.trend_page(reporting, choice, unit, language(pick.lang), indicator or None)
 
-    return await shown(request, page)
+    return await unit_page(request, reporting, unit, pick, stage, "trend.html", build)
 
 
 @router.get("/units/{unit}/history")
 async def history(
-    request: Request,
-    reporting: ReportingDep,
-    unit: str,
-    catalogue: CatalogueParam = None,
-    version: VersionParam = None,
-    period: PeriodParam = None,
-    stage: StageParam = "self_assessment",
-    lang: LangParam = None,
+    request: Request, reporting: ReportingDep, unit: str, pick: AskedDep, stage: StageParam = "self_assessment"
 ) -> Response:
-    """A unit's audit trail: submissions, verifications with reasons, requests, publications."""
+    """A unit's audit trail: submissions, verifications with reasons and the scores they left, publications."""
 
-    async def page() -> Response:
-        choice = await _unit_choice(request, reporting, unit, (catalogue, version, period, stage), published_ever=False)
-        context = await reads.history_page(reporting, choice, unit)
-        return render(request, "history.html", {"choice": choice, "unit_id": unit, **context})
+    async def build(choice: reads.Choice) -> dict[str, Any]:
+        return await reads.history_page(reporting, choice, unit)
 
-    return await shown(request, page)
+    return await unit_page(request, reporting, unit, pick, stage, "history.html", build, published_ever=False)
 
 
 @router.get("/publications")
-async def publications(
-    request: Request,
-    reporting: ReportingDep,
-    catalogue: CatalogueParam = None,
-    version: VersionParam = None,
-    period: PeriodParam = None,
-    lang: LangParam = None,
-) -> Response:
+async def publications(request: Request, reporting: ReportingDep, pick: AskedDep) -> Response:
     """The period's publications and restatements, and the ranks each restatement moved."""
 
     async def page() -> Response:
-        key = await caller_key(request)
-        if catalogue and version:
-            await period_reader(request, key, catalogue, version, "published")
-        choice = await reads.choose(reporting, catalogue, version, period, "published")
-        await period_reader(request, key, choice.catalogue.id, choice.catalogue.version, "published")
-        context = await reads.publications_page(reporting, choice)
-        return render(request, "publications.html", {"choice": choice, **context})
+        choice = await _period_choice(request, reporting, pick, "published")
+        context = {"choice": choice, **await reads.publications_page(reporting, choice)}
+        return answer(request, "publications.html", context, pick.download)
 
     return await shown(request, page)
 
 
+def _workbook(request: Request) -> bool:
+    return request.url.path.endswith(".xlsx")
+
+
 @router.get("/rankings.csv")
-async def rankings_csv(
+@router.get("/rankings.xlsx")
+async def rankings_export(
     request: Request,
     reporting: ReportingDep,
     scope: ScopeDep,
-    pillar: Annotated[str | None, Query(max_length=20)] = None,
+    pillar: PillarParam = None,
     publication: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The ranking's CSV for a reader logged in here: the API's own export (GET /v1/rankings.csv)."""
+    """The ranking's CSV or XLSX for a reader logged in here: the API's own export (GET /v1/rankings.csv, .xlsx)."""
 
     async def page() -> Response:
         key = await caller_key(request)
         reader = await period_reader(request, key, scope["catalogue_id"], scope["version"], scope["stage"])
-        return await exports.export_rankings(
+        export = exports.export_rankings_xlsx if _workbook(request) else exports.export_rankings
+        return await export(
             reader=reader, scope=scope, reporting=reporting, pillar=pillar or None, publication=publication
         )
 
@@ -215,13 +247,15 @@ async def rankings_csv(
 
 
 @router.get("/units/{unit}/scorecard.csv")
-async def scorecard_csv(request: Request, reporting: ReportingDep, unit: str, scope: ScopeDep) -> Response:
-    """A scorecard's CSV for a reader logged in here: the API's own export (GET /v1/units/{unit}/scorecard.csv)."""
+@router.get("/units/{unit}/scorecard.xlsx")
+async def scorecard_export(request: Request, reporting: ReportingDep, unit: str, scope: ScopeDep) -> Response:
+    """A scorecard's CSV or XLSX for a reader logged in here: the API's own export (/v1/units/{unit}/scorecard.*)."""
 
     async def page() -> Response:
         key = await caller_key(request)
         reader = await unit_reader(request, unit, key, scope["catalogue_id"], scope["version"], scope["stage"])
-        return await exports.export_scorecard(reader=reader, unit=unit, scope=scope, reporting=reporting)
+        export = exports.export_scorecard_xlsx if _workbook(request) else exports.export_scorecard
+        return await export(reader=reader, unit=unit, scope=scope, reporting=reporting)
 
     return await shown(request, page)
 

@@ -7,7 +7,8 @@ page asks the same reader function its JSON twin depends on (`period_reader`, `u
 
 The login form is protected by a double-submit token: a random value in an HTTP-only, SameSite=Strict
 cookie, repeated in the form; a POST whose two copies differ (or whose Origin is another site's) is
-refused before the key is even read.
+refused before the key is even read. Behind a reverse proxy that rewrites Host, the dashboard is told its
+public origin (or to believe the proxy's X-Forwarded-Host): `options.DashboardOptions`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from kpi_common.access import api_key_header, bearer, presented_key
 from kpi_common.auth import ApiKey
 from kpi_common.problems import Problem
+from kpi_reporting.dashboard.options import options, origin_of
 
 PREFIX = "/dashboard"
 SESSION_COOKIE = "kpi_dashboard_key"
@@ -80,10 +82,11 @@ def keep_csrf(response: Response, token: str) -> None:
 
 
 def check_csrf(request: Request, form_token: str) -> None:
-    """400 unless the form's token equals the cookie's and the request comes from this origin."""
+    """400 unless the form's token equals the cookie's and the request comes from this dashboard's
+    origin: the configured public origin, else (behind a trusted proxy) the forwarded host, else Host."""
     cookie = request.cookies.get(CSRF_COOKIE, "")
     origin = request.headers.get("origin")
-    same_origin = origin is None or urlsplit(origin).netloc == request.headers.get("host", "")
+    same_origin = origin is None or origin_of(origin) in options(request).expected_origins(request)
     if not (cookie and form_token and hmac.compare_digest(cookie.encode(), form_token.encode()) and same_origin):
         raise Problem(
             400,

@@ -83,6 +83,7 @@ def _measurement_row(event: MeasurementRecorded, envelope: EventEnvelope) -> dic
         "reason": event.reason,
         "verifies_event_id": event.verifies_event_id,
         "responds_to": event.responds_to,
+        "evidence_count": len(event.evidence),
     }
 
 

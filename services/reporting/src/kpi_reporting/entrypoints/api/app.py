@@ -17,6 +17,7 @@ from kpi_reporting.adapters.orm import dead_letters
 from kpi_reporting.bootstrap import build
 from kpi_reporting.config import Settings
 from kpi_reporting.dashboard import routes as dashboard
+from kpi_reporting.dashboard.options import DashboardOptions
 from kpi_reporting.entrypoints.api.routes import exports, reports
 
 
@@ -37,6 +38,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.reporting.service.close()
 
     app = FastAPI(title="kpi-ledger reporting", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.dashboard = DashboardOptions(
+        settings.dashboard_public_origin,
+        settings.dashboard_trust_forwarded,
+        settings.dashboard_ingest_url,
+        settings.dashboard_scoring_url,
+    )
     install_problem_handlers(app)
     install_openapi(app)
     install_http_security(app, max_body_bytes=settings.max_body_bytes, cors_origins=settings.cors_origins)

@@ -191,6 +191,9 @@ class HistoryEntry(BaseModel):
     decision: str | None = None
     reason: str | None = None
     responds_to: str | None = None
+    evidence_count: int | None = Field(
+        default=None, description="A measurement's evidence documents (null: projected before they were counted)"
+    )
     data: dict[str, Any] | None = None
 
 

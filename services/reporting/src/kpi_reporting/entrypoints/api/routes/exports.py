@@ -1,5 +1,6 @@
 """Exports of rankings and scorecards: CSV and XLSX in the column order a spreadsheet user expects, and
-every unit's points as SDMX-CSV 2.0 (the dataflow is described above `sdmx_rows`)."""
+every unit's points and inputs as SDMX-CSV 2.0 (the dataflows: `kpi_reporting.sdmx`, docs/sdmx.md).
+No text cell of any of them is read as a formula by a spreadsheet program (`kpi_common.cells`)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,12 @@ from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
-from kpi_common.access import PeriodReader, UnitReader
+from kpi_common.access import PeriodReader, UnitReader, UnpublishedPeriodReader
 from kpi_common.as_of import AsOf
+from kpi_common.cells import inert, starts_a_formula
+from kpi_common.problems import Problem
 from kpi_common.scope import ScopeDep
-from kpi_reporting import reports, views
+from kpi_reporting import reports, sdmx, views
 from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.entrypoints.api.routes.reports import AsOfQuery, PillarQuery, PublicationQuery, ReportingDep
 
@@ -62,9 +65,10 @@ CSV: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _csv(rows: list[list[Any]], filename: str) -> Response:
+def csv_download(rows: list[list[Any]], filename: str) -> Response:
+    """Every text cell that a spreadsheet program would read as a formula after a `'` (numbers as they are)."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
+    csv.writer(buffer).writerows([[inert(value) for value in row] for row in rows])
     # A byte-order mark so that spreadsheet programs read the Vietnamese text as UTF-8.
     return Response(
         "\ufeff" + buffer.getvalue(),
@@ -85,7 +89,7 @@ async def export_rankings(
     """The ranking as CSV: rank ("62/63"), unit, total, then each pillar."""
     found = await reports.rankings(reporting, scope, as_of, pillar, publication)
     header, rows = _ranking_table(found)
-    return _csv([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
+    return csv_download([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
 
 
 def _ranking_table(found: dict[str, Any]) -> tuple[list[Any], list[list[Any]]]:
@@ -126,7 +130,7 @@ async def export_scorecard(
     """A unit's scorecard as CSV, one row per pillar and component in catalogue order."""
     card = await reports.scorecard(reporting, scope, unit, as_of)
     rows = _scorecard_table(card)
-    return _csv(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
+    return csv_download(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
 
 
 def _scorecard_rows(card: dict[str, Any]) -> list[list[Any]]:
@@ -167,7 +171,7 @@ class XlsxResponse(Response):
     media_type = XLSX_MEDIA_TYPE
 
 
-def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -> Response:
+def xlsx_download(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -> Response:
     """One sheet; the cells of the `numeric` columns (points) as numbers, the rest (codes such as 3.3,
     ids such as 01, names, agencies) as text, never as a formula."""
     workbook = Workbook()
@@ -180,7 +184,7 @@ def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -
         for cell in sheet[sheet.max_row]:
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # openpyxl makes "=…" a formula: here it stays the text it is
-                if cell.value.startswith(FORMULA_STARTS):
+                if starts_a_formula(cell.value):
                     cell.quotePrefix = True  # and stays text when someone edits it
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -192,10 +196,6 @@ def _xlsx(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -
         media_type=XLSX_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
-
-
-# what a spreadsheet reads as the start of a formula (or, after a tab or a return, of another cell)
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _text(value: str) -> str:
@@ -226,7 +226,7 @@ async def export_rankings_xlsx(
     """The ranking as an XLSX workbook: the same columns as rankings.csv, points as numbers."""
     header, rows = _ranking_table(await reports.rankings(reporting, scope, as_of, pillar, publication))
     name = f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.xlsx"
-    return _xlsx("Xep hang", [header, *rows], name, set(range(3, len(header))))
+    return xlsx_download("Xep hang", [header, *rows], name, set(range(3, len(header))))
 
 
 @router.get("/units/{unit}/scorecard.xlsx", response_class=XlsxResponse, responses=XLSX)
@@ -236,39 +236,7 @@ async def export_scorecard_xlsx(
     """A unit's scorecard as an XLSX workbook: the same columns as scorecard.csv, points as numbers."""
     rows = _scorecard_sheet(await reports.scorecard(reporting, scope, unit, as_of))
     numeric = {index for index, (key, _) in enumerate(SCORECARD_COLUMNS) if key in POINT_COLUMNS}
-    return _xlsx("Bang diem", rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.xlsx", numeric)
-
-
-# SDMX-CSV 2.0 (https://github.com/sdmx-twg/sdmx-csv): one observation per unit × node (its points), in the
-# dataflow KPI_LEDGER:DF_KPI_SCORES(1.0). Dimensions CATALOGUE, VERSION, TIME_PERIOD, UNIT, INDICATOR
-# ("_T" for the total), STAGE; measure OBS_VALUE (points); attributes OBS_STATUS (the score's status),
-# MAX_POINTS, UNIT_NAME (the Vietnamese name from the unit registry).
-SDMX_DATAFLOW = "KPI_LEDGER:DF_KPI_SCORES(1.0)"
-SDMX_COLUMNS = (
-    "STRUCTURE",
-    "STRUCTURE_ID",
-    "ACTION",
-    "CATALOGUE",
-    "VERSION",
-    "TIME_PERIOD",
-    "UNIT",
-    "INDICATOR",
-    "STAGE",
-    "OBS_VALUE",
-    "OBS_STATUS",
-    "MAX_POINTS",
-    "UNIT_NAME",
-)
-
-
-def sdmx_rows(card: dict[str, Any], scope: dict[str, Any]) -> Iterator[list[Any]]:
-    """A scorecard as SDMX-CSV 2.0 observations: the total, then each pillar and component."""
-    fixed = ["dataflow", SDMX_DATAFLOW, "I", scope["catalogue_id"], scope["version"], scope["period"], card["unit_id"]]
-    name = card.get("unit_name_vi") or ""
-    yield [*fixed, "_T", scope["stage"], card["total"], card.get("status") or "", card.get("max_points") or "", name]
-    for node in _flatten(card["pillars"]):
-        status = node.get("status") or ""
-        yield [*fixed, node["code"], scope["stage"], node.get("points"), status, node.get("max_points") or "", name]
+    return xlsx_download("Bang diem", rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.xlsx", numeric)
 
 
 async def _every_card(reporting: Reporting, scope: dict[str, Any], as_of: str | None) -> list[dict[str, Any]]:
@@ -295,17 +263,41 @@ async def export_scores_sdmx(
     reader: PeriodReader, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
 ) -> Response:
     """Every ranked unit's points (total, pillars, components) as SDMX-CSV 2.0, dataflow DF_KPI_SCORES."""
-    rows: list[list[Any]] = [list(SDMX_COLUMNS)]
-    for card in await _every_card(reporting, scope, as_of):
-        rows.extend(sdmx_rows(card, scope))
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)  # SDMX-CSV: UTF-8, no byte-order mark
+    cards = await _every_card(reporting, scope, as_of)
+    counts: dict[str, int | None] = {}
+    if any(node.get("event_id") for card in cards for node in _flatten(card["pillars"])):
+        async with reporting.service.sessions() as session:
+            counts = await sdmx.evidence_counts(session, scope)
+    rows = [row for card in cards for row in sdmx.score_rows(card, scope, counts)]
+    name = f"scores-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.sdmx.csv"
+    return _sdmx_response(sdmx.sdmx_csv(sdmx.SCORE_COLUMNS, rows), name)
+
+
+@router.get("/measurements.sdmx.csv", response_class=CsvResponse, responses=CSV)
+async def export_inputs_sdmx(
+    reader: UnpublishedPeriodReader, scope: ScopeDep, reporting: ReportingDep, as_of: AsOfQuery = None
+) -> Response:
+    """Every unit's latest inputs of each component, one observation per input, as SDMX-CSV 2.0, dataflow
+    DF_KPI_INPUTS; at stage=published, the inputs of the stage the publication froze, as it froze them."""
+    moment, stage = AsOf.parse(as_of), scope["stage"]
+    if stage == "published":
+        published = await reports.publication(reporting, scope, moment, None, None)
+        moment, stage = AsOf(sequence=published["as_of_sequence"]), published["published_stage"]
+    async with reporting.service.sessions() as session:
+        if await reporting.catalogues.get(session, scope["catalogue_id"], scope["version"]) is None:
+            what = f"catalogue {scope['catalogue_id']} version {scope['version']}"
+            raise Problem(404, "Not found", f"{what} is not known here")
+        measurements = await sdmx.latest_measurements(session, scope, stage, moment)
+        registry = await reporting.peer_groups.registry(session)
+    rows = sdmx.input_rows(measurements, scope, registry)
+    name = f"inputs-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.sdmx.csv"
+    return _sdmx_response(sdmx.sdmx_csv(sdmx.INPUT_COLUMNS, rows), name)
+
+
+def _sdmx_response(text: str, filename: str) -> Response:
+    """SDMX-CSV: UTF-8 without a byte-order mark."""
     return Response(
-        buffer.getvalue(),
+        text,
         media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": (
-                f'attachment; filename="scores-{scope["catalogue_id"]}-{scope["version"]}-{scope["period"]}.sdmx.csv"'
-            )
-        },
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
