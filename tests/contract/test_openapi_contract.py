@@ -174,6 +174,8 @@ def seeded_requests(event: int) -> list[Seeded]:
             query={"unit": "gia-lai", "period": 2024},
         ),
         Seeded("ingest", "GET", "/v1/catalogues", 200),
+        Seeded("ingest", "GET", "/v1/admin/withheld", 200, "admin"),
+        Seeded("ingest", "GET", "/v1/admin/withheld", 401),
         Seeded("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", 200, path_parameters=mini),
         Seeded("ingest", "GET", "/v1/catalogues/{catalogue_id}/versions/{version}", 200, path_parameters=national),
         Seeded(

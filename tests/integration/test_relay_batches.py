@@ -19,11 +19,11 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.errors import APIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common import streams
 from kpi_common.relay import EnsureStream, PipelinedJetStream, Relay, StreamMismatch, publish_batch
+from kpi_common.subjects import WITHHELD_EVENT_SUBJECT
 from kpi_core.events import EventEnvelope, MeasurementRecorded
 from kpi_ingest.adapters.event_store import EventStore
 from kpi_ingest.entrypoints.outbox_relay import IngestOutbox, OutboxRelay
@@ -145,6 +145,7 @@ def limited_relay(sessions: Sessions, nats_url: str, max_msg_size: int, replicas
         client_name="test-relay",
         stream_name=streams.STREAM_NAME,
         ensure_stream=with_limit(max_msg_size, replicas),
+        withheld_subject=WITHHELD_EVENT_SUBJECT,
     )
 
 
@@ -164,7 +165,7 @@ async def test_thousands_of_events_reach_the_stream_complete_in_order_with_many_
     assert wire.most_in_flight >= 100
 
 
-async def test_a_message_refused_mid_batch_leaves_only_the_prefix_before_it_and_marks_only_that(
+async def test_a_message_refused_mid_batch_is_withheld_in_place_and_the_rows_after_it_follow(
     nats_url: str, ingest_sessions
 ) -> None:  # type: ignore[no-untyped-def]
     sessions, _ = ingest_sessions
@@ -173,43 +174,39 @@ async def test_a_message_refused_mid_batch_leaves_only_the_prefix_before_it_and_
     wire = Wire()
     await wire.start(nats_url)
 
-    assert await relay.publish_pending() == 32  # one batch of 62: the prefix before event 33 is marked
-    assert sum(wire.published.values()) > 33  # the rows after event 33 were in flight too
-    assert await stream_events(nats_url) == list(range(1, 33))
+    # one batch of 62: the prefix before event 33 is stored, then a placeholder in event 33's place
+    assert await relay.publish_pending() == 33
+    assert sum(wire.published.values()) > 34  # the rows after event 33 were in flight too, and refused
+    assert await stream_events(nats_url) == list(range(1, 34))
     async with sessions() as session:
-        assert [row.sequence for _, row in await EventStore(session).pending_outbox(100)] == list(range(33, 63))
-    with pytest.raises(APIError) as refused:  # the next pass starts at event 33: refused again, nothing marked
-        await relay.publish_pending()
-    assert refused.value.err_code == 10054  # message size exceeds maximum allowed
+        store = EventStore(session)
+        assert [row.sequence for _, row in await store.pending_outbox(100)] == list(range(34, 63))
+        [withheld] = await store.withheld()
+    assert withheld["sequence"] == 33 and "the stream's maximum message size" in str(withheld["reason"])
+    assert await relay.publish_pending() == 29  # the rest follow, in order, after the placeholder
     await relay.stop()
     await wire.stop()
-    assert await stream_events(nats_url) == list(range(1, 33))
-    assert await outbox_size(sessions) == 30
+    assert await stream_events(nats_url) == list(range(1, 63))
+    assert await outbox_size(sessions) == 0 and relay.withheld == 1
 
 
-async def test_a_refused_message_on_a_three_node_cluster_leaves_the_stream_writable(
+async def test_a_message_refused_on_a_three_node_cluster_is_withheld_and_the_stream_stays_writable(
     cluster: tuple[str, list[subprocess.Popen[bytes]]],  # noqa: F811 - the imported fixture
     ingest_sessions,
 ) -> None:  # type: ignore[no-untyped-def]
     nats_url, _ = cluster
     sessions, _ = ingest_sessions
     await append_measurements(sessions, 40, big_at=frozenset({20}))  # event 23 exceeds the stream's limit
+    # `run` retries while the cluster elects its leaders; after the refusal the stream takes the placeholder
+    # and everything after it, in order
     small = limited_relay(sessions, nats_url, SMALL_LIMIT, replicas=3)
-    task = asyncio.create_task(small.run())  # `run` retries while the cluster elects its leaders
-
-    async def stopped_at_the_refused_one() -> bool:
-        return await outbox_size(sessions) == 20
-
-    await wait_until(stopped_at_the_refused_one, timeout=60)
-    await asyncio.sleep(1.0)  # it keeps trying event 23, and is refused
-    await small.stop()
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
-    assert await outbox_size(sessions) == 20
-    assert await stream_events(nats_url) == list(range(1, 23))
-    # with the limit raised, the same stream takes event 23 and everything after it, in order
-    await run_until_drained(sessions, limited_relay(sessions, nats_url, 1024 * 1024, replicas=3))
+    await run_until_drained(sessions, small, timeout=60)
     assert await stream_events(nats_url) == list(range(1, REGISTERED + 40 + 1))
+    assert small.withheld == 1
+    client = await nats.connect(nats_url.split(","))
+    placeholder = await client.jetstream().get_msg(streams.STREAM_NAME, 23)
+    await client.close()
+    assert EventEnvelope.from_bytes(placeholder.data or b"").type == "vn.kpi.event.withheld.v1"
 
 
 async def test_two_relays_on_one_outbox_leave_each_event_on_the_stream_once_and_in_order(
@@ -286,6 +283,7 @@ async def test_a_relay_whose_marking_is_lost_again_and_again_still_finishes(nats
         client_name="test-relay",
         stream_name=streams.STREAM_NAME,
         ensure_stream=streams.ensure_stream,
+        withheld_subject=WITHHELD_EVENT_SUBJECT,
         batch=100,
         max_backoff=0.2,
     )

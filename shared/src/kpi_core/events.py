@@ -259,6 +259,44 @@ class AuditCheckpointSigned(_Event):
         return f"audit/{self.sequence}"
 
 
+class EventWithheld(_Event):
+    """A placeholder the relay published in place of an event it could not publish at all (the event
+    exceeds a transport limit, such as the server's maximum payload, that no retry can change). The
+    event stays in the log; the placeholder holds its position on the stream, so the events behind it
+    are not held up and none moves. It is not a domain event: a consumer passes over it (recording a
+    dead letter of its own) and never applies it as the event it names. It carries the envelope's id
+    and sequence of that event."""
+
+    type: ClassVar[str] = "vn.kpi.event.withheld.v1"
+
+    sequence: int = Field(description="The withheld event's sequence (its position on the stream)")
+    event_id: str
+    event_type: str
+    event_subject: str = Field(description="The withheld event's CloudEvents subject")
+    nats_subject: str = Field(description="The NATS subject it was to be published on")
+    event_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="The SHA-256 of the withheld envelope")
+    size: int = Field(description="The withheld envelope's size in bytes")
+    reason: str = Field(description="Why it cannot be published, as the relay found it")
+
+    def subject(self) -> str:
+        return self.event_subject
+
+
+def withheld_envelope(original: EventEnvelope, withheld: EventWithheld) -> EventEnvelope:
+    """The placeholder's envelope: the original's id, source, subject, time, sequence and request id
+    (what a consumer logs it under), the placeholder's type and data; the same bytes whichever relay
+    builds it."""
+    return original.model_copy(
+        update={
+            "type": EventWithheld.type,
+            "dataschema": f"/v1/schemas/{EventWithheld.type}",
+            "idempotencykeysha256": None,
+            "requestsha256": None,
+            "data": withheld.model_dump(mode="json"),
+        }
+    )
+
+
 DomainEvent = (
     MeasurementRecorded
     | CatalogueVersionRegistered

@@ -1,15 +1,16 @@
 """JSON Schemas of the public contracts: the catalogue format and every event type's envelope, on the
-event stream and on the score stream."""
+event stream and on the score stream (with the placeholder of a withheld event)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kpi_core.catalogue import Catalogue
-from kpi_core.events import EVENT_TYPES, EventEnvelope
+from kpi_core.events import EVENT_TYPES, EventEnvelope, EventWithheld
 from kpi_core.score_events import SCORE_EVENT_TYPES
 
-CONTRACTS: dict[str, type[Any]] = {**EVENT_TYPES, **SCORE_EVENT_TYPES}
+# the placeholder a relay publishes in place of an event it cannot publish is on both streams
+CONTRACTS: dict[str, type[Any]] = {**EVENT_TYPES, **SCORE_EVENT_TYPES, EventWithheld.type: EventWithheld}
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

@@ -92,6 +92,7 @@ POLICY: tuple[Rule, ...] = (
     Rule("ingest", "POST", "/v1/keys", "admin", "granting access"),
     Rule("ingest", "POST", "/v1/keys/{key_id}/rotate", "admin", "granting access"),
     Rule("ingest", "POST", "/v1/keys/{key_id}/revoke", "admin", "ending access"),
+    Rule("ingest", "GET", "/v1/admin/withheld", "admin", "operating the relay: the events it could not publish"),
     Rule(
         "reporting",
         "GET",

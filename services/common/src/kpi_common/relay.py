@@ -30,6 +30,19 @@ sequence): the stream holds a prefix of the outbox and nothing after a gap. Two 
 outbox both anchor on the same stream, so each row is stored once, in place, whichever gets there
 first; the other gets a refusal (or a duplicate ack) and finds the stream ahead on its next pass.
 
+What cannot be published at all is withheld, in place (`Relay.publish_pending`, `unpublishable`): a
+row refused for a reason no retry can cure (over the server's `max_payload`, counted with its
+headers, checked before sending, since the server would close the connection; over the stream's
+message size limit, 10054; a subject the client refuses) is replaced at its own place by a small
+placeholder (`kpi_core.events.EventWithheld`: the row's sequence, id, type, subjects, SHA-256, size
+and the reason), published exactly as the row would have been (its `Nats-Msg-Id`, the same expected
+last sequence), so the stream still holds one message per row, in order, and the rows behind it
+follow. The source records the withholding (`OutboxSource.withhold`, committed before the
+placeholder is published, so no placeholder is ever on the stream unrecorded); the relay counts it
+(`withheld`) and logs it as one error line. Consumers pass over a placeholder (`kpi_common.tracking`).
+Anything else (a timeout, no responders, a connection lost, a refusal because the stream moved) is
+retried as before: withholding is never a way out of an outage.
+
 Why nothing is lost: a row leaves the outbox only when the stream acknowledged it or holds a later
 row of the same outbox (which it only can after holding this one). NATS or the database down:
 nothing is marked, the relay retries with back-off.
@@ -64,18 +77,22 @@ from typing import Any, Protocol
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import BadSubjectError, MaxPayloadError
 from nats.js import JetStreamContext
 from nats.js.api import Header, PubAck
 from nats.js.errors import APIError, NotFoundError
 
 from kpi_common.messaging import close_quietly, connect
-from kpi_core.events import EventEnvelope
+from kpi_core.audit import event_sha256
+from kpi_core.events import EventEnvelope, EventWithheld, withheld_envelope
 
 log = logging.getLogger(__name__)
 
 MSG_ID = Header.MSG_ID.value
 EXPECTED_LAST_SEQUENCE = Header.EXPECTED_LAST_SEQUENCE.value
+EXPECTED_STREAM = Header.EXPECTED_STREAM.value
 WRONG_LAST_SEQUENCE = 10071  # JetStream: the stream's last sequence is not the expected one
+MESSAGE_TOO_LARGE = 10054  # JetStream: the message exceeds the stream's maximum message size
 
 EnsureStream = Callable[[JetStreamContext], Awaitable[None]]
 
@@ -104,6 +121,12 @@ class OutboxSource(Protocol):
 
     async def mark_published(self, up_to_sequence: int) -> None:
         """Remove every row up to and including this sequence, and commit."""
+        ...
+
+    async def withhold(self, message: Pending, withheld: EventWithheld) -> None:
+        """Record, and commit, that this row cannot be published and a placeholder takes its place
+        (idempotent: a second relay, or the same row again after a crash, records it once). The row
+        stays in the outbox until the placeholder is on the stream (`mark_published`)."""
         ...
 
 
@@ -206,6 +229,27 @@ class Published:
     failure: BaseException | None  # why the next row was not acknowledged (None: every row was)
 
 
+def unpublishable(error: BaseException | None) -> str | None:
+    """Why a row can never be published, if the error says so: no retry changes the server's maximum
+    payload, the stream's maximum message size or a subject the client refuses. None for every other
+    error (timeouts, no responders, a connection lost, the stream moved): those are retried."""
+    if isinstance(error, MaxPayloadError):
+        return f"over the server's maximum payload: {error.args[0] if error.args else error}"
+    if isinstance(error, BadSubjectError):
+        return "the subject is not a valid NATS subject"
+    if isinstance(error, APIError) and error.err_code == MESSAGE_TOO_LARGE:
+        return f"over the stream's maximum message size: {error.description}"
+    return None
+
+
+def wire_size(payload: bytes, headers: dict[str, str]) -> int:
+    """What the server counts against its `max_payload`: the payload and the header block (the client
+    checks only the payload; a message over the limit by its headers makes the server close the
+    connection, which no retry would ever get past)."""
+    block = sum(len(key.encode()) + len(value.encode()) + 4 for key, value in headers.items())
+    return len(payload) + len(b"NATS/1.0\r\n") + block + 2
+
+
 def is_out_of_place(error: BaseException | None) -> bool:
     """A refusal because the stream is not where the row expected it: another relay stored rows meanwhile,
     or a row before it was refused or lost. The next pass anchors again."""
@@ -220,9 +264,11 @@ async def publish_batch(
     after: int,
     max_in_flight: int = 500,
     ack_timeout: float = 5.0,
+    max_payload: int | None = None,
 ) -> Published:
     """Publish rows in order, up to `max_in_flight` unacknowledged, row i expecting the stream's last
-    sequence to be after+i.
+    sequence to be after+i. A row over `max_payload` (the server's, counted as it counts it) is not
+    sent: it fails with `MaxPayloadError`, as if the client had refused it.
 
     Stops sending at the first refusal seen (the rows after it would be refused too), waits up to
     `ack_timeout` for the acknowledgements, and returns the acknowledged prefix. It waits only when
@@ -247,6 +293,10 @@ async def publish_batch(
             if refused:
                 break
             headers = {MSG_ID: message.msg_id, EXPECTED_LAST_SEQUENCE: str(after + offset)}
+            if max_payload is not None and wire_size(message.payload, {**headers, EXPECTED_STREAM: stream_name}) > (
+                max_payload
+            ):
+                raise MaxPayloadError(f"{len(message.payload)} bytes and headers, the server takes {max_payload}")
             future = await js.publish_async(message.subject, message.payload, stream=stream_name, headers=headers)
             future.add_done_callback(note)
             futures.append(future)
@@ -293,6 +343,7 @@ class Relay:
         client_name: str,
         stream_name: str,
         ensure_stream: EnsureStream,
+        withheld_subject: str,
         batch: int = 500,
         max_in_flight: int = 500,
         write_lock: asyncio.Lock | None = None,
@@ -303,6 +354,7 @@ class Relay:
     ) -> None:
         self._source, self._nats_url, self._client_name = source, nats_url, client_name
         self._stream_name, self._ensure_stream, self._sequence_of = stream_name, ensure_stream, sequence_of
+        self._withheld_subject = withheld_subject  # where placeholders go: one of the stream's subjects
         self._batch, self._max_in_flight, self._ack_timeout = batch, max_in_flight, ack_timeout
         self._idle_pause, self._max_backoff = idle_pause, max_backoff
         self._write_lock = write_lock or asyncio.Lock()  # SQLite: the process's writers queue on one lock
@@ -313,6 +365,7 @@ class Relay:
         self._stream_ensured: Client | None = None  # the connection the stream was last declared on
         self.published = 0  # rows that left the outbox since the start (for metrics)
         self.failures = 0  # passes that failed (NATS or the database unavailable, a mismatch)
+        self.withheld = 0  # rows replaced on the stream by a placeholder since the start
 
     async def run(self) -> None:
         failures = 0
@@ -363,8 +416,19 @@ class Relay:
                 after=plan.after,
                 max_in_flight=self._max_in_flight,
                 ack_timeout=self._ack_timeout,
+                max_payload=self.nats.max_payload,
             )
         up_to = max(plan.ahead_to or 0, result.last_sequence or 0)
+        reason = unpublishable(result.failure)
+        if reason is not None:
+            refused = plan.to_publish[result.acknowledged]  # the failure is always the row after the prefix
+            try:
+                placed = await self._withhold(js, refused, plan.after + result.acknowledged, reason)
+            except Exception as error:  # the prefix is still marked; the next pass tries again
+                result = Published(result.acknowledged, result.last_sequence, error)
+            else:
+                if placed:
+                    up_to, result = refused.sequence, Published(result.acknowledged + 1, refused.sequence, None)
         if up_to:
             async with self._write_lock:
                 await self._source.mark_published(up_to)
@@ -375,6 +439,46 @@ class Relay:
                 raise result.failure
             log.warning("relay to %s: stopped after sequence %d: %s", self._stream_name, up_to, result.failure)
         return marked
+
+    async def _withhold(self, js: JetStreamContext, message: Pending, after: int, reason: str) -> bool:
+        """Put a placeholder in the row's place (right after stream sequence `after`), recorded first;
+        True once the stream holds it. Anything but its acknowledgement is left to the next pass."""
+        original = EventEnvelope.from_bytes(message.payload)
+        withheld = EventWithheld(
+            sequence=message.sequence,
+            event_id=message.msg_id,
+            event_type=original.type,
+            event_subject=original.subject,
+            nats_subject=message.subject,
+            event_sha256=event_sha256(message.payload),
+            size=len(message.payload),
+            reason=reason,
+        )
+        async with self._write_lock:
+            await self._source.withhold(message, withheld)
+        headers = {MSG_ID: message.msg_id, EXPECTED_LAST_SEQUENCE: str(after)}
+        payload = withheld_envelope(original, withheld).to_bytes()
+        future = await js.publish_async(self._withheld_subject, payload, stream=self._stream_name, headers=headers)
+        await asyncio.wait([future], timeout=self._ack_timeout)
+        if not future.done():
+            future.cancel()
+            raise TimeoutError(f"no acknowledgement for the placeholder of sequence {message.sequence}")
+        ack = future.result()  # a refusal (the stream moved meanwhile) raises: the next pass anchors again
+        if ack.duplicate or ack.seq != after + 1:
+            return False  # stored already, by another relay: the next pass finds the stream ahead
+        self.withheld += 1
+        log.error(
+            "relay to %s: event %s (%s, %d bytes) cannot be published (%s); withheld, a placeholder "
+            "stands in its place at stream sequence %d",
+            self._stream_name,
+            message.sequence,
+            original.type,
+            withheld.size,
+            reason,
+            ack.seq,
+            extra={"sequence": message.sequence, "event_id": message.msg_id, "event_type": original.type},
+        )
+        return True
 
     def _jetstream(self) -> PipelinedJetStream:
         assert self.nats is not None

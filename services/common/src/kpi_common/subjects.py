@@ -3,7 +3,9 @@ knows what happened, not where it is published).
 
 On `KPI_EVENTS`: `kpi.<noun>.<verb>.v<n>.<catalogue, unit list or key>.<unit>` ("_" where an event
 names none), so a sync job can filter one catalogue or one unit. On `KPI_SCORES`:
-`kpi-scores.changed.v1` and `kpi-scores.frozen.v1.<catalogue>`.
+`kpi-scores.changed.v1` and `kpi-scores.frozen.v1.<catalogue>`. The placeholder of a message the
+relay could not publish (`kpi_core.events.EventWithheld`) goes to `kpi.event.withheld.v1._._` or
+`kpi-scores.withheld.v1`: its own subject, since the original's may be the very thing refused.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from kpi_core.score_events import ResultFrozen, ScoreEvent
 
 EVENT_TYPE_PREFIX = "vn.kpi."
 ROUTED_BY = ("catalogue_id", "peer_group_id", "key_id")  # the first an event has names its subject's group
+WITHHELD_EVENT_SUBJECT = "kpi.event.withheld.v1._._"
+WITHHELD_SCORE_SUBJECT = "kpi-scores.withheld.v1"
 
 
 def event_subject(event: DomainEvent) -> str:

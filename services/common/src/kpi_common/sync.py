@@ -4,6 +4,10 @@ It is what a national DTI sync job needs to copy: every event exactly once, in s
 across stops, crashes and redeliveries. The file is the consumer's own store and its position:
 one CloudEvent per line; the last complete line says where to resume.
 
+A placeholder the relay published in place of an event it could not publish (`vn.kpi.event.withheld.v1`)
+is copied as the stream holds it, at its position (its type says what it is: never the event), and
+recorded as a dead letter of the copy: a line in `<out>.dead-letters` and one error in the log.
+
     kpi-ledger sync --nats nats://127.0.0.1:4222 --durable national-sync --out national.jsonl
     kpi-ledger sync --stream scores --out national-scores.jsonl    # the official scores, as scoring computed them
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 from collections.abc import Sequence
@@ -20,7 +25,9 @@ from pathlib import Path
 from kpi_common.consumer import BatchResult, run_consumer
 from kpi_common.messaging import close_quietly, connect
 from kpi_common.streams import EVENTS, Stream, ensure_stream
-from kpi_core.events import EventEnvelope
+from kpi_core.events import EventEnvelope, EventWithheld
+
+log = logging.getLogger(__name__)
 
 
 class JsonLinesCopy:
@@ -28,6 +35,7 @@ class JsonLinesCopy:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.dead_letters = path.with_name(path.name + ".dead-letters")
         self.last_sequence = self._recover()
 
     def _recover(self) -> int:
@@ -50,12 +58,32 @@ class JsonLinesCopy:
         fresh = [envelope for envelope in envelopes if envelope.sequence > self.last_sequence]
         if not fresh:
             return BatchResult(0)
+        withheld = [envelope for envelope in fresh if envelope.type == EventWithheld.type]
+        if withheld:  # recorded before the copy moves past them (a crash in between records one twice)
+            self._record_withheld(withheld)
         with self.path.open("ab") as handle:
             handle.write(b"".join(envelope.to_bytes() + b"\n" for envelope in fresh))
             handle.flush()
             os.fsync(handle.fileno())
         self.last_sequence = fresh[-1].sequence
         return BatchResult(len(fresh))
+
+    def _record_withheld(self, placeholders: Sequence[EventEnvelope]) -> None:
+        lines = []
+        for envelope in placeholders:
+            reason = str(envelope.data.get("reason"))
+            log.error("sync: event %s was withheld from the stream (%s); dead-lettered", envelope.sequence, reason)
+            letter = {
+                "sequence": envelope.sequence,
+                "event_id": envelope.id,
+                "reason": reason,
+                "withheld": envelope.data,
+            }
+            lines.append(json.dumps(letter, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
+        with self.dead_letters.open("ab") as handle:
+            handle.write(b"".join(lines))
+            handle.flush()
+            os.fsync(handle.fileno())
 
     async def skip(self, envelope: EventEnvelope, reason: str) -> None:
         raise RuntimeError(f"event {envelope.sequence} cannot be copied: {reason}")  # a copy never skips

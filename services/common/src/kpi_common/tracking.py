@@ -2,6 +2,10 @@
 
 Events are applied strictly in sequence order with no gaps, a batch per transaction: a sequence at
 or below the position is done already; the position is written once per batch.
+
+A placeholder the relay published in place of an event it could not publish (`vn.kpi.event.withheld.v1`)
+is never applied: its position is known and withheld, so the projection records it as a dead letter
+of its own, in the batch's transaction, logs it as one error line and moves past it.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.consumer import BatchResult
+from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import carrying
-from kpi_core.events import EventEnvelope
+from kpi_core.events import EventEnvelope, EventWithheld
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +108,15 @@ class TrackedProjection:
         async with self._sessions() as session:
             last = await self.position(session, lock=True)
             todo = [envelope for envelope in envelopes if envelope.sequence > last]
+            withheld: list[EventEnvelope] = []
             for index, envelope in enumerate(todo):
                 if envelope.sequence != last + 1 + index:
                     todo = todo[:index]  # another instance moved on meanwhile, or a gap: stop here
                     break
+                if envelope.type == EventWithheld.type:
+                    await self._dead_letter(session, envelope, withheld_reason(envelope))
+                    withheld.append(envelope)
+                    continue
                 try:
                     with carrying(envelope.requestid):  # what applying it logs has its request's id
                         await self._apply(session, envelope)
@@ -122,7 +132,25 @@ class TrackedProjection:
                 if self._committed is not None:
                     self._committed()
                 self._log_applied(todo)
+                for envelope in withheld:
+                    with carrying(envelope.requestid):
+                        log.error(
+                            "%s: event %s was withheld from the stream (%s); dead-lettered",
+                            self.consumer,
+                            envelope.sequence,
+                            withheld_reason(envelope),
+                            extra={"consumer": self.consumer, "sequence": envelope.sequence},
+                        )
             return BatchResult(len(todo))
+
+    async def _dead_letter(self, session: AsyncSession, envelope: EventEnvelope, reason: str) -> None:
+        row = {
+            "consumer": self.consumer,
+            "sequence": envelope.sequence,
+            "event_id": envelope.id,
+            "reason": reason[:4000],
+        }
+        await insert_ignoring_duplicates(session, self._dead_letters, row)
 
     def _log_applied(self, applied: Sequence[EventEnvelope]) -> None:
         """One line per run of events of one request: its id carried from the HTTP request that
@@ -148,14 +176,19 @@ class TrackedProjection:
             last = await self.position(session, lock=True)
             if envelope.sequence != last + 1:
                 return
-            await session.execute(
-                insert(self._dead_letters).values(
-                    consumer=self.consumer, sequence=envelope.sequence, event_id=envelope.id, reason=reason[:4000]
-                )
-            )
+            await self._dead_letter(session, envelope, reason)
             if self._finish_batch is not None:
                 await self._finish_batch(session, envelope.sequence)
             await self._advance(session, last, envelope.sequence)
             await session.commit()
             if self._committed is not None:
                 self._committed()
+
+
+def withheld_reason(placeholder: EventEnvelope) -> str:
+    """What a projection records of a placeholder: the event it stands for and why it was withheld."""
+    data = placeholder.data
+    return (
+        f"withheld from the stream by the relay: {data.get('event_type')} of {data.get('size')} bytes, "
+        f"sha256 {data.get('event_sha256')}: {data.get('reason')}"
+    )

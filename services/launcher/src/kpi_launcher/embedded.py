@@ -59,10 +59,13 @@ def nats_server_binary() -> str:
     return found
 
 
-def nats_config(port: int, store_dir: Path, monitor_port: int | None = None) -> str:
+MAX_PAYLOAD = "8MB"  # the largest message the server takes (the stream's own limit is the same)
+
+
+def nats_config(port: int, store_dir: Path, monitor_port: int | None = None, max_payload: str = MAX_PAYLOAD) -> str:
     lines = [
         f"listen: 127.0.0.1:{port}",
-        "max_payload: 8MB",
+        f"max_payload: {max_payload}",
         f'jetstream {{ store_dir: "{store_dir.resolve()}" }}',
     ]
     if monitor_port is not None:
@@ -82,10 +85,14 @@ def wait_for_port(port: int, timeout: float = 20.0, process: subprocess.Popen[by
     raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
 
 
-def start_nats(port: int, data_dir: Path, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+def start_nats(
+    port: int, data_dir: Path, log_file: Path | None = None, *, max_payload: str = MAX_PAYLOAD
+) -> subprocess.Popen[bytes]:
+    """A nats-server with JetStream; `max_payload` smaller than the default only to test what a
+    deployment with a smaller limit than ingest's does."""
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir / "nats.conf"
-    config.write_text(nats_config(port, data_dir / "jetstream"), encoding="utf-8")
+    config.write_text(nats_config(port, data_dir / "jetstream", max_payload=max_payload), encoding="utf-8")
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
     process = subprocess.Popen([nats_server_binary(), "-c", str(config)], stdout=output, stderr=subprocess.STDOUT)
     wait_for_port(port, process=process)

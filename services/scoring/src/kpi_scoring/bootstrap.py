@@ -11,6 +11,7 @@ from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
 from kpi_common.projection_service import ProjectionService, build_projection_service
 from kpi_common.relay import Relay
 from kpi_common.streams import SCORES, ensure_stream
+from kpi_common.subjects import WITHHELD_SCORE_SUBJECT
 from kpi_scoring.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups
 from kpi_scoring.adapters.score_outbox import ScoreOutbox
 from kpi_scoring.config import Settings
@@ -49,6 +50,7 @@ def build(settings: Settings) -> Scoring:
         client_name="kpi-scoring-relay",
         stream_name=SCORES.name,
         ensure_stream=partial(ensure_stream, replicas=settings.stream_replicas, stream=SCORES),
+        withheld_subject=WITHHELD_SCORE_SUBJECT,
     )
     projection.on_commit = relay.wake.set
     limiter = FailureLimiter(settings.auth_failures_per_minute)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import request_id
 from kpi_common.subjects import event_subject
 from kpi_core.audit import chain_sha256, event_sha256
@@ -18,12 +19,20 @@ from kpi_core.events import (
     EVENT_SOURCE,
     DomainEvent,
     EventEnvelope,
+    EventWithheld,
     RequestAttributes,
     envelope_for,
     idempotency_key_sha256,
     index_of,
 )
-from kpi_ingest.adapters.orm import catalogue_versions, event_counter, events, outbox, peer_group_versions
+from kpi_ingest.adapters.orm import (
+    catalogue_versions,
+    event_counter,
+    events,
+    outbox,
+    peer_group_versions,
+    withheld_events,
+)
 
 APPEND_CHUNK = 2000  # events per insert statement of a batch append
 ChainRow = tuple[int, bytes, str | None, str | None, dict[str, str | None]]
@@ -316,6 +325,35 @@ class EventStore:
 
     async def mark_published(self, up_to_sequence: int) -> None:
         await self.session.execute(delete(outbox).where(outbox.c.sequence <= up_to_sequence))
+
+    async def record_withheld(self, withheld: EventWithheld) -> None:
+        """Record an event the relay withholds from the stream (once: a second record is ignored)."""
+        row = {
+            "sequence": withheld.sequence,
+            "event_id": withheld.event_id,
+            "type": withheld.event_type,
+            "nats_subject": withheld.nats_subject,
+            "size": withheld.size,
+            "event_sha256": withheld.event_sha256,
+            "reason": withheld.reason,
+            "withheld_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        }
+        await insert_ignoring_duplicates(self.session, withheld_events, row)
+
+    async def withheld(self, after: int = 0, limit: int | None = None) -> list[dict[str, object]]:
+        """The events withheld from the stream, in sequence order (after a sequence, at most `limit`)."""
+        query = select(withheld_events).where(withheld_events.c.sequence > after).order_by(withheld_events.c.sequence)
+        rows = await self.session.execute(query.limit(limit) if limit is not None else query)
+        return [dict(row._mapping) for row in rows]
+
+    async def withheld_digests(self, low: int, high: int) -> dict[int, str]:
+        """sequence -> the SHA-256 recorded for each event withheld between two sequences (inclusive)."""
+        rows = await self.session.execute(
+            select(withheld_events.c.sequence, withheld_events.c.event_sha256).where(
+                withheld_events.c.sequence >= low, withheld_events.c.sequence <= high
+            )
+        )
+        return {int(row.sequence): str(row.event_sha256) for row in rows}
 
     async def record_catalogue_version(
         self, catalogue_id: str, version: str, content_sha256: str, sequence: int

@@ -1,4 +1,5 @@
-"""Ingest's tables: the append-only event log, its sequence counter, the outbox, catalogue versions."""
+"""Ingest's tables: the append-only event log, its sequence counter, the outbox (and the events it
+withheld), catalogue versions."""
 
 from __future__ import annotations
 
@@ -50,6 +51,27 @@ outbox = Table(
         autoincrement=False,
     ),
     Column("nats_subject", String(300), nullable=False),
+)
+
+# Events the relay could not publish at all (over a transport limit no retry changes): each is in the
+# log, and a placeholder stands in its place on the stream. Written before the placeholder is published.
+withheld_events = Table(
+    "withheld_events",
+    metadata,
+    Column(
+        "sequence",
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("events.sequence"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("event_id", String(36), nullable=False),
+    Column("type", String(100), nullable=False),
+    Column("nats_subject", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("event_sha256", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("withheld_at", String(32), nullable=False),
 )
 
 catalogue_versions = Table(

@@ -5,7 +5,9 @@ out of order, why nothing is lost or doubled); this module gives it ingest's out
 carries `Nats-Msg-Id` = event id, and each is stored only right after the event before it, so a
 re-publish after a crash, or a second ingest instance relaying the same database, cannot put an
 event on the stream twice or out of place. Rows leave the outbox only once JetStream holds them,
-so a NATS outage delays delivery, never loses it.
+so a NATS outage delays delivery, never loses it. An event no retry can publish (over the server's
+maximum payload) is withheld: recorded in `withheld_events` (GET /v1/admin/withheld), a placeholder in
+its place on the stream.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common.relay import Pending, Relay
 from kpi_common.streams import STREAM_NAME, ensure_stream
+from kpi_common.subjects import WITHHELD_EVENT_SUBJECT
+from kpi_core.events import EventWithheld
 from kpi_ingest.adapters.event_store import EventStore
 
 
@@ -43,6 +47,11 @@ class IngestOutbox:
             await EventStore(session).mark_published(up_to_sequence)
             await session.commit()
 
+    async def withhold(self, message: Pending, withheld: EventWithheld) -> None:
+        async with self._sessions() as session:
+            await EventStore(session).record_withheld(withheld)
+            await session.commit()
+
 
 class OutboxRelay(Relay):
     def __init__(
@@ -61,6 +70,7 @@ class OutboxRelay(Relay):
             client_name="kpi-ingest-relay",
             stream_name=STREAM_NAME,
             ensure_stream=partial(ensure_stream, replicas=replicas),
+            withheld_subject=WITHHELD_EVENT_SUBJECT,
             batch=batch,
             max_in_flight=max_in_flight,
             write_lock=write_lock,

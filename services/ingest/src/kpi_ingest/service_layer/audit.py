@@ -5,6 +5,11 @@ log that was written: signed checkpoints (a trusted key's signature over a head)
 NATS, which holds a copy of every event relayed. A forger who rewrites events and recomputes every
 hash, or deletes the last events and winds the counter back, leaves a database that agrees with
 itself but not with the stream.
+
+An event the relay withheld (it could not be published at all) has a placeholder on the stream in
+its place. That is accepted, with a warning, only when the placeholder names the stored event's hash
+and ingest records the withholding (`withheld_events`) under that hash: a withheld event is not
+tampering, but the stream holds no copy of it. Any other placeholder is a break.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from kpi_core.events import (
     AuditCheckpointSigned,
     CatalogueVersionRegistered,
     EventEnvelope,
+    EventWithheld,
     PeerGroupRegistered,
     PeriodClosed,
     UnitReopened,
@@ -115,6 +121,8 @@ async def verify_log(
             report.first_break, report.stream = await compare_with_stream(uow, stream, sequence)
         except StreamMissing as missing:
             report.stream = {"compared": False, "reason": str(missing)}
+    if report.stream.get("withheld"):
+        report.warnings.append(withheld_warning(report.stream["withheld"]))
     if verifier.unproven_requests.count:
         report.warnings.append(unproven_requests_warning(verifier.unproven_requests))
     if not trusted_public_keys:
@@ -198,23 +206,31 @@ async def compare_with_stream(
     async with uow:
         waiting, head_before = set(await uow.events.outbox_sequences()), await uow.events.head()
     messages, last_on_stream, seen = 0, 0, set()
+    withheld: list[int] = []  # sequences whose placeholder stands on the stream
     async for payloads in stream:
-        copies = [(EventEnvelope.from_bytes(data).sequence, hashlib.sha256(data).hexdigest()) for data in payloads]
+        copies = [(EventEnvelope.from_bytes(data), hashlib.sha256(data).hexdigest()) for data in payloads]
         messages += len(copies)
-        low, high = min(sequence for sequence, _ in copies), max(sequence for sequence, _ in copies)
+        low, high = min(copy.sequence for copy, _ in copies), max(copy.sequence for copy, _ in copies)
         last_on_stream = max(last_on_stream, high)
-        async with uow:
+        async with uow:  # after the stream's page: a withholding is recorded before its placeholder is published
             stored = {row[0]: row[2] for row in await uow.events.chain_rows(low - 1, high - low + 1)}
-        for sequence, digest in copies:
+            recorded = await uow.events.withheld_digests(low, high)
+        for copy, digest in copies:
+            sequence = copy.sequence
             seen.add(sequence)
             if sequence not in stored:
                 problem = "the stream holds events the database does not: the log was cut after its last event"
                 found = {"sequence": sequence, "problem": problem, "expected": f"{sequence}"}
-                return {**found, "found": f"{head_sequence}"}, _compared(messages, last_on_stream)
-            if stored[sequence] != digest:
+                return {**found, "found": f"{head_sequence}"}, _compared(messages, last_on_stream, withheld)
+            if copy.type == EventWithheld.type:
+                broken = placeholder_break(copy, stored[sequence], recorded.get(sequence))
+                if broken is not None:
+                    return broken, _compared(messages, last_on_stream, withheld)
+                withheld.append(sequence)
+            elif stored[sequence] != digest:
                 problem = "the stored event differs from its copy on the stream"
                 found = {"sequence": sequence, "problem": problem, "expected": digest}
-                return {**found, "found": str(stored[sequence])}, _compared(messages, last_on_stream)
+                return {**found, "found": str(stored[sequence])}, _compared(messages, last_on_stream, withheld)
     lost = next((s for s in range(1, min(head_sequence, head_before) + 1) if s not in seen and s not in waiting), None)
     if lost is not None:
         problem = "an event is neither on the stream nor waiting in the outbox: its outbox row was removed"
@@ -223,8 +239,42 @@ async def compare_with_stream(
             "problem": problem,
             "expected": "on the stream or in the outbox",
             "found": "neither",
-        }, (_compared(messages, last_on_stream))
-    return None, _compared(messages, last_on_stream)
+        }, (_compared(messages, last_on_stream, withheld))
+    return None, _compared(messages, last_on_stream, withheld)
+
+
+def placeholder_break(
+    placeholder: EventEnvelope, stored_sha256: str | None, recorded_sha256: str | None
+) -> dict[str, Any] | None:
+    """A placeholder on the stream stands for the stored event of its sequence only if it names that
+    event's hash and ingest recorded the withholding under the same hash."""
+    try:
+        named = EventWithheld.model_validate(placeholder.data)
+    except ValueError:
+        named = None
+    sequence = placeholder.sequence
+    if named is None or named.sequence != sequence or named.event_sha256 != stored_sha256:
+        problem = "a placeholder on the stream stands for another event than the one stored at its sequence"
+        found = named.event_sha256 if named is not None and named.sequence == sequence else "no valid placeholder"
+        return {"sequence": sequence, "problem": problem, "expected": str(stored_sha256), "found": found}
+    if recorded_sha256 != stored_sha256:
+        problem = "a placeholder on the stream stands for an event ingest does not record as withheld"
+        return {
+            "sequence": sequence,
+            "problem": problem,
+            "expected": f"withheld {stored_sha256}",
+            "found": f"withheld {recorded_sha256}" if recorded_sha256 else "not recorded as withheld",
+        }
+    return None
+
+
+def withheld_warning(sequences: list[int]) -> str:
+    shown = ", ".join(str(sequence) for sequence in sequences[:20]) + (", ..." if len(sequences) > 20 else "")
+    return (
+        f"{len(sequences)} events were withheld from the stream (sequences {shown}): each is stored, the "
+        "placeholder in its place on the stream names its hash and ingest records it as withheld, but the "
+        "stream holds no copy of it to witness it (see GET /v1/admin/withheld)"
+    )
 
 
 async def verify_with_stream(uow: UnitOfWork, trusted_public_keys: frozenset[str], nats_url: str) -> VerifyReport:
@@ -240,8 +290,9 @@ async def verify_with_stream(uow: UnitOfWork, trusted_public_keys: frozenset[str
         await client.close()
 
 
-def _compared(messages: int, last_sequence: int) -> dict[str, Any]:
-    return {"compared": True, "messages": messages, "last_sequence": last_sequence}
+def _compared(messages: int, last_sequence: int, withheld: list[int]) -> dict[str, Any]:
+    compared = {"compared": True, "messages": messages, "last_sequence": last_sequence}
+    return {**compared, "withheld": withheld} if withheld else compared
 
 
 def registered_in_log(registrations: list[StoredEvent]) -> dict[tuple[str, str, str], tuple[str, int]]:

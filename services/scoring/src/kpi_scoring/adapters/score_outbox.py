@@ -1,13 +1,21 @@
 """The score outbox as the relay reads it (`kpi_common.relay.OutboxSource`): score events in score
-sequence order, until the score stream holds them. Each call is its own transaction."""
+sequence order, until the score stream holds them. Each call is its own transaction.
+
+A score event the relay cannot publish at all (over a transport limit) is withheld: a placeholder
+takes its place on the score stream, and it is recorded among scoring's dead letters under the
+consumer name `WITHHELD_BY` (the score log keeps the event itself)."""
 
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.relay import Pending
-from kpi_scoring.adapters.orm import score_log, score_outbox
+from kpi_core.events import EventWithheld
+from kpi_scoring.adapters.orm import dead_letters, score_log, score_outbox
+
+WITHHELD_BY = "score-relay"  # the dead letters' consumer name of the score events withheld from the stream
 
 
 class ScoreOutbox:
@@ -33,6 +41,13 @@ class ScoreOutbox:
     async def mark_published(self, up_to_sequence: int) -> None:
         async with self._sessions() as session:
             await session.execute(delete(score_outbox).where(score_outbox.c.sequence <= up_to_sequence))
+            await session.commit()
+
+    async def withhold(self, message: Pending, withheld: EventWithheld) -> None:
+        reason = f"withheld from the score stream ({withheld.size} bytes): {withheld.reason}"
+        row = {"consumer": WITHHELD_BY, "sequence": withheld.sequence, "event_id": withheld.event_id, "reason": reason}
+        async with self._sessions() as session:
+            await insert_ignoring_duplicates(session, dead_letters, row)
             await session.commit()
 
     async def size(self) -> int:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import func, select
 
 from kpi_common.health import health_router
 from kpi_common.http_security import install_http_security
@@ -18,10 +19,11 @@ from kpi_common.problems import install_problem_handlers, problem_response
 from kpi_common.streams import EVENTS
 from kpi_ingest.adapters.event_store import EventTampered
 from kpi_ingest.adapters.orm import events as events_table
-from kpi_ingest.adapters.orm import outbox
+from kpi_ingest.adapters.orm import outbox, withheld_events
 from kpi_ingest.bootstrap import Ingest, bootstrap
 from kpi_ingest.config import Settings
 from kpi_ingest.entrypoints.api.routes import (
+    admin,
     audit,
     catalogues,
     events,
@@ -50,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ingest = ingest
         app.state.keys, app.state.auth_failures = ingest.keys, ingest.auth_failures
         app.state.peer_group_of = ingest.peer_group_of
-        app.state.metrics.probe(outbox_probe(ingest.sessions, outbox, events_table, ingest.relay, EVENTS.name))
+        withheld = select(func.count()).select_from(withheld_events)
+        probe = outbox_probe(ingest.sessions, outbox, events_table, ingest.relay, EVENTS.name, withheld)
+        app.state.metrics.probe(probe)
         try:
             yield
         finally:
@@ -106,4 +110,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(workflow.router)
     app.include_router(units.router)
     app.include_router(keys.router)
+    app.include_router(admin.router)
     return app

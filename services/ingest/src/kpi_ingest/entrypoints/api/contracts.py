@@ -131,6 +131,19 @@ class CheckpointCheck(BaseModel):
     valid: bool
 
 
+class WithheldEvent(BaseModel):
+    """An event the relay could not publish at all: it is in the log, a placeholder in its place on the stream."""
+
+    sequence: int
+    event_id: str
+    type: str
+    nats_subject: str = Field(description="The subject it was to be published on")
+    size: int = Field(description="Its envelope's size in bytes")
+    event_sha256: str = Field(description="The SHA-256 of its envelope, which the placeholder names")
+    reason: str = Field(description="Why no retry could publish it")
+    withheld_at: str
+
+
 class ChainReport(BaseModel):
     """The hash chain re-walked: its head, the first break if any, and every signed checkpoint."""
 
@@ -143,7 +156,8 @@ class ChainReport(BaseModel):
     first_break: ChainBreak | None
     checkpoints: list[CheckpointCheck]
     stream: dict[str, Any] = Field(
-        description="the comparison with the event stream on NATS: compared (bool), messages, last_sequence, reason"
+        description="the comparison with the event stream on NATS: compared (bool), messages, last_sequence, reason, "
+        "withheld (the sequences whose placeholder stands on the stream in their place, if any)"
     )
     warnings: list[str] = Field(description="what this verification could not prove, and why")
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from sqlalchemy import func, select
 
 from kpi_common.access import StaffKey, UnpublishedUnitReader, require_read
 from kpi_common.as_of import LARGEST_SEQUENCE, AsOf
@@ -23,6 +24,7 @@ from kpi_common.scope import ScopeDep
 from kpi_common.streams import SCORES
 from kpi_scoring import views
 from kpi_scoring.adapters.orm import dead_letters, score_log, score_outbox
+from kpi_scoring.adapters.score_outbox import WITHHELD_BY
 from kpi_scoring.bootstrap import build
 from kpi_scoring.config import Settings
 from kpi_scoring.entrypoints.api.contracts import Score, ScoreChange
@@ -97,7 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.peer_group_of = scoring.catalogues.peer_group_lookup(scoring.service.sessions)
         app.state.metrics.probe(projection_probe(scoring.service, dead_letters))
         sessions = scoring.service.sessions
-        app.state.metrics.probe(outbox_probe(sessions, score_outbox, score_log, scoring.relay, SCORES.name))
+        withheld = select(func.count()).select_from(dead_letters).where(dead_letters.c.consumer == WITHHELD_BY)
+        app.state.metrics.probe(outbox_probe(sessions, score_outbox, score_log, scoring.relay, SCORES.name, withheld))
         relaying = None
         if settings.run_consumer:
             app.state.scoring.start()
