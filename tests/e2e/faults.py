@@ -6,10 +6,19 @@ a seeded random moment, then the checks that matter:
 - every projection applied the whole log (scoring and reporting at the head, reporting's history
   holding each measurement once);
 - the ranking equals a from-scratch computation over the stored measurements (kpi_core, no service);
-- no consumer left behind: the time from the fault's end to both projections at the head is the
-  recovery time.
+- no consumer left behind: the time from the fault's end to both projections at the head (and every
+  consumer's `kpi_consumer_lag_events` at 0) is the recovery time;
+- no event given up on: every consumer's `kpi_consumer_dead_letters` is 0 (a transient failure
+  must be retried, never skipped).
 
-`make test` runs two seeds of each fault (tests/e2e/test_faults.py); `make faults` runs ten and
+The system runs on SQLite and one nats-server, except for two faults (tests/e2e/fault_systems.py):
+"PostgreSQL stopped 3 s" runs every service on the embedded PostgreSQL server, stopped (fast
+shutdown: every connection dropped) and started again on the same data; "1 of 3 NATS nodes killed"
+runs the services on a three-node JetStream cluster (the streams at three replicas, the services
+given the three URLs) and kills -9 the node leading the event stream, which stays down until the
+round's checks are done (then it comes back and catches up before the next round).
+
+`make test` runs one seed of each fault (tests/e2e/test_faults.py); `make faults` runs ten and
 prints the table the README shows: `python -m tests.e2e.faults --seeds 10`.
 """
 
@@ -17,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
+import re
 import statistics
 import tempfile
 import threading
@@ -28,18 +37,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from kpi_core.catalogue import Catalogue, parse_catalogue
 from kpi_core.inputs import RecordedInputs
 from kpi_core.scoring import display_points, score_period
 from kpi_launcher import embedded
-from kpi_launcher.registry import SERVICES
 from tests.conftest import fixture_catalogue
 from tests.e2e.conftest import RunningSystem, start_running_system, unit_ids
+from tests.e2e.fault_systems import NatsCluster, Postgres, history_rows, sqlite_urls
 
 CATALOGUE_NAME = "mini-relative@1.0"  # peer-relative and year-over-year rules: the hardest to keep right
 SCOPE = {"catalogue": "mini-relative", "version": "1.0", "period": 2024}
-FAULTS = ("kill -9 ingest", "kill -9 scoring", "kill -9 reporting", "NATS stopped 3 s")
+POSTGRES_RESTART, NATS_NODE_LOST = "PostgreSQL stopped 3 s", "1 of 3 NATS nodes killed"
+KILLS_AND_OUTAGE = ("kill -9 ingest", "kill -9 scoring", "kill -9 reporting", "NATS stopped 3 s")
+FAULTS = (*KILLS_AND_OUTAGE, POSTGRES_RESTART, NATS_NODE_LOST)
 CLIENTS = 4
 
 
@@ -55,12 +67,50 @@ class Round:
     lost: int = 0
     duplicated: int = 0
     stalled: bool = False
+    dead_letters: int = 0
     mismatched: list[str] = field(default_factory=list)
     recovery_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.stalled or self.mismatched)
+        return not (self.lost or self.duplicated or self.stalled or self.dead_letters or self.mismatched)
+
+
+@dataclass
+class Environment:
+    """The running system of one fault and what it runs on."""
+
+    running: RunningSystem
+    folder: Path
+    postgres: Postgres | None = None  # the database server, for POSTGRES_RESTART (else SQLite)
+    cluster: NatsCluster | None = None  # three NATS nodes, for NATS_NODE_LOST (else one nats-server)
+    lost_node: int | None = None  # the cluster node killed in this round
+
+    @classmethod
+    def start(cls, folder: Path, fault: str) -> Environment:
+        folder.mkdir(parents=True, exist_ok=True)
+        postgres = Postgres.start(folder / "pg") if fault == POSTGRES_RESTART else None
+        cluster = NatsCluster.start(folder) if fault == NATS_NODE_LOST else None
+        try:
+            urls = postgres.database_urls() if postgres else sqlite_urls(folder)
+            running = start_running_system(folder, urls, cluster.service_env() if cluster else None)
+        except BaseException:
+            cls._remove(postgres, cluster)
+            raise
+        if cluster:
+            embedded.stop(running.system.nats)  # the launcher's own nats-server: the services use the cluster
+        return cls(running, folder, postgres, cluster)
+
+    def stop(self) -> None:
+        self.running.system.stop()
+        self._remove(self.postgres, self.cluster)
+
+    @staticmethod
+    def _remove(postgres: Postgres | None, cluster: NatsCluster | None) -> None:
+        if cluster:
+            cluster.stop()
+        if postgres:
+            postgres.remove()
 
 
 def measurement(rng: random.Random, units: list[str]) -> dict[str, Any]:
@@ -161,18 +211,32 @@ def from_scratch(events: list[dict[str, Any]], scored: Catalogue) -> dict[str, s
     return {unit: str(display_points(score.total)) for unit, score in scores.items()}
 
 
+def consumer_gauges(running: RunningSystem, name: str) -> list[float]:
+    """One gauge of every consumer of scoring and reporting, read from their /metrics."""
+    values = []
+    for client in (running.scoring, running.reporting):
+        for family in text_string_to_metric_families(client.get("/metrics").text):
+            values += [sample.value for sample in family.samples if sample.name == name]
+    return values
+
+
 def caught_up(running: RunningSystem, sequence: int) -> bool:
     """Reporting applied the log up to `sequence` and scoring's scores answer it (a ranking's
-    `as_of_sequence` is the lower of the two)."""
+    `as_of_sequence` is the lower of the two), and no consumer of either service lags its stream."""
     try:
         ranking = running.reporting.get("/v1/rankings", params=SCOPE)
+        if ranking.status_code != 200 or ranking.json()["as_of_sequence"] < sequence:
+            return False
+        consumers = consumer_gauges(running, "kpi_consumer_position")
+        lags = consumer_gauges(running, "kpi_consumer_lag_events")  # absent while the stream does not answer
     except httpx.TransportError:
         return False
-    return ranking.status_code == 200 and ranking.json()["as_of_sequence"] >= sequence
+    return len(lags) == len(consumers) > 0 and not any(lags)
 
 
-def inject(running: RunningSystem, folder: Path, fault: str, rng: random.Random) -> None:
+def inject(environment: Environment, fault: str, rng: random.Random) -> None:
     """The fault, then the system brought back as an operator (or the launcher) would."""
+    running, folder = environment.running, environment.folder
     time.sleep(rng.uniform(0.0, 0.3))
     if fault.startswith("kill -9 "):
         name = fault.removeprefix("kill -9 ")
@@ -187,21 +251,36 @@ def inject(running: RunningSystem, folder: Path, fault: str, rng: random.Random)
         embedded.stop(running.system.nats)
         time.sleep(3.0)
         running.system.nats = embedded.start_nats(port, folder / "nats")
+    elif fault == POSTGRES_RESTART and environment.postgres:
+        environment.postgres.stop()
+        time.sleep(3.0)
+        environment.postgres.start_again()
+    elif fault == NATS_NODE_LOST and environment.cluster:
+        environment.lost_node = environment.cluster.leader()
+        environment.cluster.kill(environment.lost_node)  # no restart: the round goes on with two nodes
     else:
         raise ValueError(fault)
 
 
+def restore(environment: Environment) -> None:
+    """After a round's checks: the lost node back, caught up, before the next round loses one."""
+    if environment.cluster and environment.lost_node is not None:
+        environment.cluster.revive(environment.lost_node)
+        environment.lost_node = None
+
+
 def one_round(
-    running: RunningSystem, folder: Path, fault: str, seed: int, scored: Catalogue, posts: int, earlier: dict[str, int]
+    environment: Environment, fault: str, seed: int, scored: Catalogue, posts: int, earlier: dict[str, int]
 ) -> Round:
     """One seeded round on a running system; `earlier` holds what earlier rounds had acknowledged."""
-    rng = random.Random(seed)
-    load = Load(running, seed, f"{fault.replace(' ', '_')}-{seed}")
+    rng, running = random.Random(seed), environment.running
+    dead_before = sum(consumer_gauges(running, "kpi_consumer_dead_letters"))
+    load = Load(running, seed, f"{re.sub('[^a-z0-9]+', '-', fault.lower())}-{seed}")
     load.start()
     fault_after = rng.randint(posts // 4, posts // 2)
     while load.posted < fault_after:
         time.sleep(0.02)
-    inject(running, folder, fault, rng)
+    inject(environment, fault, rng)
     while load.posted < posts:
         time.sleep(0.02)
     load.finish()
@@ -216,6 +295,7 @@ def one_round(
             break
         time.sleep(0.1)
     result.recovery_seconds = time.monotonic() - recovered_from
+    result.dead_letters = int(sum(consumer_gauges(running, "kpi_consumer_dead_letters")) - dead_before)
     events = stored_measurements(running)
     stored = [event["sequence"] for event in events]
     acknowledged = list(earlier.values())
@@ -226,10 +306,7 @@ def one_round(
     shown = {entry["unit_id"]: str(entry["total"]) for entry in ranking["rankings"]}
     expected = from_scratch(events, scored)
     result.mismatched = [unit for unit in expected if shown.get(unit) != expected[unit]]
-    with sqlite3.connect(folder / "reporting.db") as connection:
-        rows, distinct = connection.execute(
-            "SELECT count(*), count(DISTINCT sequence) FROM measurement_history"
-        ).fetchone()
+    rows, distinct = history_rows(running.database_urls["reporting"])
     if rows != distinct or rows != len(events):
         result.mismatched.append(f"reporting applied {rows} rows for {len(events)} measurements")
     return result
@@ -238,44 +315,47 @@ def one_round(
 def run_faults(var_dir: Path, seeds: int, posts: int, faults: tuple[str, ...] = FAULTS) -> list[Round]:
     scored, rounds = catalogue(), []
     for index, fault in enumerate(faults):
-        folder = var_dir / f"fault-{index}"
-        urls = {name: f"sqlite+aiosqlite:///{folder / f'{name}.db'}" for name in SERVICES}
-        running = start_running_system(folder, urls)
+        environment = Environment.start(var_dir / f"fault-{index}", fault)
+        running = environment.running
         acknowledged: dict[str, int] = {}
         try:
             admin = {"Authorization": f"Bearer {running.keys['admin']}"}
             registered = running.ingest.post("/v1/catalogues", json=fixture_catalogue(CATALOGUE_NAME), headers=admin)
             assert registered.status_code in (200, 201, 409), registered.text
             for seed in range(1, seeds + 1):
-                rounds.append(one_round(running, folder, fault, seed, scored, posts, acknowledged))
+                rounds.append(one_round(environment, fault, seed, scored, posts, acknowledged))
+                restore(environment)
         finally:
-            running.system.stop()
+            environment.stop()
     return rounds
 
 
 def table(rounds: list[Round]) -> str:
     lines = [
-        "| fault | seeds | acknowledged | lost | duplicated | stalled | ranking ≠ from scratch | recovery p50 / max |"
+        "| fault | seeds | acknowledged | lost | duplicated | stalled | dead letters | ranking ≠ from scratch "
+        "| recovery p50 / max |"
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for fault in dict.fromkeys(round.fault for round in rounds):
         mine = [round for round in rounds if round.fault == fault]
         recovery = [round.recovery_seconds for round in mine]
         lines.append(
             f"| {fault} | {len(mine)} | {sum(r.acknowledged for r in mine)} | {sum(r.lost for r in mine)} | "
             f"{sum(r.duplicated for r in mine)} | {sum(r.stalled for r in mine)} | "
-            f"{sum(bool(r.mismatched) for r in mine)} | {statistics.median(recovery):.1f} s / {max(recovery):.1f} s |"
+            f"{sum(r.dead_letters for r in mine)} | {sum(bool(r.mismatched) for r in mine)} | "
+            f"{statistics.median(recovery):.1f} s / {max(recovery):.1f} s |"
         )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="kill -9 and NATS outages under load; what was lost, doubled, stuck")
+    parser = argparse.ArgumentParser(description="kill -9 and outages under load; what was lost, doubled, stuck")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--posts", type=int, default=200, help="acknowledged measurements per round")
+    parser.add_argument("--fault", action="append", choices=FAULTS, help="only this fault (repeatable); default all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        rounds = run_faults(Path(folder), args.seeds, args.posts)
+        rounds = run_faults(Path(folder), args.seeds, args.posts, tuple(args.fault or FAULTS))
     print(table(rounds))
     failed = [round for round in rounds if not round.ok]
     for round in failed:
