@@ -5,7 +5,8 @@
   Content-Security-Policy that allows nothing (`default-src 'none'`) unless the response declares its
   own (the /docs and /redoc pages do: kpi_common.openapi, with a nonce per page);
 - HEAD wherever GET is served (the GET's status and headers, no body); a 405 lists HEAD beside GET;
-- an error no handler expected answers a 500 problem and keeps the connection open (Starlette's last
+- an error no handler expected answers a 500 problem (503 with Retry-After when the database did not
+  answer: `kpi_common.problems.unexpected_problem`) and keeps the connection open (Starlette's last
   resort re-raises it, and the server then drops the connection);
 - CORS closed by default: no `Access-Control-Allow-Origin` at all unless origins are configured
   (`KPI_<SERVICE>_CORS_ORIGINS`), then exactly those, for reading and for the key and idempotency
@@ -17,7 +18,6 @@ The `Server` header is the server's own: the services are started with `--no-ser
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from fastapi import FastAPI
@@ -25,10 +25,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from kpi_common.problems import problem_response
+from kpi_common.problems import unexpected_problem
 from kpi_common.request_body import DEFAULT_MAX_BODY_BYTES, RequestBodyGuard
 
-log = logging.getLogger(__name__)
 NOTHING_ALLOWED = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 ALWAYS = {
     "x-content-type-options": "nosniff",
@@ -86,9 +85,7 @@ class SecureResponses:
         inner = {**scope, "method": "GET"} if head else scope
         try:
             await self.app(inner, receive, send_secured)
-        except Exception:
+        except Exception as error:
             if started:
                 raise  # half a response is sent: only dropping the connection tells the client
-            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            detail = "the request could not be completed; nothing was stored"
-            await problem_response(500, "Internal error", detail, scope["path"])(scope, receive, send_secured)
+            await unexpected_problem(scope["path"], error)(scope, receive, send_secured)

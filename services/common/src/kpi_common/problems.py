@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -57,6 +58,7 @@ TYPE_SLUGS: dict[str, str] = {
     "Unknown indicator": "unknown-indicator",
     "Too many failed authentications": "too-many-failed-authentications",
     "Internal error": "internal-error",
+    "Database unavailable": "database-unavailable",
     "No signing key": "no-signing-key",
     "Log integrity failure": "log-integrity-failure",
     "Content too large": "content-too-large",
@@ -153,7 +155,55 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s", request.url.path)
-        return problem_response(
-            500, "Internal error", "the request could not be completed; nothing was stored", request.url.path
-        )
+        return unexpected_problem(request.url.path, exc)
+
+
+# What a lost or refused database connection raises, by the name of its class anywhere in the error's
+# chain (asyncpg's are imported only where PostgreSQL is used; sqlite3's and SQLAlchemy's share names).
+_CONNECTION_ERRORS = {
+    "OperationalError",  # SQLite busy or locked; a server that went away
+    "InterfaceError",  # a connection already closed
+    "CannotConnectNowError",  # PostgreSQL starting up, shutting down or in recovery
+    "ConnectionDoesNotExistError",  # the connection was closed in the middle of an operation
+    "ConnectionFailureError",
+    "TooManyConnectionsError",
+}
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database did not answer now (restarting, a dropped connection, locked): a retry can succeed,
+    so it is no bug of the request or the code."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "connection_invalidated", False):
+            return True
+        if isinstance(current, OSError) and _raised_by_a_database_driver(current):  # a socket refused or gone
+            return True
+        if any(kind.__name__ in _CONNECTION_ERRORS for kind in type(current).__mro__):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _raised_by_a_database_driver(error: BaseException) -> bool:
+    frames = traceback.extract_tb(error.__traceback__)
+    return any(driver in frame.filename for frame in frames for driver in _DRIVERS)
+
+
+_DRIVERS = ("/sqlalchemy/", "/asyncpg/", "/aiosqlite/")
+
+
+def unexpected_problem(path: str, error: BaseException) -> JSONResponse:
+    """An error no handler expected: 503 with Retry-After when the database could not be reached (one
+    warning line; the outcome of a write cut off in its commit is unknown, so the client retries with
+    its Idempotency-Key), else a 500 with the traceback logged."""
+    if database_unavailable(error):
+        log.warning("database unavailable on %s: %s: %s", path, type(error).__name__, cut(str(error), 300))
+        detail = "the database did not answer; retry with the same Idempotency-Key (a retry is never stored twice)"
+        response = problem_response(503, "Database unavailable", detail, path)
+        response.headers["Retry-After"] = "1"
+        return response
+    log.error("unexpected error on %s", path, exc_info=error)
+    return problem_response(500, "Internal error", "the request could not be completed; nothing was stored", path)
