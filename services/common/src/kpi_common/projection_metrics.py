@@ -21,12 +21,15 @@ COUNTED = {
 }
 
 
+LAG_TIMEOUT = 1.0  # seconds a scrape waits for the stream: during a cluster's election it may not answer
+
+
 async def _lag(following: Following, position: int) -> tuple[int, float]:
     """The stream's last sequence, and the age in seconds of the oldest event not applied yet."""
     client = following.follower.nats
     if client is None or not client.is_connected:
         raise ConnectionError("not connected to NATS")
-    js = client.jetstream()
+    js = client.jetstream(timeout=LAG_TIMEOUT)
     head = (await js.stream_info(following.stream.name)).state.last_seq
     if head <= position:
         return head, 0.0
@@ -54,7 +57,7 @@ def projection_probe(service: ProjectionService, dead_letters: Table) -> Probe:
             families.append(gauge("kpi_consumer_stalled_seconds", waited, labels, stats.stalled_for()))
             try:
                 head, age = await _lag(following, position)
-            except Exception:  # NATS away: the lag is unknown, the rest is still true
+            except Exception:  # NATS away or electing: the lag is unknown, the rest is still true
                 continue
             families.append(gauge("kpi_stream_last_sequence", "The stream's last sequence", labels, head))
             behind = max(0, head - position)

@@ -395,8 +395,8 @@ class Relay:
                 await self._sleep(delay)
                 continue
             failures = 0
-            if published == 0:
-                await self._pause(self._idle_pause)
+            if published < self._batch:  # the outbox is drained: a pass more would only find it empty
+                await self._pause(self._idle_pause)  # `wake` set by a commit meanwhile ends it at once
 
     async def publish_pending(self) -> int:
         """One pass: publish (or find on the stream) the next batch; how many of its rows left the outbox."""
