@@ -143,3 +143,38 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_
         (7, "ValueError: this event cannot be applied")
     ]
     assert rows == 19 and attempts["poison"] >= 2  # retried before it was given up
+
+
+async def test_an_event_met_by_a_database_away_is_retried_and_never_dead_lettered(
+    nats_url: str, tmp_path: Path
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from kpi_common.consumer import MAX_ATTEMPTS
+
+    failures = {"left": MAX_ATTEMPTS + 2}  # more than an event's attempts before it is dead-lettered
+
+    def database_away_on_7(apply: Apply) -> Apply:
+        async def wrapped(session: AsyncSession, envelope: EventEnvelope) -> None:
+            if envelope.sequence == 7 and failures["left"]:
+                failures["left"] -= 1
+                raise OperationalError("INSERT ...", {}, Exception("database is locked"))
+            await apply(session, envelope)
+
+        return wrapped
+
+    await publish(nats_url, list(range(1, 11)))
+    service = reporting(nats_url, tmp_path, database_away_on_7)
+    service.start()
+    try:
+
+        async def caught_up() -> bool:
+            return await position(service) == 10
+
+        await wait_until(caught_up, timeout=60)
+        async with service.sessions() as session:
+            letters = (await session.execute(select(orm.dead_letters))).all()
+            rows = await session.scalar(select(func.count()).select_from(orm.measurement_history))
+    finally:
+        await service.close()
+    assert letters == [] and rows == 10 and failures["left"] == 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kpi_common.problems import database_unavailable
+from kpi_common.database_errors import database_unavailable
 from kpi_ingest import admin
 from kpi_ingest.config import Settings
 from kpi_ingest.entrypoints.api.app import create_app

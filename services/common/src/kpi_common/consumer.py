@@ -25,6 +25,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
+from kpi_common.database_errors import database_unavailable
 from kpi_common.logs import carrying
 from kpi_common.messaging import close_quietly, connect
 from kpi_common.streams import EVENTS, Stream, ensure_stream
@@ -196,8 +197,9 @@ async def run_consumer(
             stats.stuck()
             stats.retries += 1
             failing = run[result.applied]
-            attempts[failing.sequence] = attempts.get(failing.sequence, 0) + 1
-            if attempts[failing.sequence] >= MAX_ATTEMPTS:
+            if not database_unavailable(result.failed):  # the database away is no fault of the event's
+                attempts[failing.sequence] = attempts.get(failing.sequence, 0) + 1
+            if attempts.get(failing.sequence, 0) >= MAX_ATTEMPTS:
                 with carrying(failing.requestid):
                     log.error("%s: event %s failed %s times; dead-lettered", name, failing.sequence, MAX_ATTEMPTS)
                 await projection.skip(failing, f"{type(result.failed).__name__}: {result.failed}")
