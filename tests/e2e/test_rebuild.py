@@ -57,6 +57,7 @@ def measure(system: RunningSystem, index: int, period: int, unit: str, indicator
     return int(response.json()["sequence"])
 
 
+@pytest.mark.postgres  # the same stream rebuilt into PostgreSQL too
 def test_rebuilt_projections_equal_the_live_ones(
     system: tuple[RunningSystem, dict[str, str]], request: pytest.FixtureRequest
 ) -> None:

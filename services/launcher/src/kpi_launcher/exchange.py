@@ -205,7 +205,7 @@ def _template(args: argparse.Namespace) -> int:
     given = disposition.split('filename="', 1)[-1].rstrip('"') if "filename=" in disposition else ""
     out: Path = args.out or Path(given or f"template.{args.format}")
     out.write_bytes(response.content)
-    Console().print(f"wrote {out} ({len(response.content):,} bytes)")
+    Console().print(f"wrote {out} ({len(response.content):,} bytes)", soft_wrap=True)  # a path is never cut
     return 0
 
 
@@ -246,5 +246,5 @@ def _export(args: argparse.Namespace) -> int:
                 Path(file.name).unlink(missing_ok=True)
                 raise
     Path(file.name).replace(out)
-    Console().print(f"wrote {out} ({out.stat().st_size:,} bytes)")
+    Console().print(f"wrote {out} ({out.stat().st_size:,} bytes)", soft_wrap=True)
     return 0
