@@ -142,7 +142,7 @@ async def test_a_rewritten_history_contradicts_a_signed_checkpoint(log, tmp_path
 
 async def test_the_command_line_verification_exits_non_zero_on_a_break(log, database_url: str) -> None:  # type: ignore[no-untyped-def]
     sessions, _ = log
-    command = [sys.executable, "-m", "kpi_launcher.cli", "verify", "--database-url", database_url]
+    command = [sys.executable, "-m", "kpi_launcher.cli", "verify", "--database-url", database_url, "--no-stream"]
     assert subprocess.run(command, capture_output=True, check=False).returncode == 0
     await bypass(sessions, "UPDATE events SET actor = 'mallory', envelope = envelope || ' ' WHERE sequence = 7")
     broken = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -243,7 +243,7 @@ async def test_the_command_line_verification_honours_the_trusted_checkpoint_keys
     operator = load_or_create_signer(tmp_path / "operator.pem")
     forger = load_or_create_signer(tmp_path / "forger.pem")
     await audit.sign_checkpoint(UnitOfWork(sessions), forger, "admin", "re-signed-by-a-new-key")
-    command = [sys.executable, "-m", "kpi_launcher.cli", "verify", "--database-url", database_url]
+    command = [sys.executable, "-m", "kpi_launcher.cli", "verify", "--database-url", database_url, "--no-stream"]
     untrusted = {**os.environ, "KPI_INGEST_TRUSTED_CHECKPOINT_KEYS": json.dumps([operator.public_key_hex])}
     refused = subprocess.run(command, capture_output=True, text=True, check=False, env=untrusted)
     assert refused.returncode == 1 and '"trusted_key": false' in refused.stdout
