@@ -9,6 +9,8 @@ are its Idempotency-Key and request hash, which decide what a retried request is
 a request stored carries their SHA-256s as envelope extensions (`idempotencykeysha256`,
 `requestsha256`). Events stored before those extensions existed keep them only beside the hashed
 bytes: the verifier counts them (`UnprovenRequests`) so a report can say what it could not prove.
+The events of a set carry the same hashes for the set's record instead (`kpi_core.set_proof`): the
+verifier collects them, and the record is held to them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from kpi_core.events import (
     idempotency_key_sha256,
     index_of,
 )
+from kpi_core.set_proof import SetRun, add_to_runs
 
 GENESIS_SHA256 = "0" * 64
 
@@ -67,13 +70,18 @@ def expected_columns(envelope: EventEnvelope) -> dict[str, str | None]:
 
 def request_columns_problem(envelope: EventEnvelope, columns: Mapping[str, str | None]) -> tuple[str, str, str] | None:
     """The first of the request columns (Idempotency-Key, request hash) that disagrees with the
-    envelope's extensions, as (column, expected, found); both compared as SHA-256s."""
+    envelope's extensions, as (column, expected, found); both compared as SHA-256s. The events of a
+    set keep no key or request hash of their own: those are the set record's."""
     key = columns.get("idempotency_key")
     found = {
         "idempotency_key": idempotency_key_sha256(key) if key is not None else None,
         "request_sha256": columns.get("request_sha256"),
     }
-    expected = {"idempotency_key": envelope.idempotencykeysha256, "request_sha256": envelope.requestsha256}
+    in_set = envelope.setsummarysha256 is not None
+    expected = {
+        "idempotency_key": None if in_set else envelope.idempotencykeysha256,
+        "request_sha256": None if in_set else envelope.requestsha256,
+    }
     for name in ("idempotency_key", "request_sha256"):
         if name in columns and found[name] != expected[name]:
             return name, str(expected[name]), str(found[name])
@@ -114,6 +122,7 @@ class ChainVerifier:
         # columns must agree with its envelope (an event without the extensions has none)
         self.requests_hashed_from: int | None = None
         self.unproven_requests = UnprovenRequests()
+        self.set_runs: list[SetRun] = []  # the events of each set, for its record to be held to
 
     def feed(
         self,
@@ -172,6 +181,8 @@ class ChainVerifier:
                 sequence, f"the stored column {name} disagrees with the hashed event", should, found
             )
             return
+        if envelope.setsummarysha256 is not None:
+            add_to_runs(self.set_runs, sequence, expected["actor"] or "", envelope)
         self.sequence, self.head = sequence, chained
 
     def head_at(self) -> tuple[int, str]:

@@ -292,6 +292,7 @@ def withheld_envelope(original: EventEnvelope, withheld: EventWithheld) -> Event
             "dataschema": f"/v1/schemas/{EventWithheld.type}",
             "idempotencykeysha256": None,
             "requestsha256": None,
+            "setsummarysha256": None,
             "data": withheld.model_dump(mode="json"),
         }
     )
@@ -362,12 +363,13 @@ UPCASTERS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
 SHA256_HEX = r"^[0-9a-f]{64}$"
 # The optional extension attributes, in the order they are written; an envelope without them (every
 # event stored before they existed) is written exactly as it always was.
-REQUEST_ATTRIBUTES = ("requestid", "idempotencykeysha256", "requestsha256")
+REQUEST_ATTRIBUTES = ("requestid", "idempotencykeysha256", "requestsha256", "setsummarysha256")
 
 
 class EventEnvelope(BaseModel):
     """A CloudEvents 1.0 structured-mode message, with the global `sequence` extension and, on events
-    a request stored, the request's extensions (`requestid`, `idempotencykeysha256`, `requestsha256`)."""
+    a request stored, the request's extensions (`requestid`, `idempotencykeysha256`, `requestsha256`;
+    on the events of a measurement or verification set, `setsummarysha256` too)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -391,6 +393,12 @@ class EventEnvelope(BaseModel):
     requestsha256: str | None = Field(
         default=None, pattern=SHA256_HEX, description="The SHA-256 of the request body (what a retry must repeat)"
     )
+    setsummarysha256: str | None = Field(
+        default=None,
+        pattern=SHA256_HEX,
+        description="On each event of a measurement or verification set: the SHA-256 of the set's import "
+        "summary as ingest records it (what a repeated set is answered with)",
+    )
     data: dict[str, Any]
 
     def shown(self) -> dict[str, Any]:
@@ -412,11 +420,13 @@ class EventEnvelope(BaseModel):
 @dataclass(frozen=True)
 class RequestAttributes:
     """What an envelope records of the request that stored its event (the extension attributes):
-    its request id, the SHA-256 of its Idempotency-Key, the SHA-256 of its body."""
+    its request id, the SHA-256 of its Idempotency-Key, the SHA-256 of its body, and for a set the
+    SHA-256 of the summary recorded under its key."""
 
     request_id: str | None = None
     idempotency_key_sha256: str | None = None
     request_sha256: str | None = None
+    set_summary_sha256: str | None = None
 
     @classmethod
     def of(
@@ -427,7 +437,7 @@ class RequestAttributes:
 
     def shown(self) -> dict[str, str]:
         """The extension attributes to write, in their order (none that is absent)."""
-        values = (self.request_id, self.idempotency_key_sha256, self.request_sha256)
+        values = (self.request_id, self.idempotency_key_sha256, self.request_sha256, self.set_summary_sha256)
         return {name: value for name, value in zip(REQUEST_ATTRIBUTES, values, strict=True) if value is not None}
 
 
@@ -455,6 +465,7 @@ def envelope_for(
         requestid=request.request_id,
         idempotencykeysha256=request.idempotency_key_sha256,
         requestsha256=request.request_sha256,
+        setsummarysha256=request.set_summary_sha256,
         data=event.model_dump(mode="json"),
     )
 

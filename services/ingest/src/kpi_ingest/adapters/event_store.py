@@ -131,10 +131,13 @@ class EventStore:
         await self.session.execute(insert(outbox).values(sequence=sequence, nats_subject=event_subject(event)))
         return StoredEvent(envelope, request_sha256)
 
-    async def append_many(self, batch: Sequence[DomainEvent], chunk: int = APPEND_CHUNK) -> range:
+    async def append_many(
+        self, batch: Sequence[DomainEvent], request: RequestAttributes | None = None, chunk: int = APPEND_CHUNK
+    ) -> range:
         """Append events in one go: one move of the counter (which locks it) for the whole batch, then
         the events and their outbox rows inserted `chunk` at a time. Each event still has its own
-        sequence, hash and chain link, exactly as `append` would have given it one at a time.
+        sequence, hash and chain link, exactly as `append` would have given it one at a time; each
+        envelope records `request` (a set's, see `kpi_core.set_proof`; by default the request id alone).
         Returns the sequences given."""
         if not batch:
             return range(0)
@@ -150,7 +153,7 @@ class EventStore:
         at = recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         time = EventEnvelope(id="", type="", subject="", time=recorded_at, dataschema="", sequence=0, data={})
         shown_time = time.model_dump(mode="json")["time"]  # as every envelope of the batch shows it
-        request = RequestAttributes.of(request_id.get())  # a set's key is its record's (`SetStore`), not an event's
+        request = request or RequestAttributes.of(request_id.get())  # a set's key is its record's, not an event's
         for start in range(0, len(batch), chunk):
             rows: list[dict[str, object]] = []
             subjects: list[dict[str, object]] = []

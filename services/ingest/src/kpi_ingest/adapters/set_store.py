@@ -15,6 +15,7 @@ from kpi_core.assessment import LatestVerification
 from kpi_core.deciders import SelfAssessment, VerificationState
 from kpi_core.events import UPCASTERS, MeasurementRecorded, decode_event
 from kpi_core.measurement_sets import SetScope, Subject
+from kpi_core.set_proof import SetRecordRow, recorded_summary
 from kpi_core.verification_sets import ComponentState
 from kpi_ingest.adapters.event_store import _stored
 from kpi_ingest.adapters.orm import closed_periods, events, measurement_sets, reopened_units
@@ -79,12 +80,33 @@ class SetStore:
     async def by_idempotency_key(self, actor: str, key: str) -> SetRecord | None:
         row = (
             await self.session.execute(
-                select(measurement_sets.c.set_id, measurement_sets.c.request_sha256, measurement_sets.c.summary).where(
+                select(measurement_sets).where(
                     measurement_sets.c.actor == actor, measurement_sets.c.idempotency_key == key
                 )
             )
         ).first()
-        return SetRecord(row.set_id, row.request_sha256, json.loads(row.summary)) if row else None
+        if row is None:
+            return None
+        summary = json.loads(row.summary)
+        if summary.get("stored"):  # its sequences are the record's columns (a legacy record of nothing has none)
+            summary |= {"first_sequence": row.first_sequence, "last_sequence": row.last_sequence}
+        return SetRecord(row.set_id, row.request_sha256, summary)
+
+    async def records(self) -> list[SetRecordRow]:
+        """Every set record, in the order of its events (what the verifier holds to the log)."""
+        rows = await self.session.execute(select(measurement_sets).order_by(measurement_sets.c.first_sequence))
+        return [
+            SetRecordRow(
+                row.set_id,
+                row.actor,
+                row.idempotency_key,
+                row.request_sha256,
+                row.first_sequence,
+                row.last_sequence,
+                row.summary,
+            )
+            for row in rows
+        ]
 
     async def record(
         self,
@@ -103,7 +125,7 @@ class SetStore:
                 request_sha256=record.request_sha256,
                 first_sequence=first_sequence,
                 last_sequence=last_sequence,
-                summary=json.dumps(record.summary, ensure_ascii=False, separators=(",", ":")),
+                summary=recorded_summary(record.summary),
             )
         )
 

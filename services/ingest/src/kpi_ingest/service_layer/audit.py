@@ -35,6 +35,7 @@ from kpi_core.events import (
     UnitReopened,
     decode_event,
 )
+from kpi_core.set_proof import SetRecordRow, check_set_records
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.handlers import Recorded, Submission, append_once
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -103,6 +104,7 @@ async def verify_log(
             ]
             stored_versions = await uow.events.registered_versions()
             waiting = await uow.events.outbox_rows()
+            set_records = check_set_records(verifier.set_runs, await uow.sets.records())
         if (counted, counted_head) != (sequence, head):  # the last events deleted, the counter left as it was
             report.first_break = {
                 "sequence": sequence + 1,
@@ -112,6 +114,10 @@ async def verify_log(
             }
         else:
             report.first_break = derived_tables_break(changes, stored_windows, registrations, stored_versions, waiting)
+        if report.first_break is None and set_records.first_break is not None:
+            report.first_break = vars(set_records.first_break)
+        if set_records.unproven:
+            report.warnings.append(unproven_sets_warning(set_records.unproven))
     else:
         report.first_break = vars(verifier.first_break)
     if stream_unavailable is not None:
@@ -313,6 +319,15 @@ def unproven_requests_warning(unproven: UnprovenRequests) -> str:
         "recorded their request: their Idempotency-Key and request hash are kept only beside the hashed bytes, "
         "so an edit of those columns (a retry stored again, or answered with another event) cannot be proven "
         "from the log"
+    )
+
+
+def unproven_sets_warning(unproven: list[SetRecordRow]) -> str:
+    first, last = unproven[0].first_sequence, unproven[-1].last_sequence
+    return (
+        f"{len(unproven)} measurement or verification set records (at sequences {first} to {last}) were "
+        "stored before a set's events carried the hashes of its record: what a repeated set is answered "
+        "with cannot be proven from the log for them"
     )
 
 

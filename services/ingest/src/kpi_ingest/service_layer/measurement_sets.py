@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from kpi_common.logs import request_id
 from kpi_common.problems import LONGEST_ERROR_TEXT, MOST_ERRORS, cut
+from kpi_core.events import DomainEvent, RequestAttributes, idempotency_key_sha256
 from kpi_core.measurement_sets import (
     CheckedRow,
     ImportSet,
@@ -23,6 +26,7 @@ from kpi_core.measurement_sets import (
     decide_set,
 )
 from kpi_core.measurements import FieldError
+from kpi_core.set_proof import recorded_summary, summary_sha256
 from kpi_ingest.adapters.set_store import SetRecord
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.errors import IdempotencyConflict, IngestError
@@ -61,9 +65,10 @@ async def import_measurement_set(
 ) -> SetImported:
     """Import a set, or (a dry run) say what it would do without the append lock and storing nothing.
 
-    Idempotency: every set answered as accepted is recorded under its Idempotency-Key, also one that
-    stored nothing (every row unchanged), so the same key with other content is a 409. A refused set
-    (422) is not recorded: correcting it and sending it again under the same key is what a client does.
+    Idempotency: every set that stored something is recorded under its Idempotency-Key, so the same
+    key with other content is a 409. A set that stored nothing (every row unchanged) keeps no record:
+    repeated, it is compared with the log again. A refused set (422) is not recorded either:
+    correcting it and sending it again under the same key is what a client does.
     """
     actor, key = command.submitted_by, command.idempotency_key
     async with uow:
@@ -122,23 +127,28 @@ async def _import(
 
 
 async def _append(command: ImportSet, uow: UnitOfWork, decision: SetDecision) -> dict[str, Any]:
-    """Append the accepted events and record the set under its key; a set that changes nothing is
-    recorded at the log's head (nothing to record it at in an empty log, where it stores nothing either)."""
-    actor, key, fingerprint = command.submitted_by, command.idempotency_key, command.fingerprint()
+    """Append the accepted events and record the set under its key. A set that changes nothing
+    stores nothing and keeps no record (see `kpi_core.set_proof`)."""
     accepted = [decided.event for decided in decision.accepted]
     if not accepted:
-        summary = _summary(command, decision, None, stored=False)
-        head = await uow.events.head()
-        if head:
-            record = SetRecord(str(uuid.uuid4()), fingerprint, summary)
-            await uow.sets.record(record, actor=actor, idempotency_key=key, first_sequence=head, last_sequence=head)
-        return summary
-    sequences = await uow.events.append_many(accepted)
-    set_id = str(uuid.uuid4())
-    summary = _summary(command, decision, set_id, stored=True)
-    summary |= {"first_sequence": sequences[0], "last_sequence": sequences[-1]}
+        return _summary(command, decision, None, stored=False)
+    summary = _summary(command, decision, str(uuid.uuid4()), stored=True)
+    actor, key, fingerprint = command.submitted_by, command.idempotency_key, command.fingerprint()
+    return await append_set(uow, accepted, summary, actor=actor, key=key, fingerprint=fingerprint)
+
+
+async def append_set(
+    uow: UnitOfWork, events: Sequence[DomainEvent], summary: dict[str, Any], *, actor: str, key: str, fingerprint: str
+) -> dict[str, Any]:
+    """In the open transaction: a set's events appended, each carrying the hashes of the set's key,
+    request and recorded summary, and the set recorded under its key. Returns the summary with the
+    sequences given."""
+    recorded = recorded_summary(summary)
+    request = RequestAttributes(request_id.get(), idempotency_key_sha256(key), fingerprint, summary_sha256(recorded))
+    sequences = await uow.events.append_many(events, request)
+    summary = summary | {"first_sequence": sequences[0], "last_sequence": sequences[-1]}
     await uow.sets.record(
-        SetRecord(set_id, fingerprint, summary),
+        SetRecord(summary["set_id"], fingerprint, summary),
         actor=actor,
         idempotency_key=key,
         first_sequence=sequences[0],

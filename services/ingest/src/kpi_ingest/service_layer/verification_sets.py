@@ -11,10 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from kpi_common.problems import LONGEST_ERROR_TEXT, MOST_ERRORS, cut
 from kpi_core.measurement_sets import SetScope
 from kpi_core.verification_sets import VerificationSetDecision, VerifyUnit, decide_verification_set
-from kpi_ingest.adapters.set_store import SetRecord
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
 from kpi_ingest.service_layer.handlers import assessed_catalogue, check_assessed_unit
-from kpi_ingest.service_layer.measurement_sets import SetImported, SetRefused, replay_set
+from kpi_ingest.service_layer.measurement_sets import SetImported, SetRefused, append_set, replay_set
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_ingest.service_layer.units import RegistryCache
 
@@ -49,13 +48,9 @@ async def verify_unit(
                 )
             if command.dry_run or not decision.events:
                 return SetImported(summary)
-            sequences = await uow.events.append_many(decision.events)
-            set_id = str(uuid.uuid4())
-            summary = _summary(command, decision, set_id, stored=True)
-            summary |= {"first_sequence": sequences[0], "last_sequence": sequences[-1]}
-            record = SetRecord(set_id, command.fingerprint, summary)
-            await uow.sets.record(
-                record, actor=actor, idempotency_key=key, first_sequence=sequences[0], last_sequence=sequences[-1]
+            summary = _summary(command, decision, str(uuid.uuid4()), stored=True)
+            summary = await append_set(
+                uow, decision.events, summary, actor=actor, key=key, fingerprint=command.fingerprint
             )
             await uow.commit()
             return SetImported(summary)

@@ -107,6 +107,9 @@ class CloudEvent(BaseModel):
     requestid: str | None = Field(default=None, description="The X-Request-Id of the request that stored it")
     idempotencykeysha256: str | None = Field(default=None, description="The SHA-256 of its Idempotency-Key")
     requestsha256: str | None = Field(default=None, description="The SHA-256 of the request's body")
+    setsummarysha256: str | None = Field(
+        default=None, description="On a set's events: the SHA-256 of the set's recorded import summary"
+    )
     data: dict[str, Any] = Field(description="The event's fields, as its JSON Schema (/v1/schemas/{type}) says")
 
 
