@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import nats
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kpi_common import streams
@@ -221,6 +221,25 @@ async def test_verify_warns_of_a_recorded_placeholder_and_breaks_on_an_unrecorde
     broken = await verify_with_stream(UnitOfWork(sessions), frozenset(), nats_url)
     assert broken.first_break is not None and broken.first_break["sequence"] == BIG
     assert "does not record as withheld" in broken.first_break["problem"]
+
+
+async def test_verify_breaks_on_a_withholding_recorded_for_an_event_the_stream_holds(
+    small_nats: SmallNats, ingest_sessions
+) -> None:  # type: ignore[no-untyped-def]
+    """A forged record of a withholding (to list a published event as never sent) is found against the stream."""
+    nats_url = small_nats.url
+    sessions, _ = ingest_sessions
+    await append_measurements(sessions, 10, big_at=frozenset({4}))
+    await run_until_drained(sessions, OutboxRelay(sessions, nats_url), timeout=30)
+    published = BIG + 2
+    async with sessions() as session:
+        [row] = await EventStore(session).withheld()
+        forged = {**row, "sequence": published, "event_sha256": "e" * 64}
+        await session.execute(insert(withheld_events).values(**forged))
+        await session.commit()
+    broken = await verify_with_stream(UnitOfWork(sessions), frozenset(), nats_url)
+    assert broken.first_break is not None and broken.first_break["sequence"] == published
+    assert "records as withheld an event the stream holds" in broken.first_break["problem"]
 
 
 async def test_an_outage_is_waited_out_and_only_the_unpublishable_event_is_withheld(

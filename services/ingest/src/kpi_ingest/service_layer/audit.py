@@ -233,6 +233,11 @@ async def compare_with_stream(
                 if broken is not None:
                     return broken, _compared(messages, last_on_stream, withheld)
                 withheld.append(sequence)
+            elif sequence in recorded:  # e.g. a forged withholding, to list a published event as never sent
+                problem = "ingest records as withheld an event the stream holds a copy of"
+                found = {"sequence": sequence, "problem": problem, "expected": "not recorded as withheld"}
+                found["found"] = f"withheld {recorded[sequence]}"
+                return found, _compared(messages, last_on_stream, withheld)
             elif stored[sequence] != digest:
                 problem = "the stored event differs from its copy on the stream"
                 found = {"sequence": sequence, "problem": problem, "expected": digest}
