@@ -75,6 +75,7 @@ class Wire:
 
     def __init__(self) -> None:
         self.published: Counter[str] = Counter()  # Nats-Msg-Id -> how many times it was sent
+        self.api_requests: Counter[str] = Counter()  # JetStream API requests by kind (STREAM, DIRECT, ...)
         self.in_flight = 0
         self.most_in_flight = 0
         self._client: Client | None = None
@@ -89,6 +90,8 @@ class Wire:
             self.published[(msg.headers or {}).get("Nats-Msg-Id", "")] += 1
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        elif msg.subject.startswith("$JS.API."):
+            self.api_requests[msg.subject.split(".")[2]] += 1
         elif msg.subject.startswith("_INBOX.") and msg.data.startswith(b"{"):
             reply = json.loads(msg.data)
             if "stream" in reply and "type" not in reply:  # a publish acknowledgement (or refusal)
@@ -163,6 +166,24 @@ async def test_thousands_of_events_reach_the_stream_complete_in_order_with_many_
     assert sum(wire.published.values()) == total  # each sent once
     # one round trip per event would never have had two unacknowledged
     assert wire.most_in_flight >= 100
+
+
+async def test_a_relay_that_stored_its_whole_batch_continues_without_asking_the_stream_for_its_head(
+    nats_url: str, ingest_sessions
+) -> None:  # type: ignore[no-untyped-def]
+    sessions, _ = ingest_sessions
+    await append_measurements(sessions, 3)
+    relay = await connected_relay(OutboxRelay(sessions, nats_url), nats_url)
+    assert await relay.publish_pending() == REGISTERED + 3  # the first pass anchors on the stream
+    wire = Wire()
+    await wire.start(nats_url)
+    for _ in range(5):  # a commit, a pass: as single POSTs come in
+        await append_measurements(sessions, 1)
+        assert await relay.publish_pending() == 1
+    await wire.stop()
+    await relay.stop()
+    assert wire.api_requests == Counter()  # neither the stream's info nor its last message was asked for
+    assert await stream_events(nats_url) == list(range(1, REGISTERED + 3 + 5 + 1))
 
 
 async def test_a_message_refused_mid_batch_is_withheld_in_place_and_the_rows_after_it_follow(
@@ -303,6 +324,9 @@ async def test_a_stream_that_does_not_continue_the_outbox_is_neither_published_t
     await client.close()
     await append_measurements(sessions, 5)
 
+    # the relay knows the head from its last pass and does not ask: the server refuses the first row
+    # (the stream's last sequence is not the one it expects), nothing is stored; it then anchors again
+    assert await relay.publish_pending() == 0
     with pytest.raises(StreamMismatch):
         await relay.publish_pending()
     await relay.stop()

@@ -8,7 +8,9 @@ holds them. Ingest uses it for KPI_EVENTS; any other outbox and stream can (`Rel
 How one pass works (`Relay.publish_pending`):
 
 1. Read the first `batch` pending rows F, F+1, ... in sequence order.
-2. Anchor on the stream: read its last message (stream sequence S, its Nats-Msg-Id, the outbox
+2. Anchor on the stream (skipped when the relay's previous pass stored its whole batch, each row at
+   its place, and this batch starts right after it: the relay then knows the head; `_continuing`):
+   read its last message (stream sequence S, its Nats-Msg-Id, the outbox
    sequence L its payload carries) and compare with the outbox (`stream_head`, `plan_batch`):
    - the stream is empty and F has no predecessor, or its last message is F's predecessor: publish
      the batch after S;
@@ -227,6 +229,7 @@ class Published:
     acknowledged: int  # how many rows, from the first (the longest acknowledged prefix)
     last_sequence: int | None  # the outbox sequence of the last of them (None: none)
     failure: BaseException | None  # why the next row was not acknowledged (None: every row was)
+    duplicates: bool = False  # some were already on the stream (another relay stored them)
 
 
 def unpublishable(error: BaseException | None) -> str | None:
@@ -303,7 +306,7 @@ async def publish_batch(
     except Exception as error:  # connection lost, no acknowledgements, payload over the server's limit
         send_failure = error
     failure: BaseException | None = None
-    acknowledged = 0
+    acknowledged, duplicates = 0, False
     try:
         if futures:
             await asyncio.wait(futures, timeout=ack_timeout)
@@ -321,7 +324,7 @@ async def publish_batch(
             if not ack.duplicate and ack.seq != after + offset + 1:  # never, by the server's check; never trusted
                 failure = StreamMismatch(f"stored at stream sequence {ack.seq}, expected {after + offset + 1}")
                 break
-            acknowledged += 1
+            acknowledged, duplicates = acknowledged + 1, duplicates or bool(ack.duplicate)
         else:
             failure = send_failure
     finally:
@@ -329,7 +332,7 @@ async def publish_batch(
             if not future.done():
                 future.cancel()
     last = pending[acknowledged - 1].sequence if acknowledged else None
-    return Published(acknowledged, last, failure)
+    return Published(acknowledged, last, failure, duplicates)
 
 
 class Relay:
@@ -363,6 +366,7 @@ class Relay:
         self.nats: Client | None = None
         self._js: tuple[Client, PipelinedJetStream] | None = None
         self._stream_ensured: Client | None = None  # the connection the stream was last declared on
+        self._head: StreamHead | None = None  # the stream's head as this relay's last clean pass left it
         self.published = 0  # rows that left the outbox since the start (for metrics)
         self.failures = 0  # passes that failed (NATS or the database unavailable, a mismatch)
         self.withheld = 0  # rows replaced on the stream by a placeholder since the start
@@ -378,6 +382,7 @@ class Relay:
                     self._stream_ensured = self.nats
                 published = await self.publish_pending()
             except Exception as error:  # NATS or database unavailable, or the stream does not continue the outbox
+                self._head = None
                 if isinstance(error, NotFoundError):
                     self._stream_ensured = None  # the stream went away: declare it again
                 failures += 1
@@ -405,20 +410,26 @@ class Relay:
         pending = await self._source.pending(self._batch)
         if not pending:
             return 0
-        head = await stream_head(js, self._stream_name, self._sequence_of)
-        plan = await plan_batch(self._source, head, pending)
+        plan = self._continuing(pending)
+        known_head = plan is not None
+        if plan is None:
+            plan = await plan_batch(self._source, await stream_head(js, self._stream_name, self._sequence_of), pending)
+        self._head = None  # known again only after a clean pass
         result = Published(0, None, None)
-        if plan.to_publish:
-            result = await publish_batch(
-                js,
-                self._stream_name,
-                plan.to_publish,
-                after=plan.after,
-                max_in_flight=self._max_in_flight,
-                ack_timeout=self._ack_timeout,
-                max_payload=self.nats.max_payload,
-            )
+        if known_head and len(plan.to_publish) > 1:
+            # the first row alone: stored at its place, it proves the head as reading it would; only then
+            # the rest in flight (a head gone stale under a foreign message could let later rows match)
+            result = await self._publish(js, plan.to_publish[:1], plan.after)
+            if result.acknowledged and not result.duplicates:
+                rest = await self._publish(js, plan.to_publish[1:], plan.after + 1)
+                through = rest.last_sequence or result.last_sequence
+                result = Published(1 + rest.acknowledged, through, rest.failure, rest.duplicates)
+        elif plan.to_publish:
+            result = await self._publish(js, plan.to_publish, plan.after)
         up_to = max(plan.ahead_to or 0, result.last_sequence or 0)
+        if plan.to_publish and result.acknowledged == len(plan.to_publish) and not result.duplicates:
+            last = plan.to_publish[-1]
+            self._head = StreamHead(plan.after + result.acknowledged, last.msg_id, last.sequence)
         reason = unpublishable(result.failure)
         if reason is not None:
             refused = plan.to_publish[result.acknowledged]  # the failure is always the row after the prefix
@@ -439,6 +450,29 @@ class Relay:
                 raise result.failure
             log.warning("relay to %s: stopped after sequence %d: %s", self._stream_name, up_to, result.failure)
         return marked
+
+    async def _publish(self, js: JetStreamContext, rows: list[Pending], after: int) -> Published:
+        assert self.nats is not None
+        return await publish_batch(
+            js,
+            self._stream_name,
+            rows,
+            after=after,
+            max_in_flight=self._max_in_flight,
+            ack_timeout=self._ack_timeout,
+            max_payload=self.nats.max_payload,
+        )
+
+    def _continuing(self, pending: list[Pending]) -> Plan | None:
+        """The plan without asking the stream, when this relay's last pass stored every row of its batch
+        at its place and the batch now starts right after them. A head gone stale (another relay
+        published meanwhile) costs no more than a refusal: the server checks the first row's expected
+        last sequence before any other row is sent, the refusal drops the head, and the next pass
+        anchors on the stream again."""
+        head = self._head
+        if head is None or head.sequence is None or pending[0].sequence != head.sequence + 1:
+            return None
+        return Plan(None, head.stream_sequence, pending)
 
     async def _withhold(self, js: JetStreamContext, message: Pending, after: int, reason: str) -> bool:
         """Put a placeholder in the row's place (right after stream sequence `after`), recorded first;
