@@ -514,6 +514,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
             ("/v1/units/{unit}/scorecard", QUERY, ("self_assessment", "verification", "published")),
             ("/v1/units/{unit}/scorecard.csv", QUERY, ("self_assessment", "published")),
             ("/v1/units/{unit}/trend", TREND, ("self_assessment", "published")),
+            ("/v1/units/{unit}/trend.csv", TREND, ("self_assessment", "published")),
         )
         for stage in stages
     ),

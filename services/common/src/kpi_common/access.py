@@ -110,6 +110,7 @@ POLICY: tuple[Rule, ...] = (
     ),
     Rule("reporting", "GET", "/v1/units/{unit}/scorecard.csv", "as the scorecard", "the same data as a file"),
     Rule("reporting", "GET", "/v1/units/{unit}/trend", "as the scorecard", "a unit's figures over the years"),
+    Rule("reporting", "GET", "/v1/units/{unit}/trend.csv", "as /v1/units/{unit}/trend", "the same data as a file"),
     Rule(
         "reporting",
         "GET",

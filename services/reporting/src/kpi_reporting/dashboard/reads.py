@@ -6,7 +6,6 @@ from __future__ import annotations
 import bisect
 import datetime
 import json
-import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,11 +13,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
 from kpi_core.scoring import display_points
-from kpi_reporting import reports, timeline_views, views
+from kpi_reporting import reports, timeline_views, trends, views
 from kpi_reporting.adapters.orm import score_lines
 from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.dashboard import charts, tables
@@ -185,19 +183,6 @@ def indicators_of(catalogue: Catalogue) -> list[dict[str, Any]]:
     ]
 
 
-async def _period_scores(reporting: Reporting, scope: dict[str, Any]) -> tuple[views.PeriodResult, list[str]]:
-    """Every unit's scores of a period as its pages read them, and the units the period ranks: a
-    publication as `reports.scorecard` reads it (the stage it froze, at the sequence it froze, its own
-    units), another stage now."""
-    if scope["stage"] == "published":
-        published = await reports.publication(reporting, scope, None, None, None)
-        read = {**scope, "stage": published["published_stage"]}
-        result = await reports.result(reporting, read, AsOf(sequence=published["as_of_sequence"]), full=True)
-        return result, [row["unit_id"] for row in published["rankings"]]
-    result = await reports.result(reporting, scope, None, full=True)
-    return result, [ranked.unit for ranked in result.ranking]
-
-
 def _shown(points: Fraction | None) -> str | None:
     found = display_points(points)
     return str(found) if found is not None else None
@@ -206,46 +191,25 @@ def _shown(points: Fraction | None) -> str | None:
 async def indicator_trend(
     reporting: Reporting, choice: Choice, trend: dict[str, Any], code: str, lang: str
 ) -> dict[str, Any]:
-    """One indicator (any scored node) over the trend's periods: the points of each unit that stands for
-    the unit then (the trend's own lines), and the peer group's median and best of that indicator, read
-    from the scores scoring computed (the scorecards' read model)."""
-    node = choice.catalogue.node(code)
-    if node is None or not node.scored:
-        raise Problem(
-            422, "Unknown indicator", f"{choice.catalogue.id} has no scored indicator {code}",
-            [{"field": "indicator", "message": code}],
-        )  # fmt: skip
-    points: list[dict[str, Any]] = []
-    for point in trend["periods"]:
-        result, units = await _period_scores(reporting, choice.scope(period=point["period"]))
-        everyone = sorted(
-            result.scores[unit].node_points.get(code, Fraction(0)) for unit in units if unit in result.scores
-        )
-        lines = []
-        for line in point["lines"]:
-            score = result.scores.get(line["unit_id"])
-            measured = score.indicators.get(code) if score is not None else None
-            lines.append(
+    """One indicator (any scored node) over the trend's periods, as the API answers it
+    (`trends.node_trend`): the points of each unit that stands for the unit then, and the peer group's
+    median and best of that indicator; with each line's name in the page's language, and its chart."""
+    found = await trends.node_trend(reporting, trends.follow(choice.catalogue, code), trend)
+    points = [
+        {
+            **point,
+            "lines": [
                 {
-                    "unit_id": line["unit_id"],
-                    "relation": line["relation"],
+                    **line,
                     "name_vi": line.get("unit_name_vi") or line["unit_id"],
                     "name": line.get("unit_name_en" if lang == "en" else "unit_name_vi") or line["unit_id"],
-                    "points": _shown(score.node_points.get(code)) if score is not None else None,
-                    "value": _shown(measured.value) if measured is not None and measured.value is not None else None,
-                    "status": measured.status if measured is not None else None,
                 }
-            )
-        points.append(
-            {
-                "period": point["period"],
-                "peer_median": _shown(statistics.median(everyone)) if everyone else None,
-                "peer_best": _shown(everyone[-1]) if everyone else None,
-                "lines": lines,
-            }
-        )
-    maximum = str(node.max_points) if node.max_points is not None else None
-    found = {"code": code, "name_vi": node.name_vi, "name_en": node.name_en, "max_points": maximum, "periods": points}
+                for line in point["lines"]
+            ],
+        }
+        for point in found["periods"]
+    ]
+    maximum = found["max_points"]
     series: dict[str, tuple[str, str, dict[int, str | None]]] = {}
     for point in points:
         for line in point["lines"]:
@@ -256,7 +220,7 @@ async def indicator_trend(
         ("best", "best", {point["period"]: point["peer_best"] for point in points}),
     ]
     periods = [point["period"] for point in points]
-    return {**found, "chart": charts.line_chart(periods, [*series.values(), *context], maximum)}
+    return {**found, "periods": points, "chart": charts.line_chart(periods, [*series.values(), *context], maximum)}
 
 
 async def trend_page(

@@ -160,6 +160,39 @@ class TrendPoint(BaseModel):
     lines: list[TrendLine]
 
 
+class NodeTrendLine(UnitNames):
+    """One unit standing for the line in a period, in the node followed: its own points and rank."""
+
+    relation: str
+    points: Points
+    value: Points = Field(description="The component's measured value (a ratio, a count), where it has one")
+    status: str | None = Field(description="The component's status: scored, missing or not_applicable")
+    rank: int | None = Field(description="Its rank in the peer group for this node in the period")
+    rank_label: str | None = Field(description='"rank/N"; ties share a rank')
+
+
+class NodeTrendPoint(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    period: int
+    units_ranked: int
+    peer_median: Points
+    peer_best: Points
+    lines: list[NodeTrendLine]
+
+
+class NodeTrend(BaseModel):
+    """The node asked for (`indicator`: a component, a pillar, or `_T` the total) over the same periods."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    name_vi: str
+    name_en: str | None
+    max_points: Points
+    periods: list[NodeTrendPoint]
+
+
 class Trend(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -171,6 +204,7 @@ class Trend(BaseModel):
     unit_name_en: str | None
     peer_group: str
     periods: list[TrendPoint]
+    indicator: NodeTrend | None = None
 
 
 class HistoryEntry(BaseModel):

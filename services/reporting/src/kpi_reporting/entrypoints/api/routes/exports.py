@@ -21,9 +21,18 @@ from kpi_common.as_of import AsOf
 from kpi_common.cells import inert, starts_a_formula
 from kpi_common.problems import Problem
 from kpi_common.scope import ScopeDep
-from kpi_reporting import reports, sdmx, views
+from kpi_reporting import reports, sdmx, trends, views
 from kpi_reporting.bootstrap import Reporting
-from kpi_reporting.entrypoints.api.routes.reports import AsOfQuery, PillarQuery, PublicationQuery, ReportingDep
+from kpi_reporting.entrypoints.api.routes.reports import (
+    AsOfQuery,
+    CatalogueQuery,
+    IndicatorQuery,
+    PillarQuery,
+    PublicationQuery,
+    ReportingDep,
+    TrendStageQuery,
+    VersionQuery,
+)
 
 router = APIRouter(prefix="/v1", tags=["exports"])
 SCORECARD_COLUMNS = [
@@ -156,6 +165,53 @@ def _scorecard_sheet(card: dict[str, Any]) -> list[list[Any]]:
     text), never under Max and Points, whose cells are numbers."""
     name = card.get("unit_name_vi") or card["unit_id"]
     return [*_scorecard_rows(card), [card["unit_id"], f"Đơn vị (Unit): {name}"]]
+
+
+TREND_HEADER = [
+    "Năm (Period)",
+    "Mã đơn vị (Unit id)",
+    "Mã thống kê (Unit code)",
+    "Đơn vị (Unit)",
+    "Quan hệ (Relation)",
+    "Mã chỉ số (Code)",
+    "Chỉ số (Indicator)",
+    "Điểm (Points)",
+    "Điểm tối đa (Max)",
+    "Trạng thái (Status)",
+    "Giá trị (Value)",
+    "Hạng (Rank)",
+    "Trung vị nhóm (Peer median)",
+    "Cao nhất nhóm (Peer best)",
+]
+
+
+@router.get("/units/{unit}/trend.csv", response_class=CsvResponse, responses=CSV)
+async def export_trend(
+    reader: UnitReader,
+    unit: str,
+    reporting: ReportingDep,
+    catalogue: CatalogueQuery,
+    version: VersionQuery,
+    stage: TrendStageQuery = "self_assessment",
+    indicator: IndicatorQuery = None,
+) -> Response:
+    """A unit's trend in one node (`indicator`; the total without it) as CSV: one row per period and unit
+    standing for it (itself, or a predecessor or successor), with its points, rank and the peer median and best."""
+    code = indicator or trends.TOTAL
+    found = await trends.unit_trend(reporting, catalogue, version, stage, unit, code)
+    rows = [TREND_HEADER, *trend_rows(found["indicator"])]
+    return csv_download(rows, f"trend-{unit}-{catalogue}-{version}-{code}.csv")
+
+
+def trend_rows(node: dict[str, Any]) -> list[list[Any]]:
+    """A node's trend (`trends.node_trend`) as the CSV's rows, under TREND_HEADER."""
+    return [
+        [point["period"], line["unit_id"], line.get("unit_code"), line.get("unit_name_vi") or line["unit_id"],
+         line["relation"], node["code"], node["name_vi"], line["points"], node["max_points"], line["status"],
+         line["value"], line["rank_label"], point["peer_median"], point["peer_best"]]
+        for point in node["periods"]
+        for line in point["lines"]
+    ]  # fmt: skip
 
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

@@ -11,7 +11,7 @@ from kpi_common.as_of import AsOf
 from kpi_common.http_cache import REVALIDATE, conditional
 from kpi_common.paging import AfterQuery, LimitQuery, link_next, page_of
 from kpi_common.scope import ScopeDep
-from kpi_reporting import reports, timeline_views, views
+from kpi_reporting import reports, timeline_views, trends, views
 from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.entrypoints.api.contracts import AnyRanking, Diff, HistoryEntry, Scorecard, Trend
 
@@ -57,19 +57,34 @@ async def get_scorecard(
     return await reports.scorecard(reporting, scope, unit, as_of)
 
 
+CatalogueQuery = Annotated[str, Query(examples=["vn-dti-province"])]
+VersionQuery = Annotated[str, Query(examples=["1.0"])]
+TrendStageQuery = Annotated[str, Query(pattern="^(self_assessment|verification|published)$")]
+IndicatorQuery = Annotated[
+    str | None,
+    Query(
+        max_length=50,
+        description="Follow this node too: any scored code of the catalogue (a component, a pillar), or _T the total",
+        examples=["3.1"],
+    ),
+]
+
+
 @router.get("/units/{unit}/trend", response_model=Trend, response_model_exclude_unset=True)
 async def get_trend(
     reader: UnitReader,
     unit: str,
     reporting: ReportingDep,
-    catalogue: Annotated[str, Query(examples=["vn-dti-province"])],
-    version: Annotated[str, Query(examples=["1.0"])],
-    stage: Annotated[str, Query(pattern="^(self_assessment|verification|published)$")] = "self_assessment",
+    catalogue: CatalogueQuery,
+    version: VersionQuery,
+    stage: TrendStageQuery = "self_assessment",
+    indicator: IndicatorQuery = None,
 ) -> dict[str, Any]:
     """A unit's total and pillars over every period with data, with the peer group's median and best.
     Across a merger the line is carried, explicitly, by the units that stood for it: its predecessors
-    before it existed, its successor after it ended, each with its own figures (`relation`)."""
-    return await reports.trend(reporting, catalogue, version, stage, unit)
+    before it existed, its successor after it ended, each with its own figures (`relation`). With
+    `indicator`, that node too (`indicator`): each line's points, value, status and rank in the node."""
+    return await trends.unit_trend(reporting, catalogue, version, stage, unit, indicator)
 
 
 @router.get("/units/{unit}/history", response_model=list[HistoryEntry], response_model_exclude_unset=True)
