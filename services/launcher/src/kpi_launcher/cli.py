@@ -26,7 +26,7 @@ from kpi_common.sync import follow
 from kpi_core.schemas import all_schemas
 from kpi_ingest import admin
 from kpi_ingest.config import Settings as IngestSettings
-from kpi_ingest.service_layer.audit import verify_log, verify_with_stream
+from kpi_ingest.service_layer.audit import compare_with_copies, verify_log, verify_with_stream
 from kpi_ingest.service_layer.errors import IngestError
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
 from kpi_launcher import embedded
@@ -226,7 +226,7 @@ def sync(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     """Re-walk ingest's hash chain straight from its database (no service needed) and compare it with
-    the event stream on NATS (`--nats`; `--no-stream` to skip)."""
+    the event stream on NATS (`--nats`; `--no-stream` to skip) and any sync copies (`--copy FILE`)."""
     settings = IngestSettings()  # KPI_INGEST_TRUSTED_CHECKPOINT_KEYS and KPI_INGEST_NATS_URL, as the API
     trusted = frozenset(settings.trusted_checkpoint_keys)
 
@@ -235,8 +235,12 @@ def verify(args: argparse.Namespace) -> int:
         uow = UnitOfWork(session_factory(engine))
         try:
             if args.no_stream:
-                return (await verify_log(uow, trusted, stream_unavailable="--no-stream")).as_dict()
-            return (await verify_with_stream(uow, trusted, args.nats or settings.nats_url)).as_dict()
+                report = await verify_log(uow, trusted, stream_unavailable="--no-stream")
+            else:
+                report = await verify_with_stream(uow, trusted, args.nats or settings.nats_url)
+            if args.copy:
+                await compare_with_copies(uow, report, [Path(copy) for copy in args.copy])
+            return report.as_dict()
         finally:
             await engine.dispose()
 
@@ -332,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     verify_parser.add_argument("--var", default="var")
     verify_parser.add_argument("--nats", default=None, help="NATS holding the stream (default KPI_INGEST_NATS_URL)")
     verify_parser.add_argument("--no-stream", action="store_true", help="only the database (says so in the report)")
+    verify_parser.add_argument(
+        "--copy",
+        action="append",
+        metavar="FILE",
+        help="a sync copy (`kpi-ledger sync --out`) to hold the log to as well; repeatable",
+    )
     verify_parser.set_defaults(handler=verify)
     rebuild_parser = commands.add_parser(
         "rebuild", help="replay a projection from the stream into a fresh database and swap it in"

@@ -15,8 +15,9 @@ tampering, but the stream holds no copy of it. Any other placeholder is a break.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kpi_common.messaging import connect
@@ -52,13 +53,14 @@ class VerifyReport:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     stream: dict[str, Any] = field(default_factory=lambda: {"compared": False})
     warnings: list[str] = field(default_factory=list)
+    copies: list[dict[str, Any]] | None = None  # sync copies compared (`kpi-ledger verify --copy`)
 
     @property
     def ok(self) -> bool:
         return self.first_break is None and all(checkpoint["valid"] for checkpoint in self.checkpoints)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        shown = {
             "ok": self.ok,
             "events": self.events,
             "head_sequence": self.head_sequence,
@@ -68,6 +70,7 @@ class VerifyReport:
             "stream": self.stream,
             "warnings": self.warnings,
         }
+        return shown | ({"copies": self.copies} if self.copies is not None else {})
 
 
 async def verify_log(
@@ -202,13 +205,17 @@ def derived_tables_break(
 
 
 async def compare_with_stream(
-    uow: UnitOfWork, stream: AsyncIterable[list[bytes]], head_sequence: int
+    uow: UnitOfWork, stream: AsyncIterable[list[bytes]], head_sequence: int, *, sync_copy: bool = False
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """Each event copy on the stream against the stored event of its sequence (the walk has shown
     each stored hash true to its event); then every event must be on the stream or have waited in
     the outbox. The outbox and the head are read first, the stream after: an event relayed in
     between is in both snapshots, so only an event in neither is missing. Events appended while
-    this runs are compared too; only an event the database does not hold at all is "cut"."""
+    this runs are compared too; only an event the database does not hold at all is "cut".
+
+    A sync copy (`sync_copy`, a `kpi-ledger sync` file read as pages of lines) is compared the same
+    way, except that it may lag behind: only what it holds is held to the database."""
+    where = "in the sync copy" if sync_copy else "on the stream"
     async with uow:
         waiting, head_before = set(await uow.events.outbox_sequences()), await uow.events.head()
     messages, last_on_stream, seen = 0, 0, set()
@@ -225,7 +232,8 @@ async def compare_with_stream(
             sequence = copy.sequence
             seen.add(sequence)
             if sequence not in stored:
-                problem = "the stream holds events the database does not: the log was cut after its last event"
+                problem = f"the {'sync copy' if sync_copy else 'stream'} holds events the database does not: the log "
+                problem += "was cut after its last event"
                 found = {"sequence": sequence, "problem": problem, "expected": f"{sequence}"}
                 return {**found, "found": f"{head_sequence}"}, _compared(messages, last_on_stream, withheld)
             if copy.type == EventWithheld.type:
@@ -234,14 +242,16 @@ async def compare_with_stream(
                     return broken, _compared(messages, last_on_stream, withheld)
                 withheld.append(sequence)
             elif sequence in recorded:  # e.g. a forged withholding, to list a published event as never sent
-                problem = "ingest records as withheld an event the stream holds a copy of"
+                problem = f"ingest records as withheld an event the {'sync copy' if sync_copy else 'stream'} holds"
                 found = {"sequence": sequence, "problem": problem, "expected": "not recorded as withheld"}
                 found["found"] = f"withheld {recorded[sequence]}"
                 return found, _compared(messages, last_on_stream, withheld)
             elif stored[sequence] != digest:
-                problem = "the stored event differs from its copy on the stream"
+                problem = f"the stored event differs from its copy {where}"
                 found = {"sequence": sequence, "problem": problem, "expected": digest}
                 return {**found, "found": str(stored[sequence])}, _compared(messages, last_on_stream, withheld)
+    if sync_copy:
+        return None, _compared(messages, last_on_stream, withheld)
     lost = next((s for s in range(1, min(head_sequence, head_before) + 1) if s not in seen and s not in waiting), None)
     if lost is not None:
         problem = "an event is neither on the stream nor waiting in the outbox: its outbox row was removed"
@@ -252,6 +262,47 @@ async def compare_with_stream(
             "found": "neither",
         }, (_compared(messages, last_on_stream, withheld))
     return None, _compared(messages, last_on_stream, withheld)
+
+
+COPY_PAGE = 1_000  # lines of a sync copy compared at a time
+
+
+async def compare_with_copies(uow: UnitOfWork, report: VerifyReport, copies: Sequence[Path]) -> None:
+    """Each sync copy (a `kpi-ledger sync` file, held outside this system) as one more witness of the
+    log: every event it holds against the stored event of its sequence, and none beyond the head.
+    Compared only when the log holds together in itself (a break is reported already otherwise)."""
+    report.copies = []
+    for path in copies:
+        if report.first_break is not None:
+            report.copies.append({"path": str(path), "compared": False, "reason": "the log itself is broken"})
+            continue
+        try:
+            broken, compared = await compare_with_stream(
+                uow, copy_pages(path), report.head_sequence, sync_copy=True
+            )
+        except (OSError, ValueError) as unreadable:  # no such file, or a line that is no event
+            reason = f"{type(unreadable).__name__}: {str(unreadable).splitlines()[0] if str(unreadable) else ''}"
+            report.copies.append({"path": str(path), "compared": False, "reason": reason})
+            report.warnings.append(f"the sync copy {path} was not compared ({reason})")
+            continue
+        report.copies.append({"path": str(path), **compared})
+        if broken is not None:
+            report.first_break = {**broken, "witness": str(path)}
+
+
+async def copy_pages(path: Path) -> AsyncIterator[list[bytes]]:
+    """A sync copy's events, a page of lines at a time; a last line cut short by a crash is no event yet."""
+    with path.open("rb") as handle:
+        page: list[bytes] = []
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            page.append(line[:-1])
+            if len(page) == COPY_PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
 
 
 def placeholder_break(
