@@ -13,8 +13,6 @@ from kpi_core.commands import PublishResult, ReopenUnit, ReportContext, RequestE
 from kpi_core.deciders import (
     PeriodState,
     PublicationState,
-    RefusalKind,
-    Refused,
     SelfAssessment,
     VerificationState,
     check_verification,
@@ -26,6 +24,7 @@ from kpi_core.deciders import (
 )
 from kpi_core.events import MeasurementRecorded, MissingDecisions
 from kpi_core.measurements import FieldError
+from kpi_core.refusals import RefusalKind, Refused
 from kpi_core.units import Unit
 from kpi_ingest.service_layer.errors import (
     AdjustmentNotSuperseded,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
 
 from kpi_core.assessment import (
     LatestVerification,
@@ -29,19 +28,8 @@ from kpi_core.events import (
     UnitReopened,
 )
 from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.refusals import Refused
 from kpi_core.units import Unit
-
-RefusalKind = Literal["invalid", "conflict", "not_found", "incomplete", "self_approval", "not_superseded"]
-
-
-class Refused(Exception):
-    """A command the rules refuse: of what kind (what the caller must change), why, and every field it is about."""
-
-    def __init__(self, kind: RefusalKind, detail: str, errors: list[FieldError]) -> None:
-        super().__init__(detail)
-        self.kind: RefusalKind = kind
-        self.detail = detail
-        self.errors = errors
 
 
 def _invalid(errors: list[FieldError]) -> None:

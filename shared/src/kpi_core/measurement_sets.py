@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import RecordMeasurement
 from kpi_core.events import Evidence, MeasurementRecorded
-from kpi_core.recording import MeasurementRefused, measurement_event
+from kpi_core.recording import Submissions, decide_submission, measurement_event
+from kpi_core.refusals import Refused
 from kpi_core.units import UnitRegistry
 
 Mode = Literal["atomic", "partial"]
@@ -124,7 +125,7 @@ def check_rows(
                 submitted_by=submitted_by,
             )
             checked.append(CheckedRow(row.row, measurement_event(command, catalogue, registry)))
-        except MeasurementRefused as refusal:
+        except Refused as refusal:
             refused.extend(RowError(row.row, error.field, error.message) for error in refusal.errors)
         except ValidationError as invalid:
             refused.extend(
@@ -142,13 +143,15 @@ def decide_set(
     mode: Mode = "atomic",
 ) -> SetDecision:
     """Compare each checked row with the latest self-assessment of its component; units whose
-    submissions are closed are refused on every row."""
+    submissions are closed are refused on every row (the rule of a single measurement)."""
     refusals = list(refused)
     to_append: list[Decided] = []
     unchanged: list[int] = []
     for row in checked:
-        if row.event.unit_id in closed_for:
-            refusals.append(RowError(row.row, "period", f"closed for submissions of unit {row.event.unit_id}"))
+        try:
+            decide_submission(row.event, Submissions(open=row.event.unit_id not in closed_for))
+        except Refused as refusal:
+            refusals.extend(RowError(row.row, error.field, error.message) for error in refusal.errors)
             continue
         earlier = latest.get(row.subject)
         if earlier is None:

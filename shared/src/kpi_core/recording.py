@@ -7,33 +7,30 @@ inputs against the indicator's rule. Pure: the catalogue and the unit registry a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from kpi_core.assessment import assessed_unit_error, not_applicable_errors
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import RecordMeasurement
 from kpi_core.events import MeasurementRecorded
 from kpi_core.measurements import FieldError, check_inputs
+from kpi_core.refusals import Refused
 from kpi_core.units import UnitRegistry
 
-RefusalKind = Literal["forbidden", "not_in_peer_group", "invalid"]
 
+@dataclass(frozen=True)
+class Submissions:
+    """Whether a unit's self-assessments for a period are taken: the period open, or the unit reopened."""
 
-class MeasurementRefused(Exception):
-    """Why a measurement is refused: of what kind, in one line, and every field it is about."""
-
-    def __init__(self, kind: RefusalKind, detail: str, errors: list[FieldError]) -> None:
-        super().__init__(detail)
-        self.kind: RefusalKind = kind
-        self.detail = detail
-        self.errors = errors
+    open: bool
 
 
 def check_stage(command: RecordMeasurement) -> None:
     """The verified result is the evaluator's (003 §II.2.b): a measurement is a self-assessment."""
     if command.stage != "self_assessment":
-        raise MeasurementRefused(
+        raise Refused(
             "forbidden",
             "the verification stage is the evaluator's result (003 §II.2.b): it is written through "
             "POST /v1/verifications, never as a measurement",
@@ -42,15 +39,15 @@ def check_stage(command: RecordMeasurement) -> None:
 
 
 def measurement_event(command: RecordMeasurement, catalogue: Catalogue, registry: UnitRegistry) -> MeasurementRecorded:
-    """The event that records this self-assessment, or `MeasurementRefused` naming every field."""
+    """The event that records this self-assessment, or `Refused` naming every field."""
     check_stage(command)
     unit_error = assessed_unit_error(registry, catalogue, command.period, command.unit_id)
     if unit_error is not None:
-        raise MeasurementRefused("not_in_peer_group", unit_error.message, [unit_error])
+        raise Refused("not_in_peer_group", unit_error.message, [unit_error])
     node = catalogue.node(command.indicator)
     if node is None:
         error = FieldError("indicator", f"{catalogue.id}@{catalogue.version} has no indicator {command.indicator}")
-        raise MeasurementRefused("invalid", f"unknown indicator {command.indicator}", [error])
+        raise Refused("invalid", f"unknown indicator {command.indicator}", [error])
     errors: list[FieldError] = []
     if not node.scored:
         errors.append(FieldError("indicator", f"{node.code} is not scored in this catalogue version"))
@@ -63,7 +60,7 @@ def measurement_event(command: RecordMeasurement, catalogue: Catalogue, registry
         inputs, input_errors = check_inputs(node, command.inputs)
         errors.extend(input_errors)
     if errors:
-        raise MeasurementRefused("invalid", "; ".join(f"{error.field}: {error.message}" for error in errors), errors)
+        raise Refused("invalid", "; ".join(f"{error.field}: {error.message}" for error in errors), errors)
     return MeasurementRecorded(
         catalogue_id=command.catalogue_id,
         catalogue_version=command.catalogue_version,
@@ -76,3 +73,16 @@ def measurement_event(command: RecordMeasurement, catalogue: Catalogue, registry
         submitted_by=command.submitted_by,
         responds_to=command.responds_to,
     )
+
+
+def decide_submission(event: MeasurementRecorded, submissions: Submissions) -> MeasurementRecorded:
+    """A checked self-assessment is taken only while its unit may submit for the period (003: the
+    evaluator closes a period, and may reopen one unit)."""
+    if not submissions.open:
+        raise Refused(
+            "period_closed",
+            f"period {event.period} of {event.catalogue_id}@{event.catalogue_version} is closed for "
+            f"submissions; an evaluator can reopen unit {event.unit_id}",
+            [FieldError("period", "closed for submissions")],
+        )
+    return event

@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 from kpi_core.catalogue import Catalogue
 from kpi_core.commands import VerifyMeasurement
-from kpi_core.deciders import Refused, VerificationState, decide_verification
+from kpi_core.deciders import VerificationState, decide_verification
 from kpi_core.events import MeasurementRecorded
 from kpi_core.measurement_sets import RowError
+from kpi_core.refusals import Refused
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kpi_core.deciders import RefusalKind, Refused
 from kpi_core.measurements import FieldError
-from kpi_core.recording import MeasurementRefused
+from kpi_core.refusals import RefusalKind, Refused
 
 
 class IngestError(Exception):
@@ -95,6 +94,9 @@ REFUSALS: dict[RefusalKind, type[IngestError]] = {
     "incomplete": RankingIncomplete,
     "self_approval": SelfApproval,
     "not_superseded": AdjustmentNotSuperseded,
+    "forbidden": Forbidden,
+    "not_in_peer_group": NotInPeerGroup,
+    "period_closed": PeriodClosedError,
 }
 
 
@@ -110,19 +112,3 @@ def refusals_as_ingest_errors() -> Iterator[None]:
         yield
     except Refused as refused:
         raise ingest_error(refused) from None
-
-
-MEASUREMENT_REFUSALS: dict[str, type[IngestError]] = {
-    "forbidden": Forbidden,
-    "not_in_peer_group": NotInPeerGroup,
-    "invalid": InvalidMeasurement,
-}
-
-
-@contextmanager
-def refusals_of_measurements() -> Iterator[None]:
-    """Around `kpi_core.recording`: a refused measurement as the ingest error of its kind."""
-    try:
-        yield
-    except MeasurementRefused as refused:
-        raise MEASUREMENT_REFUSALS[refused.kind](refused.detail, refused.errors) from None

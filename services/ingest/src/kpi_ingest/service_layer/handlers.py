@@ -15,7 +15,7 @@ from kpi_core.catalogue import Catalogue, CatalogueInvalid, parse_catalogue
 from kpi_core.commands import RecordMeasurement, RegisterCatalogueVersion
 from kpi_core.events import CatalogueVersionRegistered, DomainEvent, MeasurementRecorded
 from kpi_core.measurements import FieldError
-from kpi_core.recording import check_stage, measurement_event
+from kpi_core.recording import Submissions, check_stage, decide_submission, measurement_event
 from kpi_core.units import UnitRegistry
 from kpi_ingest.adapters.event_store import StoredEvent
 from kpi_ingest.service_layer.catalogues import CatalogueRegistry
@@ -25,9 +25,8 @@ from kpi_ingest.service_layer.errors import (
     InvalidCatalogue,
     InvalidMeasurement,
     NotInPeerGroup,
-    PeriodClosedError,
     UnknownCatalogue,
-    refusals_of_measurements,
+    refusals_as_ingest_errors,
     version_taken,
 )
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
@@ -132,7 +131,7 @@ def check_assessed_unit(registry: UnitRegistry, catalogue: Catalogue, period: in
 async def record_measurement(
     command: RecordMeasurement, uow: UnitOfWork, catalogues: CatalogueRegistry, units: RegistryCache
 ) -> Recorded:
-    with refusals_of_measurements():
+    with refusals_as_ingest_errors():
         check_stage(command)
     async with uow:
         catalogue, registry = await assessed_catalogue(
@@ -144,13 +143,9 @@ async def record_measurement(
 
     async def submissions_open(uow: UnitOfWork) -> DomainEvent:
         scope = (command.catalogue_id, command.catalogue_version, command.period)
-        if not await uow.workflow.accepts_submissions(*scope, command.unit_id):
-            raise PeriodClosedError(
-                f"period {command.period} of {command.catalogue_id}@{command.catalogue_version} is closed for "
-                f"submissions; an evaluator can reopen unit {command.unit_id}",
-                [FieldError("period", "closed for submissions")],
-            )
-        return event
+        submissions = Submissions(await uow.workflow.accepts_submissions(*scope, command.unit_id))
+        with refusals_as_ingest_errors():
+            return decide_submission(event, submissions)
 
     submission = Submission.of(command, command.submitted_by, command.idempotency_key)
     return await append_once(uow, submission, submissions_open)
@@ -178,7 +173,7 @@ def _replay(earlier: StoredEvent, fingerprint: str) -> Recorded:
 
 
 def _validated_event(command: RecordMeasurement, catalogue: Catalogue, registry: UnitRegistry) -> MeasurementRecorded:
-    with refusals_of_measurements():
+    with refusals_as_ingest_errors():
         return measurement_event(command, catalogue, registry)
 
 
