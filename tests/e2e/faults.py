@@ -11,15 +11,18 @@ a seeded random moment, then the checks that matter:
 - no event given up on: every consumer's `kpi_consumer_dead_letters` is 0 (a transient failure
   must be retried, never skipped).
 
-The system runs on SQLite and one nats-server, except for two faults (tests/e2e/fault_systems.py):
+The system runs on SQLite and one nats-server, except for three faults (tests/e2e/fault_systems.py):
 "PostgreSQL stopped 3 s" runs every service on the embedded PostgreSQL server, stopped (fast
 shutdown: every connection dropped) and started again on the same data; "1 of 3 NATS nodes killed"
-runs the services on a three-node JetStream cluster (the streams at three replicas, the services
-given the three URLs) and kills -9 the node leading the event stream, which stays down until the
-round's checks are done (then it comes back and catches up before the next round).
+runs the services on a three-node JetStream cluster (the launcher given the three URLs, starting no
+nats-server of its own; the streams at three replicas) and kills -9 the node leading the event
+stream, which stays down until the round's checks are done (then it comes back and catches up
+before the next round); "1 event held back 12 s" gives ingest its path to nats-server through a
+link the harness cuts (`hold_back`).
 
-`make test` runs one seed of each fault (tests/e2e/test_faults.py); `make faults` runs ten and
-prints the table the README shows: `python -m tests.e2e.faults --seeds 10`.
+`make test` runs ten seeds of each kill -9 (tests/e2e/test_faults_kill_*.py, a file each so that
+they run side by side) and one of each other fault (tests/e2e/test_faults.py); `make faults` runs
+ten of each and prints the table the README shows: `python -m tests.e2e.faults --seeds 10`.
 """
 
 from __future__ import annotations
@@ -44,15 +47,32 @@ from kpi_core.inputs import RecordedInputs
 from kpi_core.scoring import display_points, score_period
 from kpi_launcher import embedded
 from tests.conftest import fixture_catalogue
-from tests.e2e.conftest import RunningSystem, start_running_system, unit_ids
-from tests.e2e.fault_systems import NatsCluster, Postgres, history_rows, sqlite_urls
+from tests.e2e.conftest import RunningSystem, unit_ids
+from tests.e2e.fault_systems import (
+    Link,
+    NatsCluster,
+    Postgres,
+    history_rows,
+    outbox_beyond_stream,
+    publish_copies,
+    sqlite_urls,
+    start_system,
+)
 
 CATALOGUE_NAME = "mini-relative@1.0"  # peer-relative and year-over-year rules: the hardest to keep right
-SCOPE = {"catalogue": "mini-relative", "version": "1.0", "period": 2024}
-POSTGRES_RESTART, NATS_NODE_LOST = "PostgreSQL stopped 3 s", "1 of 3 NATS nodes killed"
-KILLS_AND_OUTAGE = ("kill -9 ingest", "kill -9 scoring", "kill -9 reporting", "NATS stopped 3 s")
-FAULTS = (*KILLS_AND_OUTAGE, POSTGRES_RESTART, NATS_NODE_LOST)
+SCOPE: dict[str, str | int] = {"catalogue": "mini-relative", "version": "1.0", "period": 2024}
+KILLS = ("kill -9 ingest", "kill -9 scoring", "kill -9 reporting")
+NATS_STOPPED, POSTGRES_RESTART, NATS_NODE_LOST = (
+    "NATS stopped 3 s",
+    "PostgreSQL stopped 3 s",
+    "1 of 3 NATS nodes killed",
+)
+HELD_BACK = "1 event held back 12 s"
+FAULTS = (*KILLS, NATS_STOPPED, POSTGRES_RESTART, NATS_NODE_LOST, HELD_BACK)
 CLIENTS = 4
+HOLD_SECONDS = 12.0  # past the old redelivery window (20 deliveries, 0.5 s apart), which once stalled a projection
+EARLY = 4  # events that reach the stream before the one held back
+KILL_SEEDS, KILL_POSTS = 10, 40  # each kill -9 in `make test`: ten rounds, 40 acknowledged measurements each
 
 
 def catalogue() -> Catalogue:
@@ -70,10 +90,12 @@ class Round:
     dead_letters: int = 0
     mismatched: list[str] = field(default_factory=list)
     recovery_seconds: float = 0.0
+    not_in_effect: str = ""  # why the fault did not happen as meant (then the round proves nothing)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicated or self.stalled or self.dead_letters or self.mismatched)
+        failed = self.lost or self.duplicated or self.stalled or self.dead_letters or self.mismatched
+        return not (failed or self.not_in_effect)
 
 
 @dataclass
@@ -85,41 +107,51 @@ class Environment:
     postgres: Postgres | None = None  # the database server, for POSTGRES_RESTART (else SQLite)
     cluster: NatsCluster | None = None  # three NATS nodes, for NATS_NODE_LOST (else one nats-server)
     lost_node: int | None = None  # the cluster node killed in this round
+    link: Link | None = None  # ingest's path to nats-server, for HELD_BACK (else direct)
 
     @classmethod
     def start(cls, folder: Path, fault: str) -> Environment:
         folder.mkdir(parents=True, exist_ok=True)
         postgres = Postgres.start(folder / "pg") if fault == POSTGRES_RESTART else None
         cluster = NatsCluster.start(folder) if fault == NATS_NODE_LOST else None
+        link: Link | None = None
         try:
             urls = postgres.database_urls() if postgres else sqlite_urls(folder)
-            running = start_running_system(folder, urls, cluster.service_env() if cluster else None)
+            if cluster:
+                running = start_system(folder, urls, nats_url=cluster.url, extra_env=cluster.service_env())
+            elif fault == HELD_BACK:
+                nats_port = embedded.free_port()
+                link = Link(nats_port)
+                running = start_system(folder, urls, nats_port=nats_port, extra_env={"KPI_INGEST_NATS_URL": link.url})
+            else:
+                running = start_system(folder, urls)
         except BaseException:
-            cls._remove(postgres, cluster)
+            cls._remove(postgres, cluster, link)
             raise
-        if cluster:
-            embedded.stop(running.system.nats)  # the launcher's own nats-server: the services use the cluster
-        return cls(running, folder, postgres, cluster)
+        return cls(running, folder, postgres, cluster, link=link)
 
     def stop(self) -> None:
         self.running.system.stop()
-        self._remove(self.postgres, self.cluster)
+        self._remove(self.postgres, self.cluster, self.link)
 
     @staticmethod
-    def _remove(postgres: Postgres | None, cluster: NatsCluster | None) -> None:
+    def _remove(postgres: Postgres | None, cluster: NatsCluster | None, link: Link | None) -> None:
         if cluster:
             cluster.stop()
         if postgres:
             postgres.remove()
+        if link:
+            link.close()
 
 
 def measurement(rng: random.Random, units: list[str]) -> dict[str, Any]:
     period, indicator = rng.choice((2023, 2024, 2024, 2024)), rng.choice(("5.1", "5.2", "6.13"))
-    inputs: dict[str, Any] = {
+    by_indicator: dict[str, dict[str, Any]] = {
         "5.1": {"a": rng.randint(0, 20)},
         "5.2": {"a": rng.random() < 0.5},
         "6.13": {"a": f"{rng.randint(1, 9) / 10}", **({"b": "0.5"} if period == 2023 else {})},
-    }[indicator]
+    }
+    inputs = by_indicator[indicator]
     return {
         "catalogue_id": "mini-relative",
         "catalogue_version": "1.0",
@@ -131,11 +163,12 @@ def measurement(rng: random.Random, units: list[str]) -> dict[str, Any]:
 
 
 class Load:
-    """Clients that post until told to stop, each retrying a request (same Idempotency-Key) until it is
-    answered 201 or 200: what an agency system does when a connection drops."""
+    """Clients that post `requests` measurements between them (or fewer, if told to stop), each
+    retrying a request (same Idempotency-Key) until it is answered 201 or 200: what an agency system
+    does when a connection drops."""
 
-    def __init__(self, running: RunningSystem, seed: int, prefix: str) -> None:
-        self.running, self.prefix = running, prefix
+    def __init__(self, running: RunningSystem, seed: int, prefix: str, requests: int) -> None:
+        self.running, self.prefix, self.requests = running, prefix, requests
         self.rng = random.Random(seed)
         self.units = unit_ids("hcmc-districts", 2024)
         self.acknowledged: dict[str, int] = {}  # Idempotency-Key -> the sequence it was stored at
@@ -158,11 +191,19 @@ class Load:
         with self._lock:
             return len(self.acknowledged)
 
+    def wait_posted(self, count: int) -> None:
+        """Until `count` requests were acknowledged, or every client has ended (a refused request
+        ends its client: the round then has fewer than it asked for, which the tests check)."""
+        while self.posted < count and any(thread.is_alive() for thread in self._threads):
+            time.sleep(0.02)
+
     def _client(self, number: int) -> None:
         headers = {"Authorization": f"Bearer {self.running.keys['any-unit']}"}
         with httpx.Client(base_url=self.running.ingest.base_url, timeout=5.0, headers=headers) as client:
             while not self.stop.is_set():
                 with self._lock:
+                    if self._count == self.requests:
+                        return
                     self._count += 1
                     key, body = f"{self.prefix}-{number}-{self._count}", measurement(self.rng, self.units)
                 while True:  # the same request until it is answered
@@ -211,12 +252,16 @@ def from_scratch(events: list[dict[str, Any]], scored: Catalogue) -> dict[str, s
     return {unit: str(display_points(score.total)) for unit, score in scores.items()}
 
 
-def consumer_gauges(running: RunningSystem, name: str) -> list[float]:
-    """One gauge of every consumer of scoring and reporting, read from their /metrics."""
+def consumer_gauges(running: RunningSystem, name: str, stream: str | None = None) -> list[float]:
+    """One gauge of every consumer of scoring and reporting (of `stream`, or of any), from their /metrics."""
     values = []
     for client in (running.scoring, running.reporting):
         for family in text_string_to_metric_families(client.get("/metrics").text):
-            values += [sample.value for sample in family.samples if sample.name == name]
+            values += [
+                sample.value
+                for sample in family.samples
+                if sample.name == name and stream in (None, sample.labels.get("stream"))
+            ]
     return values
 
 
@@ -234,8 +279,42 @@ def caught_up(running: RunningSystem, sequence: int) -> bool:
     return len(lags) == len(consumers) > 0 and not any(lags)
 
 
-def inject(environment: Environment, fault: str, rng: random.Random) -> None:
-    """The fault, then the system brought back as an operator (or the launcher) would."""
+def hold_back(environment: Environment) -> str:
+    """One event reaches the stream 12 s after the four behind it, then ingest's relay carries on.
+
+    Ingest's relay never puts the stream out of order (it publishes each event only right after the
+    one before it), so the harness plays a publisher that does, as ingest's relay once did when one
+    publish failed and the next ones went through: it cuts ingest's link to nats-server (ingest keeps
+    accepting writes, its outbox buffers them), takes the outbox rows the stream does not hold yet
+    (F, F+1, ...) as the relay reads them, publishes F+1..F+4 (their subjects, bytes and
+    Nats-Msg-Ids), waits past the old redelivery window, publishes F and F+5, and gives ingest its
+    link back: the stream ends with F+5, ingest's relay finds it holds the outbox up to there and
+    publishes the rest after it. Returns why the fault did not take effect, or ''."""
+    running, link = environment.running, environment.link
+    assert link is not None
+    link.cut()
+    time.sleep(0.2)  # what the relay sent before the cut has reached the server
+    nats_url, ingest_url = running.system.nats_url, running.database_urls["ingest"]
+    deadline = time.monotonic() + 30
+    while len(rows := outbox_beyond_stream(nats_url, ingest_url)) < EARLY + 2:
+        if time.monotonic() > deadline:
+            link.restore()
+            return f"only {len(rows)} events reached ingest's outbox in 30 s"
+        time.sleep(0.05)
+    held, early, last = rows[0], rows[1 : EARLY + 1], rows[EARLY + 1]
+    publish_copies(nats_url, early)
+    time.sleep(HOLD_SECONDS)
+    positions = consumer_gauges(running, "kpi_consumer_position", "KPI_EVENTS")
+    publish_copies(nats_url, [held, last])
+    link.restore()
+    if not positions or any(position != held.sequence - 1 for position in positions):
+        return f"the consumers of the event stream were at {positions}, not waiting at {held.sequence - 1}"
+    return ""
+
+
+def inject(environment: Environment, fault: str, rng: random.Random) -> str:
+    """The fault, then the system brought back as an operator (or the launcher) would. Returns why
+    the fault did not take effect as meant, or ''."""
     running, folder = environment.running, environment.folder
     time.sleep(rng.uniform(0.0, 0.3))
     if fault.startswith("kill -9 "):
@@ -243,10 +322,12 @@ def inject(environment: Environment, fault: str, rng: random.Random) -> None:
         service = running.system.services[name]
         service.process.kill()
         service.process.wait()
-        time.sleep(rng.uniform(0.2, 1.0))
+        time.sleep(rng.uniform(0.0, 0.5))  # down for a moment (the launcher waits 1 s): when it dies is what varies
         running.system.services[name] = embedded.restart(service)
         embedded.wait_ready(running.system.services[name])
-    elif fault.startswith("NATS stopped"):
+    elif fault == HELD_BACK and environment.link:
+        return hold_back(environment)
+    elif fault == NATS_STOPPED:
         port = int(running.system.nats_url.rsplit(":", 1)[1])
         embedded.stop(running.system.nats)
         time.sleep(3.0)
@@ -260,6 +341,7 @@ def inject(environment: Environment, fault: str, rng: random.Random) -> None:
         environment.cluster.kill(environment.lost_node)  # no restart: the round goes on with two nodes
     else:
         raise ValueError(fault)
+    return ""
 
 
 def restore(environment: Environment) -> None:
@@ -275,17 +357,15 @@ def one_round(
     """One seeded round on a running system; `earlier` holds what earlier rounds had acknowledged."""
     rng, running = random.Random(seed), environment.running
     dead_before = sum(consumer_gauges(running, "kpi_consumer_dead_letters"))
-    load = Load(running, seed, f"{re.sub('[^a-z0-9]+', '-', fault.lower())}-{seed}")
+    load = Load(running, seed, f"{re.sub('[^a-z0-9]+', '-', fault.lower())}-{seed}", posts)
     load.start()
     fault_after = rng.randint(posts // 4, posts // 2)
-    while load.posted < fault_after:
-        time.sleep(0.02)
-    inject(environment, fault, rng)
-    while load.posted < posts:
-        time.sleep(0.02)
+    load.wait_posted(fault_after)
+    not_in_effect = inject(environment, fault, rng)
+    load.wait_posted(posts)
     load.finish()
     recovered_from = time.monotonic()
-    result = Round(fault, seed, acknowledged=len(load.acknowledged))
+    result = Round(fault, seed, acknowledged=len(load.acknowledged), not_in_effect=not_in_effect)
     earlier |= load.acknowledged
     last = max(earlier.values())
     deadline = recovered_from + 60
@@ -293,7 +373,7 @@ def one_round(
         if time.monotonic() > deadline:
             result.stalled = True
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
     result.recovery_seconds = time.monotonic() - recovered_from
     result.dead_letters = int(sum(consumer_gauges(running, "kpi_consumer_dead_letters")) - dead_before)
     events = stored_measurements(running)
@@ -324,10 +404,21 @@ def run_faults(var_dir: Path, seeds: int, posts: int, faults: tuple[str, ...] = 
             assert registered.status_code in (200, 201, 409), registered.text
             for seed in range(1, seeds + 1):
                 rounds.append(one_round(environment, fault, seed, scored, posts, acknowledged))
-                restore(environment)
+                if seed < seeds:  # the next round starts from a whole system
+                    restore(environment)
         finally:
             environment.stop()
     return rounds
+
+
+def assert_nothing_lost_doubled_or_stuck(folder: Path, fault: str, seeds: int, posts: int) -> None:
+    """What the tests check of a fault's rounds (each round's checks, and that the round happened)."""
+    rounds = run_faults(folder, seeds=seeds, posts=posts, faults=(fault,))
+    print(table(rounds))
+    assert [round.seed for round in rounds] == list(range(1, seeds + 1))
+    for round in rounds:
+        assert round.acknowledged >= posts
+        assert round.ok, round  # nothing lost, doubled, stalled, dead-lettered; the ranking as from scratch
 
 
 def table(rounds: list[Round]) -> str:

@@ -8,12 +8,15 @@ an ephemeral reader (`kpi_common.consumer`), so nothing depends on server-side r
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,15 +68,31 @@ def declarations(replicas: int = 1) -> dict[str, Any]:
     }
 
 
-async def ensure_stream(js: JetStreamContext, replicas: int = 1, stream: Stream = EVENTS) -> None:
-    """Create the stream, or bring an existing one to the declared configuration."""
-    config = stream_config(replicas, stream)
+async def ensure_stream(js: JetStreamContext, replicas: int | None = None, stream: Stream = EVENTS) -> None:
+    """Create the stream with `replicas` (None: one), or bring an existing one to the declared
+    configuration.
+
+    Replicas are never lowered: the streams are shared by every service (and sync job), and one
+    service left at `KPI_*_STREAM_REPLICAS=1` must not take an R3 stream down to one copy when it
+    restarts. An existing stream keeps its replica count when fewer are asked for (a warning says
+    so: lower it on purpose with the `nats` CLI), and is raised when more are (moving the streams
+    onto a cluster is setting 3 everywhere). A caller with no opinion (None, a sync job) keeps
+    whatever the stream has, silently."""
     try:
-        await js.stream_info(stream.name)
+        info = await js.stream_info(stream.name)
     except NotFoundError:
         try:
-            await js.add_stream(config)
+            await js.add_stream(stream_config(replicas or 1, stream))
             return
-        except BadRequestError:
-            pass  # created concurrently by another service: fall through to update
-    await js.update_stream(config)
+        except BadRequestError:  # created concurrently by another service: update what it created
+            info = await js.stream_info(stream.name)
+    current = info.config.num_replicas or 1
+    if replicas is not None and replicas < current:
+        log.warning(
+            "stream %s keeps its %d replicas: this service's STREAM_REPLICAS asks for %d, "
+            "and replicas are never lowered at start",
+            stream.name,
+            current,
+            replicas,
+        )
+    await js.update_stream(stream_config(max(replicas or 1, current), stream))

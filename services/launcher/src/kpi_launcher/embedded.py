@@ -1,4 +1,5 @@
-"""The embedded default: a real nats-server with JetStream and the three services as processes.
+"""The embedded default: a real nats-server with JetStream and the three services as processes (or
+the three services alone, on NATS servers they are given: a cluster).
 
 Used by `kpi-ledger run` (what `make run` calls) and by the end-to-end tests. What each service is
 (its migrations, its app, its settings' prefix) comes from the registry (`kpi_launcher.registry`).
@@ -156,12 +157,13 @@ def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise TimeoutError(f"{service.name} not ready after {timeout}s")
 
 
-def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if process.poll() is not None:
+def stop(process: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `timeout`; nothing to do for a process that has exited (or none)."""
+    if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
@@ -175,7 +177,7 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 class System:
     """NATS and the three services, started in order and stopped in reverse."""
 
-    nats: subprocess.Popen[bytes]
+    nats: subprocess.Popen[bytes] | None  # the nats-server this system started; None on servers it was given
     nats_url: str
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
@@ -189,19 +191,29 @@ def start_system(
     var_dir: Path,
     *,
     ports: dict[str, int],
-    nats_port: int,
     database_urls: dict[str, str],
+    nats_port: int | None = None,
+    nats_url: str | None = None,
     log_dir: Path | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> System:
-    nats_url = f"nats://127.0.0.1:{nats_port}"
-    system = System(start_nats(nats_port, var_dir / "nats", log_dir / "nats.log" if log_dir else None), nats_url)
+    """The three services, on a nats-server of their own started on `nats_port` (under `var_dir`), or
+    on NATS servers already running at `nats_url` (comma-separated for a cluster), which they are
+    given and which are left alone: not started, not stopped. Exactly one of the two."""
+    if nats_port is not None and nats_url is None:
+        nats_log = log_dir / "nats.log" if log_dir else None
+        system = System(start_nats(nats_port, var_dir / "nats", nats_log), f"nats://127.0.0.1:{nats_port}")
+    elif nats_url is not None and nats_port is None:
+        system = System(None, nats_url)
+    else:
+        raise ValueError("start_system takes nats_port (start a nats-server) or nats_url (use running servers)")
     try:
         for name in SERVICES:
             migrate(name, database_urls[name])
         for name, service in SERVICES.items():
             prefix = service.env_prefix
-            env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": nats_url, **(extra_env or {})}
+            env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": system.nats_url}
+            env |= extra_env or {}
             for setting, file_name in service.files.items():
                 env.setdefault(f"{prefix}{setting.upper()}", str(var_dir / file_name))
             log_file = log_dir / f"{name}.log" if log_dir else None
