@@ -134,3 +134,33 @@ def test_ctrl_c_stops_everything_without_a_traceback(tmp_path: Path, nats_first:
         assert "Traceback" not in text, f"{name}:\n{text[-3000:]}"
     leftover = subprocess.run(["pgrep", "-s", str(process.pid)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "processes left after Ctrl-C"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_service_asked_to_stop_drains_and_exits_0_without_a_traceback(tmp_path: Path, signum: int) -> None:
+    """What a supervisor (systemd, Kubernetes, `kpi-ledger run`) sends: each service stops cleanly and
+    says so with exit 0 (uvicorn alone re-raises the signal: exit 143, counted as a failure)."""
+    urls = {name: f"sqlite+aiosqlite:///{tmp_path / f'{name}.db'}" for name in SERVICES}
+    running = start_running_system(tmp_path, urls)
+    try:
+        accepted = running.post(
+            "da-nang",
+            "/v1/measurements",
+            {
+                "catalogue_id": "vn-dti-province",
+                "catalogue_version": "1.0",
+                "period": 2024,
+                "unit_id": "da-nang",
+                "indicator": "1.6",
+                "inputs": {"a": True},
+            },
+            "before-the-stop",
+        )
+        assert accepted.status_code == 201, accepted.text
+        for name, service in running.system.services.items():
+            service.process.send_signal(signum)
+            assert service.process.wait(timeout=30) == 0, name
+            log = service.log_file.read_text() if service.log_file else ""
+            assert "Traceback" not in log, f"{name}:\n{log[-3000:]}"
+    finally:
+        running.system.stop()

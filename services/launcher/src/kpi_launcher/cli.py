@@ -29,7 +29,7 @@ from kpi_ingest.config import Settings as IngestSettings
 from kpi_ingest.service_layer.audit import compare_with_copies, verify_log, verify_with_stream
 from kpi_ingest.service_layer.errors import IngestError
 from kpi_ingest.service_layer.unit_of_work import UnitOfWork
-from kpi_launcher import embedded
+from kpi_launcher import embedded, serve
 from kpi_launcher.registry import PROJECTIONS, SERVICES
 
 
@@ -252,6 +252,11 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if report["ok"] else 1
 
 
+def serve_one(args: argparse.Namespace) -> int:
+    serve.serve(args.service, args.host, serve.port_of(args.service, args.port), args.log_level)
+    return 0
+
+
 def rebuild(args: argparse.Namespace) -> int:
     """Replay a projection from the stream into a fresh database and swap it in (stop the service first)."""
     service = PROJECTIONS[args.service]
@@ -311,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     for keys_parser in (key_parser, rotate_parser, revoke_parser):
         keys_parser.add_argument("--database-url", default=None, help="ingest's database (default: as `run` uses)")
         keys_parser.add_argument("--var", default="var")
+    serve_parser = serve.arguments(
+        commands.add_parser("serve", help="one service under uvicorn; SIGINT/SIGTERM drain it and exit 0")
+    )
+    serve_parser.set_defaults(handler=serve_one)
     config_parser = commands.add_parser("nats-config", help="print the JetStream stream and consumer declarations")
     config_parser.set_defaults(handler=nats_config)
     schemas_parser = commands.add_parser("schemas", help="write the JSON Schemas of the catalogue format and events")

@@ -124,20 +124,7 @@ class ServiceProcess:
 
 def start_service(name: str, port: int, env: dict[str, str], log_file: Path | None = None) -> ServiceProcess:
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        SERVICES[name].app,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-server-header",
-    ]
+    command = [sys.executable, "-m", "kpi_launcher.serve", name, "--host", "127.0.0.1", "--port", str(port)]
     process = subprocess.Popen(command, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT)
     return ServiceProcess(name, port, process, env, log_file)
 
