@@ -77,7 +77,7 @@ def start_system(
         }
         ingest, scoring, reporting = (clients[name] for name in SERVICES)
         running = RunningSystem(ingest, scoring, reporting, keys, system, database_urls)
-        running.wait_until_keys_known()
+        running.wait_until_keys_known(timeout=120.0)  # a cluster's first elections, on a loaded machine
     except BaseException:
         system.stop()
         raise
