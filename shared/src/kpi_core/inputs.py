@@ -30,14 +30,32 @@ class RecordedInputs:
 
 def typed_inputs(node: Node | None, stored: Mapping[str, str | bool]) -> dict[str, InputValue]:
     """Inputs as an event stores them (numbers as strings) back to exact values, by declared type."""
+    verbatim = _verbatim(node)
     typed: dict[str, InputValue] = {}
     for name, value in stored.items():
-        spec = node.input_spec(name) if node is not None else None
-        if isinstance(value, bool) or (spec is not None and spec.type in ("category", "text", "boolean")):
+        if isinstance(value, bool) or name in verbatim:
             typed[name] = value
         else:
             typed[name] = Decimal(value)
     return typed
+
+
+_VERBATIM: dict[int, tuple[Node, frozenset[str]]] = {}
+
+
+def _verbatim(node: Node | None) -> frozenset[str]:
+    """The inputs a node declares as category, text or yes/no (kept as they are, not numbers); made
+    once per node object (kept beside it, so a reused id never finds another's)."""
+    if node is None:
+        return frozenset()
+    found = _VERBATIM.get(id(node))
+    if found is None or found[0] is not node:
+        if len(_VERBATIM) > 65_536:
+            _VERBATIM.clear()
+        declared = {spec.name: spec.type for spec in reversed(node.inputs)}  # the first of a name counts
+        names = frozenset(name for name, kind in declared.items() if kind in ("category", "text", "boolean"))
+        found = _VERBATIM[id(node)] = node, names
+    return found[1]
 
 
 def recorded(node: Node | None, event: MeasurementRecorded, event_id: str, sequence: int) -> RecordedInputs:

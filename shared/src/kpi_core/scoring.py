@@ -78,18 +78,51 @@ class InputError(ValueError):
     """Inputs that a rule cannot score; the message names the input and the rule."""
 
 
+# A year of scores shows few distinct numbers many times: what is computed from a number alone is
+# kept (pure functions of their argument, so kept results are the results), up to a bound.
+_MEMO_LIMIT = 65_536
+_DISPLAYED: dict[tuple[int, int], Decimal] = {}
+_FORMATTED: dict[tuple[int, int], str] = {}
+_EXACT: dict[Decimal | int, Fraction] = {}
+
+
 def display_points(points: Fraction | None) -> Decimal | None:
     if points is None:
         return None
-    exact = Decimal(points.numerator) / Decimal(points.denominator)
-    return exact.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+    key = (points.numerator, points.denominator)
+    shown = _DISPLAYED.get(key)
+    if shown is None:
+        if len(_DISPLAYED) > _MEMO_LIMIT:
+            _DISPLAYED.clear()
+        exact = Decimal(points.numerator) / Decimal(points.denominator)
+        shown = _DISPLAYED[key] = exact.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+    return shown
 
 
 def _fmt(number: Fraction) -> str:
     if number.denominator == 1:
         return str(number.numerator)
-    shown = Decimal(number.numerator) / Decimal(number.denominator)
-    return format(shown.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize(), "f")
+    key = (number.numerator, number.denominator)
+    shown = _FORMATTED.get(key)
+    if shown is None:
+        if len(_FORMATTED) > _MEMO_LIMIT:
+            _FORMATTED.clear()
+        exact = Decimal(number.numerator) / Decimal(number.denominator)
+        shown = _FORMATTED[key] = format(exact.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP).normalize(), "f")
+    return shown
+
+
+def _exact(value: Decimal | int) -> Fraction:
+    """`Fraction(value)`, kept per value (equal decimals give equal fractions)."""
+    try:
+        found = _EXACT.get(value)
+    except TypeError:  # a signalling NaN cannot be hashed: Fraction says what is wrong with it
+        return Fraction(value)
+    if found is None:
+        if len(_EXACT) > _MEMO_LIMIT:
+            _EXACT.clear()
+        found = _EXACT[value] = Fraction(value)
+    return found
 
 
 def _number(inputs: Mapping[str, InputValue], name: str) -> Fraction:
@@ -98,7 +131,7 @@ def _number(inputs: Mapping[str, InputValue], name: str) -> Fraction:
         raise InputError(f"input '{name}' is missing")
     if isinstance(value, (bool, str)):
         raise InputError(f"input '{name}' must be a number")
-    return Fraction(value)
+    return _exact(value)
 
 
 def measure_value(measure: Measure, inputs: Mapping[str, InputValue]) -> tuple[Fraction, str]:
@@ -122,11 +155,11 @@ def measure_value(measure: Measure, inputs: Mapping[str, InputValue]) -> tuple[F
 def _tier_points(tiers: tuple[Tier, ...], value: Fraction) -> Fraction:
     for tier in tiers:
         if tier.otherwise:
-            return Fraction(tier.points)
-        if tier.above is not None and value > Fraction(tier.above):
-            return Fraction(tier.points)
-        if tier.at_least is not None and value >= Fraction(tier.at_least):
-            return Fraction(tier.points)
+            return _exact(tier.points)
+        if tier.above is not None and value > _exact(tier.above):
+            return _exact(tier.points)
+        if tier.at_least is not None and value >= _exact(tier.at_least):
+            return _exact(tier.points)
     return Fraction(0)
 
 
@@ -137,7 +170,7 @@ def rule_points(
     match rule:
         case RatioRule():
             ratio, shown = measure_value(rule.measure, inputs)
-            threshold = Fraction(rule.full_at) if rule.full_at is not None else Fraction(1)
+            threshold = _exact(rule.full_at) if rule.full_at is not None else Fraction(1)
             points = min(ratio / threshold, Fraction(1)) * max_points
             return points, ratio, f"min({shown} / {_fmt(threshold)}, 1) × {_fmt(max_points)} = {_fmt(points)}"
         case YesNoRule():
@@ -159,18 +192,18 @@ def rule_points(
             level = next((lvl for lvl in rule.levels if lvl.value == chosen), None)
             if level is None:
                 raise InputError(f"input '{rule.input}' must be one of {[lvl.value for lvl in rule.levels]}")
-            return Fraction(level.points), None, f"{rule.input}={chosen} → {_fmt(Fraction(level.points))}"
+            return _exact(level.points), None, f"{rule.input}={chosen} → {_fmt(_exact(level.points))}"
         case PartsRule():
             total, shown_parts = Fraction(0), []
             for part in rule.parts:
-                points, _, shown = rule_points(part.rule, Fraction(part.max_points), inputs, peer)
+                points, _, shown = rule_points(part.rule, _exact(part.max_points), inputs, peer)
                 total += points
                 shown_parts.append(f"[{shown}]")
             return total, None, f"{' + '.join(shown_parts)} = {_fmt(total)}"
         case CountCappedRule():
             count = _number(inputs, rule.input)
-            points = min(count * Fraction(rule.points_each), max_points)
-            each = _fmt(Fraction(rule.points_each))
+            points = min(count * _exact(rule.points_each), max_points)
+            each = _fmt(_exact(rule.points_each))
             return points, count, f"min({_fmt(count)} × {each}, {_fmt(max_points)}) = {_fmt(points)}"
         case DirectPointsRule():
             awarded = _number(inputs, rule.input)
@@ -190,7 +223,7 @@ def rule_points(
             if rule.tiers:
                 points = _tier_points(rule.tiers, value)
                 return points, value, f"{shown} → tier {_fmt(points)}"
-            threshold = Fraction(rule.full_at) if rule.full_at is not None else Fraction(1)
+            threshold = _exact(rule.full_at) if rule.full_at is not None else Fraction(1)
             points = min(value / threshold, Fraction(1)) * max_points
             return points, value, f"min({shown} / {_fmt(threshold)}, 1) × {_fmt(max_points)} = {_fmt(points)}"
         case ValueRule() if rule.measure.input is not None and isinstance(inputs.get(rule.measure.input), bool):
@@ -201,7 +234,7 @@ def rule_points(
             return Fraction(0), measured * 100 if rule.measure.percent else measured, shown
         case SurveyScaleRule():
             step = _number(inputs, rule.input)
-            if step not in [Fraction(allowed) for allowed in rule.scale]:
+            if step not in [_exact(allowed) for allowed in rule.scale]:
                 raise InputError(f"input '{rule.input}' must be one of the survey scale {list(map(str, rule.scale))}")
             return Fraction(0), step, f"{rule.input}={_fmt(step)}"
     raise NotImplementedError(f"rule kind {rule.kind} is not scored yet")
@@ -218,30 +251,52 @@ def _peer_points(rule: Rule, value: Fraction, peer: PeerStats, max_points: Fract
 
 def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats | None = None) -> IndicatorScore:
     """One node's score for one unit, with status and explanation."""
-    max_points = Fraction(node.max_points) if node.max_points is not None else None
     if recorded is None:
         return unscored(node)
-    base = IndicatorScore(
-        node.code,
-        "scored",
-        None,
-        max_points,
-        inputs=recorded.inputs,
-        event_id=recorded.event_id,
-        sequence=recorded.sequence,
-        previous_event_id=recorded.previous_event_id,
-    )
+    max_points = _exact(node.max_points) if node.max_points is not None else None
+    inputs, event_id, sequence = recorded.inputs, recorded.event_id, recorded.sequence
+    previous = recorded.previous_event_id
     if recorded.not_applicable_reason is not None:
         formula = f"not applicable ({recorded.not_applicable_reason}) → max"
-        return replace(base, status="not_applicable", points=max_points, formula=formula)
+        return IndicatorScore(
+            node.code,
+            "not_applicable",
+            max_points,
+            max_points,
+            formula=formula,
+            inputs=inputs,
+            event_id=event_id,
+            sequence=sequence,
+            previous_event_id=previous,
+        )
     assert node.rule is not None
     try:
-        points, value, formula = rule_points(node.rule, max_points or Fraction(0), recorded.inputs, peer)
+        points, value, formula = rule_points(node.rule, max_points or Fraction(0), inputs, peer)
     except InputError as missing:  # e.g. no previous period for a year-over-year rule: no data scores 0
-        return replace(
-            base, status="missing", points=Fraction(0) if max_points is not None else None, formula=str(missing)
+        return IndicatorScore(
+            node.code,
+            "missing",
+            Fraction(0) if max_points is not None else None,
+            max_points,
+            formula=str(missing),
+            inputs=inputs,
+            event_id=event_id,
+            sequence=sequence,
+            previous_event_id=previous,
         )
-    return replace(base, points=points if max_points is not None else None, value=value, formula=formula, peer=peer)
+    return IndicatorScore(
+        node.code,
+        "scored",
+        points if max_points is not None else None,
+        max_points,
+        value,
+        formula,
+        inputs,
+        event_id,
+        sequence,
+        peer,
+        previous,
+    )
 
 
 def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> PeerStats | None:
@@ -358,7 +413,6 @@ def score_period(
         period_inputs = with_previous_period(catalogue, period_inputs, previous_period)
     peers = {node.code: peer_stats(node, period_inputs) for node in catalogue.leaves() if is_peer_relative(node.rule)}
     return {unit: score_unit(catalogue, unit, inputs, peers) for unit, inputs in period_inputs.items()}
-
 
 
 def unscored(node: Node) -> IndicatorScore:
