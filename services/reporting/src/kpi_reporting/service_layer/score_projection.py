@@ -4,6 +4,7 @@ how far the scores answer, and the rankings publications froze."""
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import select
@@ -19,13 +20,6 @@ ANSWERED = "scores"
 
 
 def _row(line: ScoreLine) -> dict[str, Any]:
-    detail = {
-        "value": line.value,
-        "formula": line.formula,
-        "inputs": line.inputs,
-        "previous_period_event_id": line.previous_period_event_id,
-        "peer": line.peer.model_dump(mode="json") if line.peer else None,
-    }
     return {
         "catalogue_id": line.catalogue_id,
         "version": line.catalogue_version,
@@ -39,8 +33,48 @@ def _row(line: ScoreLine) -> dict[str, Any]:
         "points": line.points,
         "max_points": line.max_points,
         "event_id": line.event_id,
-        "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        "detail": detail_json(line),
     }
+
+
+def detail(line: ScoreLine) -> dict[str, Any]:
+    """What a score line explains beside its points: the value, formula, inputs, peers, previous period."""
+    return {
+        "value": line.value,
+        "formula": line.formula,
+        "inputs": line.inputs,
+        "previous_period_event_id": line.previous_period_event_id,
+        "peer": line.peer.model_dump(mode="json") if line.peer else None,
+    }
+
+
+_quoted = encode_basestring  # a string as json.dumps(..., ensure_ascii=False) writes it
+
+
+def _text_json(text: str | None) -> str:
+    return "null" if text is None else _quoted(text)
+
+
+def detail_json(line: ScoreLine) -> str:
+    """`json.dumps(detail(line), ensure_ascii=False, sort_keys=True)`, written directly (one per score
+    line, thousands a batch): the keys in sorted order, each string through json.dumps's encoder.
+    `tests/unit/test_detail_bytes.py` holds it to json.dumps byte for byte."""
+    inputs = line.inputs
+    shown_inputs = ", ".join(
+        f"{_quoted(name)}: {('true' if value else 'false') if isinstance(value, bool) else _quoted(value)}"
+        for name, value in sorted(inputs.items())
+    )
+    peer = line.peer
+    shown_peer = (
+        "null"
+        if peer is None
+        else f'{{"max": {_quoted(peer.max)}, "max_event_id": {_text_json(peer.max_event_id)}, '
+        f'"min": {_quoted(peer.min)}, "min_event_id": {_text_json(peer.min_event_id)}}}'
+    )
+    return (
+        f'{{"formula": {_quoted(line.formula)}, "inputs": {{{shown_inputs}}}, "peer": {shown_peer}, '
+        f'"previous_period_event_id": {_text_json(line.previous_period_event_id)}, "value": {_text_json(line.value)}}}'
+    )
 
 
 class ScoreHistoryProjection:
@@ -105,7 +139,5 @@ async def _answered(session: AsyncSession, through: int) -> None:
 
 async def answers_through(session: AsyncSession) -> int:
     """Every log event up to this sequence is reflected in the score lines."""
-    found = await session.scalar(
-        select(scores_answered.c.answers_through).where(scores_answered.c.stream == ANSWERED)
-    )
+    found = await session.scalar(select(scores_answered.c.answers_through).where(scores_answered.c.stream == ANSWERED))
     return int(found or 0)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -72,6 +73,21 @@ class _Unsettled:
     scope: dict[str, Any]
     rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (unit, code) -> the last event touching it
     leaves: dict[str, set[str]] = field(default_factory=dict)  # unit -> the leaves to score again
+    # a peer-relative leaf touches every unit of the period: leaf -> (the last event measuring it, how
+    # many units the period had then: the first ones of the period's units, which only ever grow)
+    peer_leaves: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def spread(self, units: list[str], catalogue: Catalogue) -> None:
+        """What the peer-relative leaves touched, on each unit the period had when they did."""
+        for leaf, (sequence, count) in self.peer_leaves.items():
+            codes = _with_ancestors(catalogue, leaf)
+            rows = self.rows
+            for unit in units[:count]:
+                self.leaves.setdefault(unit, set()).add(leaf)
+                for code in codes:
+                    if rows.get((unit, code), 0) < sequence:
+                        rows[(unit, code)] = sequence
+        self.peer_leaves = {}
 
 
 class _TransactionInputs:
@@ -147,9 +163,7 @@ class _TransactionInputs:
 
 
 class ScoreProjection:
-    def __init__(
-        self, catalogues: CatalogueStore, peer_groups: PeerGroupStore, keys: KeyStore, log: ScoreLog
-    ) -> None:
+    def __init__(self, catalogues: CatalogueStore, peer_groups: PeerGroupStore, keys: KeyStore, log: ScoreLog) -> None:
         self.catalogues = catalogues
         self.peer_groups = peer_groups
         self.keys = keys
@@ -317,16 +331,22 @@ class ScoreProjection:
         indicator: str,
         envelope: EventEnvelope,
     ) -> None:
-        """Replay: mark what the measurement touched; `_settle` scores it."""
-        units, codes = await self._touched(session, catalogue, scope, unit, indicator)
+        """Replay: mark what the measurement touched (its leaf and ancestors, for its unit or, for a
+        peer-relative leaf, for every unit of the period so far: spread when settled); `_settle`
+        scores it."""
         key = tuple(scope.values())
         unsettled = self._inputs.unsettled.get(key)
         if unsettled is None:
             unsettled = self._inputs.unsettled[key] = _Unsettled(catalogue, scope)
-        for touched_unit in units:
-            unsettled.leaves.setdefault(touched_unit, set()).add(indicator)
-            for code in codes:
-                unsettled.rows[(touched_unit, code)] = envelope.sequence
+        node = catalogue.node(indicator)
+        if node is not None and is_peer_relative(node.rule):
+            every_unit = await self._inputs.period(session, catalogue, scope)
+            unsettled.peer_leaves[indicator] = (envelope.sequence, len(every_unit))
+            return
+        unsettled.leaves.setdefault(unit, set()).add(indicator)
+        rows, sequence = unsettled.rows, envelope.sequence
+        for code in _with_ancestors(catalogue, indicator):
+            rows[(unit, code)] = sequence
 
     async def _settle(self, session: AsyncSession) -> None:
         """Score what a replayed batch touched: each touched leaf of a unit once, from the inputs as
@@ -339,6 +359,7 @@ class ScoreProjection:
                 earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
                 period_inputs = with_previous_period(catalogue, every_unit, earlier)
             peers = self._inputs.peers[scope_key] = _all_peers(catalogue, period_inputs)
+            unsettled.spread(list(every_unit), catalogue)
             for unit, leaves in unsettled.leaves.items():
                 unit_inputs, before = period_inputs.get(unit, {}), self._inputs.scores.get((*scope_key, unit))
                 if before is None:
@@ -495,15 +516,10 @@ def _score_rows(
         status: str
         if indicator is not None:
             status, points, explanation = indicator.status, indicator.points, explanation_json(catalogue, indicator)
-            max_points = indicator.max_points
-        elif code == TOTAL_CODE:
-            status, points, max_points = "sum", unit_score.total, _fraction(catalogue.total_max_points)
-            explanation = _sum_json([root.code for root in catalogue.roots if root.scored])
+            shown_max = _shown(indicator.max_points)
         else:
-            node = catalogue.node(code)
-            status, points = "sum", unit_score.node_points.get(code, Fraction(0))
-            max_points = _fraction(node.max_points if node else None)
-            explanation = _sum_json([kid.code for kid in catalogue.children_of(code) if kid.scored])
+            status, explanation, shown_max = _sum_row(catalogue, code)
+            points = unit_score.total if code == TOTAL_CODE else unit_score.node_points.get(code, Fraction(0))
         rows.append(
             {
                 **scope,
@@ -511,13 +527,35 @@ def _score_rows(
                 "code": code,
                 "status": status,
                 "points_exact": str(points) if points is not None else None,
-                "points": str(display_points(points)) if points is not None else None,
-                "max_points": str(display_points(max_points)) if max_points is not None else None,
+                "points": _shown(points),
+                "max_points": shown_max,
                 "explanation": explanation,
                 "sequence": sequence,
             }
         )
     return rows
+
+
+def _shown(points: Fraction | None) -> str | None:
+    return str(display_points(points)) if points is not None else None
+
+
+_SUMS: dict[tuple[str, str, str], tuple[str, str, str | None]] = {}  # a catalogue version's tree never changes
+
+
+def _sum_row(catalogue: Catalogue, code: str) -> tuple[str, str, str | None]:
+    """(status, explanation, max points shown) of a group, a pillar or the total ("*")."""
+    key = (catalogue.id, catalogue.version, code)
+    if key not in _SUMS:
+        if code == TOTAL_CODE:
+            max_points = _fraction(catalogue.total_max_points)
+            explanation = _sum_json([root.code for root in catalogue.roots if root.scored])
+        else:
+            node = catalogue.node(code)
+            max_points = _fraction(node.max_points if node else None)
+            explanation = _sum_json([kid.code for kid in catalogue.children_of(code) if kid.scored])
+        _SUMS[key] = "sum", explanation, _shown(max_points)
+    return _SUMS[key]
 
 
 def _fraction(value: Decimal | None) -> Fraction | None:
@@ -532,32 +570,59 @@ def _sum_json(codes: list[str]) -> str:
     return _json({"sum_of": codes})
 
 
-_RULES: dict[tuple[str, str, str], str] = {}  # a catalogue version's rules never change: serialised once
-_RULE_SLOT = "\ufffe"  # a noncharacter, held in the rule's place while the rest is serialised
+_RULES: dict[tuple[str, str, str], tuple[str, str]] = {}  # a catalogue version's rules never change: serialised once
+_RULE_SLOT = "\ufffe"  # a noncharacter: the tests give it as an input, where a spliced rule would have been
+_quoted = encode_basestring  # a string as json.dumps(..., ensure_ascii=False) writes it
 
 
-def _rule_json(catalogue: Catalogue, code: str) -> str:
+def _fixed_json(catalogue: Catalogue, code: str) -> tuple[str, str]:
+    """The parts of a leaf's explanation its catalogue fixes, as JSON: (method_vi, rule)."""
     key = (catalogue.id, catalogue.version, code)
     if key not in _RULES:
         node = catalogue.node(code)
-        _RULES[key] = _json(node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None)
+        rule = node.rule.model_dump(mode="json") if node is not None and node.rule is not None else None
+        _RULES[key] = _json(node.method_vi if node else None), _json(rule)
     return _RULES[key]
 
 
+def _text_json(text: str | None) -> str:
+    return "null" if text is None else _quoted(text)
+
+
+def _input_json(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _quoted(str(value))
+
+
 def explanation_json(catalogue: Catalogue, score: IndicatorScore) -> str:
-    """`json.dumps(explain_indicator(...), ensure_ascii=False, sort_keys=True)`, with the rule's part
-    (most of the bytes) serialised once per catalogue: the rest is serialised around a slot. "rule"
-    sorts after every key that can hold text a submitter chose (the inputs), so the slot is the last
-    quoted noncharacter of the document."""
-    document = _json(_explanation(catalogue, score, _RULE_SLOT))
-    before, slot, after = document.rpartition(f'"{_RULE_SLOT}"')
-    assert slot, "the rule's slot is in the document"
-    return before + _rule_json(catalogue, score.code) + after
+    """`json.dumps(explain_indicator(...), ensure_ascii=False, sort_keys=True)`, written directly:
+    the keys in sorted order, each string through the encoder json.dumps uses, and the parts the
+    catalogue fixes (the rule, most of the bytes, and the method) serialised once per catalogue.
+    `tests/unit/test_score_explanation.py` holds it to json.dumps byte for byte."""
+    method, rule = _fixed_json(catalogue, score.code)
+    inputs = score.inputs
+    shown_inputs = ", ".join(f"{_quoted(name)}: {_input_json(inputs[name])}" for name in sorted(inputs))
+    peer = score.peer
+    shown_peer = (
+        "null"
+        if peer is None
+        else f'{{"max": {_quoted(str(peer.maximum))}, "max_event_id": {_text_json(peer.maximum_event_id)}, '
+        f'"min": {_quoted(str(peer.minimum))}, "min_event_id": {_text_json(peer.minimum_event_id)}}}'
+    )
+    value = display_points(score.value) if score.value is not None else None
+    return (
+        f'{{"event_id": {_text_json(score.event_id)}, "formula": {_text_json(score.formula)}, '
+        f'"inputs": {{{shown_inputs}}}, "method_vi": {method}, "peer": {shown_peer}, '
+        f'"previous_period_event_id": {_text_json(score.previous_event_id)}, "rule": {rule}, '
+        f'"sequence": {"null" if score.sequence is None else int(score.sequence)}, '
+        f'"value": {"null" if value is None else _quoted(str(value))}}}'
+    )
 
 
 def explain_indicator(catalogue: Catalogue, score: IndicatorScore) -> dict[str, Any]:
     """How an indicator's points came about: its rule, the inputs and the formula with the numbers."""
-    return _explanation(catalogue, score, json.loads(_rule_json(catalogue, score.code)))
+    return _explanation(catalogue, score, json.loads(_fixed_json(catalogue, score.code)[1]))
 
 
 def _explanation(catalogue: Catalogue, score: IndicatorScore, rule: Any) -> dict[str, Any]:

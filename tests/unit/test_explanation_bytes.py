@@ -1,0 +1,50 @@
+"""The explanation scoring writes directly is `json.dumps` of the explanation, byte for byte, for
+any text a submitter or a catalogue can put in it (quotes, escapes, control characters, any script)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kpi_core.catalogue import parse_catalogue
+from kpi_core.scoring import IndicatorScore, PeerStats
+from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents
+from kpi_scoring.service_layer.projection import explain_indicator, explanation_json
+
+CATALOGUE = parse_catalogue(next(iter(bundled_catalogue_documents())))
+CODES = [leaf.code for leaf in CATALOGUE.leaves()] + ["not-in-the-catalogue"]
+
+texts = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(['"', "\\", "\n", "\u2028", "\x00", "Có"])
+fractions = st.fractions(min_value=-1000, max_value=1000, max_denominator=10_000)
+input_values = st.booleans() | texts | st.decimals(allow_nan=False, allow_infinity=False, places=4)
+peers = st.none() | st.builds(PeerStats, fractions, fractions, st.none() | texts, st.none() | texts)
+scores = st.builds(
+    IndicatorScore,
+    st.sampled_from(CODES),
+    st.sampled_from(["scored", "missing", "not_applicable"]),
+    st.none() | fractions,
+    st.none() | fractions,
+    value=st.none() | fractions,
+    formula=texts,
+    inputs=st.dictionaries(texts, input_values, max_size=5),
+    event_id=st.none() | texts,
+    sequence=st.none() | st.integers(min_value=0, max_value=2**62),
+    peer=peers,
+    previous_event_id=st.none() | texts,
+)
+
+
+@settings(max_examples=400)
+@given(scores)
+def test_the_explanation_written_directly_is_its_json(score: IndicatorScore) -> None:
+    expected = json.dumps(explain_indicator(CATALOGUE, score), ensure_ascii=False, sort_keys=True)
+    assert explanation_json(CATALOGUE, score) == expected
+
+
+def test_a_decimal_input_is_written_as_its_text() -> None:
+    score = IndicatorScore(CODES[0], "scored", Fraction(1), Fraction(2), inputs={"b": Decimal("1.50"), "a": True})
+    assert json.loads(explanation_json(CATALOGUE, score))["inputs"] == {"a": True, "b": "1.50"}
