@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -128,15 +130,25 @@ def percentiles(latencies: list[float]) -> str:
     return f"p50 {statistics.median(ordered) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
 
 
-def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int, float]:
+def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int, float, float]:
     """(seconds of the replay as `kpi-ledger rebuild` reports it, the position reached, seconds of the
-    whole command: the interpreter's start and the migrations check included)."""
-    started = time.perf_counter()
+    whole command: the interpreter's start and the migrations check included, and the CPU seconds
+    the whole command used, its child processes included)."""
+    started, cpu_before = time.perf_counter(), _children_cpu()
     command = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", service, "--nats", nats_url]
     done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True, check=True)
     found = re.search(r"up to sequence (\d+): replayed in ([\d.]+) s", done.stdout)
     assert found, done.stdout
-    return float(found.group(2)), int(found.group(1)), time.perf_counter() - started
+    return float(found.group(2)), int(found.group(1)), time.perf_counter() - started, _children_cpu() - cpu_before
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def main() -> None:
@@ -161,7 +173,9 @@ def main() -> None:
             now_latencies = ranking_latencies(reporting, query, reader, [None] * 100)
             for name in ("scoring", "reporting"):
                 embedded.stop(system.services[name].process)
+            load_before = load_average()
             rebuilt = {name: rebuild(name, urls[name], system.nats_url) for name in ("scoring", "reporting")}
+            load_after = load_average()
         finally:
             system.stop()
     accepted = len(bodies) - refused
@@ -175,11 +189,13 @@ def main() -> None:
         ("ranking query, 63 units × full catalogue, now (100 reads)", percentiles(now_latencies)),
         *(
             (
-                f"rebuild {name} ({position} events)",
-                f"{seconds:.2f} s, {position / seconds:,.0f} events/s ({whole:.1f} s with the command's start)",
+                f"rebuild {name} ({position} events): the replay",
+                f"{seconds:.2f} s, {position / seconds:,.0f} events/s "
+                f"({whole:.1f} s and {cpu:.1f} s of CPU with the command's start)",
             )
-            for name, (seconds, position, whole) in rebuilt.items()
+            for name, (seconds, position, whole, cpu) in rebuilt.items()
         ),
+        ("load average (1, 5, 15 min) before / after the rebuilds", f"{load_before} / {load_after}"),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:

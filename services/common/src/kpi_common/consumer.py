@@ -14,16 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import FetchTimeoutError
 
 from kpi_common.database_errors import database_unavailable
 from kpi_common.logs import carrying
@@ -84,6 +83,12 @@ class FollowerStats:
     retries: int = 0  # failed attempts of an event
     dead_lettered: int = 0
     stuck_since: float | None = None  # monotonic time since events wait that could not be applied
+    position: int = 0  # the last sequence applied (committed), as the loop knows it
+    moved: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set when `position` moves
+
+    def advanced(self, position: int) -> None:
+        self.position = position
+        self.moved.set()
 
     def stuck(self) -> None:
         if self.stuck_since is None:
@@ -94,61 +99,143 @@ class FollowerStats:
 
 
 class _Reader:
-    """The stream from a position on, in event-sequence order: early events wait for earlier ones."""
+    """The stream from a position on, in event-sequence order: early events wait for earlier ones.
+
+    It pulls from its ephemeral consumer with the JetStream pull protocol on an inbox of its own
+    (one request of up to `batch` messages in flight, asked for again as soon as a run is handed
+    out, so the next batch arrives while this one is applied). A run is handed out when `batch`
+    events are in hand or the stream has no more (the last message says nothing is pending).
+    Nothing is passed over: messages come in consumer order, and a consumer sequence that jumps
+    (a message lost on the way, e.g. over a reconnect) reads the stream again from the position."""
 
     def __init__(self, js: JetStreamContext, name: str, stream: Stream) -> None:
         self._js, self._name, self._stream = js, name, stream
+        self._client: Any = js._nc  # the connection the context publishes on
         self._subscription: Any = None
+        self._consumer = ""
+        self._inbox = ""
         self._early: dict[int, EventEnvelope] = {}
+        self._arrived: list[tuple[Any, bytes]] = []  # (metadata, payload) not decoded yet
+        self._wake = asyncio.Event()
+        self._requested = 0  # messages the request in flight may still deliver
+        self._request_ends = 0.0  # when the request in flight expires (monotonic), with a margin
+        self._request_reconnects = 0  # the connection's reconnections when the request was sent
+        self._consumer_sequence = 0  # the last consumer sequence received
+        self._caught_up = False  # the last message received left nothing pending on the stream
+        self._lost = False  # a message was lost on the way: read again from the position
+        self._failure: Exception | None = None
 
     async def open(self, after: int) -> None:
         await self.close()
         self._early.clear()
-        self._subscription = await self._js.pull_subscribe(
-            self._stream.subjects[0], stream=self._stream.name, config=reading_config(after, self._stream)
+        self._arrived, self._requested, self._consumer_sequence = [], 0, 0
+        self._caught_up, self._lost, self._failure = False, False, None
+        info = await self._js.add_consumer(self._stream.name, reading_config(after, self._stream))
+        self._consumer, self._inbox = info.name, self._client.new_inbox()
+        self._subscription = await self._client.subscribe(
+            self._inbox, cb=self._received, pending_msgs_limit=4 * REORDER_LIMIT
         )
 
     async def close(self) -> None:
         if self._subscription is not None:
             with contextlib.suppress(Exception):
-                info = await self._subscription.consumer_info()
                 await self._subscription.unsubscribe()
-                await self._js.delete_consumer(self._stream.name, info.name)
+            with contextlib.suppress(Exception):
+                await self._js.delete_consumer(self._stream.name, self._consumer)
             self._subscription = None
 
-    async def _fetch(self, batch: int, timeout: float, stop: asyncio.Event) -> list[Any]:
-        """What the stream has, waiting up to `timeout` for some; nothing once `stop` is set (a
-        shutdown does not wait out the fetch)."""
-        fetching = asyncio.ensure_future(self._subscription.fetch(batch, timeout=timeout))
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({fetching, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        if not fetching.done():
-            fetching.cancel()
-            await asyncio.gather(fetching, return_exceptions=True)
-            return []
+    async def _received(self, message: Any) -> None:
+        status = message.headers.get("Status") if message.headers else None
+        if status is not None and not message.data:
+            self._ended(status, message.headers.get("Description", ""))
+            return
         try:
-            return list(fetching.result())
-        except (TimeoutError, FetchTimeoutError, NatsTimeoutError):
-            return []
+            metadata = message.metadata
+        except Exception:
+            log.error("%s: a message without stream metadata on the reader's inbox ignored", self._name)
+            return
+        if metadata.sequence.consumer != self._consumer_sequence + 1:
+            self._lost = True  # the consumer delivered something that never arrived here
+        self._consumer_sequence = metadata.sequence.consumer
+        self._requested = max(self._requested - 1, 0)
+        self._caught_up = metadata.num_pending == 0
+        self._arrived.append((metadata, message.data))
+        self._wake.set()
+
+    def _ended(self, status: str, description: str) -> None:
+        """A status message: the request in flight is over (expired, nothing there, or refused)."""
+        self._requested = 0
+        if (status == "409" and "Consumer Deleted" in description) or status == "503":
+            self._failure = ConnectionError(f"the stream's reader is gone ({status} {description})")
+        elif status == "404":
+            self._caught_up = True
+        self._wake.set()
+
+    async def _request(self, batch: int, timeout: float) -> None:
+        """Ask for up to `batch` messages, waiting up to `timeout` for them (one request in flight)."""
+        if self._requested and time.monotonic() < self._request_ends and not self._request_lost():
+            return
+        if self._requested:  # expired with no word from the server: lost (a reconnect); is the reader there?
+            await self._js.consumer_info(self._stream.name, self._consumer)
+        request = {"batch": batch, "expires": int(timeout * 1_000_000_000)}
+        subject = f"$JS.API.CONSUMER.MSG.NEXT.{self._stream.name}.{self._consumer}"
+        await self._client.publish(subject, json.dumps(request).encode(), reply=self._inbox)
+        self._requested, self._request_ends = batch, time.monotonic() + timeout + 2.0
+        self._request_reconnects = self._client.stats["reconnects"]
+
+    def _request_lost(self) -> bool:
+        """The connection was made again since the request was sent: the server forgot it."""
+        return bool(self._client.stats["reconnects"] != self._request_reconnects)
+
+    def _take(self, position: int) -> None:
+        arrived, self._arrived = self._arrived, []
+        for metadata, payload in arrived:
+            try:
+                envelope = EventEnvelope.from_bytes(payload)
+            except Exception:
+                log.error("%s: undecodable message at stream sequence %s ignored", self._name, metadata.sequence.stream)
+                continue
+            if envelope.sequence > position:
+                self._early[envelope.sequence] = envelope
+
+    def _ready(self, position: int, batch: int) -> int:
+        """How many consecutive events after `position` are in hand (up to `batch`)."""
+        count, early = 0, self._early
+        while count < batch and position + 1 + count in early:
+            count += 1
+        return count
 
     async def next_run(self, position: int, batch: int, timeout: float, stop: asyncio.Event) -> list[EventEnvelope]:
-        """The consecutive events after `position` available now (waits up to `timeout` for some)."""
-        if position + 1 not in self._early:
-            messages = await self._fetch(batch, timeout, stop)
-            for message in messages:
-                try:
-                    envelope = EventEnvelope.from_bytes(message.data)
-                except Exception:
-                    log.error("%s: undecodable message at stream sequence %s ignored", self._name, message.metadata)
-                    continue
-                if envelope.sequence > position:
-                    self._early[envelope.sequence] = envelope
-        run: list[EventEnvelope] = []
-        while position + 1 + len(run) in self._early and len(run) < batch:
-            run.append(self._early.pop(position + 1 + len(run)))
+        """The consecutive events after `position` available now: `batch` of them, or all the stream
+        holds (waits up to `timeout` for some; nothing more once `stop` is set: a shutdown does not
+        wait out the read)."""
+        if self._lost:  # what was lost is read again from where the projection stands
+            log.warning("%s: a message was lost on the way; reading again from %s", self._name, position)
+            await self.open(position)
         for stale in [sequence for sequence in self._early if sequence <= position]:
             del self._early[stale]
+        deadline = time.monotonic() + timeout
+        while True:
+            self._take(position)
+            if self._failure is not None:
+                raise self._failure
+            ready = self._ready(position, batch)
+            left = deadline - time.monotonic()
+            if ready >= batch or (ready and (self._caught_up or self._lost)) or left <= 0 or stop.is_set():
+                break
+            if not self._requested or time.monotonic() >= self._request_ends or self._request_lost():
+                await self._request(batch, timeout)
+            self._wake.clear()
+            if self._arrived or self._failure is not None:
+                continue
+            waking = asyncio.ensure_future(self._wake.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waking, stopping}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            waking.cancel()
+            stopping.cancel()
+        run = [self._early.pop(position + 1 + index) for index in range(ready)]
+        if not self._requested and not self._caught_up and not stop.is_set():
+            await self._request(batch, timeout)  # the next batch comes while this one is applied
         return run
 
     @property
@@ -172,6 +259,7 @@ async def run_consumer(
     stats = stats or FollowerStats()
     reader = _Reader(js, name, stream)
     position = await projection.last_applied()
+    stats.advanced(position)
     await reader.open(position)
     attempts: dict[int, int] = {}
     try:
@@ -192,6 +280,7 @@ async def run_consumer(
             stats.applied += result.applied
             if result.applied:
                 stats.stuck_since = None
+                stats.advanced(position)
             if result.failed is None:
                 continue
             stats.stuck()
@@ -207,6 +296,7 @@ async def run_consumer(
                 stats.stuck_since = None
                 attempts.pop(failing.sequence)
                 position = await projection.last_applied()
+                stats.advanced(position)
             else:
                 with carrying(failing.requestid):
                     log.warning("%s: event %s failed (%s), will retry", name, failing.sequence, result.failed)
