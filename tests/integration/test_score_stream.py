@@ -32,6 +32,7 @@ from kpi_core.events import (
 )
 from kpi_core.inputs import RecordedInputs
 from kpi_core.ranking import frozen_ranking
+from kpi_core.scope import Scope
 from kpi_core.score_events import ResultFrozen, decode_score_event
 from kpi_core.scoring import score_period
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
@@ -43,7 +44,7 @@ from kpi_scoring.adapters import orm as scoring_orm
 from tests.conftest import postgres_database
 from tests.integration.test_score_projection import CATALOGUE, DOCUMENT, scoring_projection
 
-SCOPE = {"catalogue_id": "mini-relative", "version": "1.0", "period": 2024, "stage": "self_assessment"}
+SCOPE = Scope("mini-relative", "1.0", 2024, "self_assessment")
 UNITS = ("quan-1", "quan-3", "thu-duc", "binh-chanh")
 PILLARS = [root.code for root in CATALOGUE.roots if root.scored]
 

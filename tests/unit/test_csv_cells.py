@@ -15,12 +15,13 @@ import pytest
 from tests.e2e.conftest import bundled_peer_group
 
 from kpi_common.cells import inert, starts_a_formula
+from kpi_core.scope import Scope
 from kpi_core.units import UnitRegistry
 from kpi_reporting import reports, sdmx
 from kpi_reporting.entrypoints.api.routes import exports
 
 HOSTILE = ['=HYPERLINK("https://evil.example","x")', "+1+cmd|' /C calc'!A0", "-2+3+cmd", "@SUM(A1:A9)", "\tx", "\rx"]
-SCOPE = {"catalogue_id": "hcmc-dti-districts", "version": "1.0", "period": 2024, "stage": "self_assessment"}
+SCOPE = Scope("hcmc-dti-districts", "1.0", 2024, "self_assessment")
 
 
 @pytest.mark.parametrize("text", HOSTILE)

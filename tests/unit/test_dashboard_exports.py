@@ -17,12 +17,13 @@ from tests.conftest import fixture_catalogue
 from kpi_common.as_of import AsOf
 from kpi_core.catalogue import parse_catalogue
 from kpi_core.ranking import rank_units
+from kpi_core.scope import Scope
 from kpi_core.scoring import unit_score_of
 from kpi_reporting import reports, views
 from kpi_reporting.entrypoints.api.routes import exports
 
 HOSTILE = '=HYPERLINK("https://evil.example","x")'
-SCOPE = {"catalogue_id": "mini-dti", "version": "1.0", "period": 2024, "stage": "self_assessment"}
+SCOPE = Scope("mini-dti", "1.0", 2024, "self_assessment")
 
 
 def read_back(content: bytes) -> Any:
@@ -132,9 +133,9 @@ def two_units() -> Any:
 def test_the_sdmx_export_reads_every_units_scores_once_not_a_scorecard_per_unit(
     monkeypatch: pytest.MonkeyPatch, stage: str
 ) -> None:
-    reads: list[tuple[dict[str, Any], AsOf | None, bool]] = []
+    reads: list[tuple[Scope, AsOf | None, bool]] = []
 
-    async def result(_: Any, scope: dict[str, Any], moment: AsOf | None, *, full: bool = False) -> Any:
+    async def result(_: Any, scope: Scope, moment: AsOf | None, *, full: bool = False) -> Any:
         reads.append((scope, moment, full))
         return two_units()
 
@@ -149,12 +150,12 @@ def test_the_sdmx_export_reads_every_units_scores_once_not_a_scorecard_per_unit(
     monkeypatch.setattr(reports, "publication", publication)
     monkeypatch.setattr(reports, "scorecard", one_by_one)
     monkeypatch.setattr(reports, "rankings", one_by_one)
-    scope = {**SCOPE, "stage": stage}
+    scope = SCOPE.at_stage(stage)
     answer = asyncio.run(exports.export_scores_sdmx(reader=None, scope=scope, reporting=None))  # type: ignore[arg-type]
     table = list(csv.DictReader(io.StringIO(bytes(answer.body).decode())))
     published = stage == "published"
     read_stage = "verification" if published else "self_assessment"
-    assert reads == [({**SCOPE, "stage": read_stage}, AsOf(sequence=7) if published else None, True)]
+    assert reads == [(SCOPE.at_stage(read_stage), AsOf(sequence=7) if published else None, True)]
     assert [row["UNIT"] for row in table if row["INDICATOR"] == "_T"] == (
         ["gia-lai", "da-nang"] if published else ["da-nang", "gia-lai"]
     )

@@ -12,6 +12,7 @@ from tests.conftest import fixture_catalogue
 
 from kpi_core.catalogue import Catalogue, parse_catalogue
 from kpi_core.ranking import rank_units
+from kpi_core.scope import Scope
 from kpi_core.scoring import unit_score_of
 from kpi_reporting import views
 from kpi_reporting.dashboard import charts
@@ -87,7 +88,7 @@ def card_of(catalogue: Catalogue, node_points: dict[str, Fraction]) -> dict[str,
     total = sum((points for code, points in node_points.items() if "." not in code), Fraction(0))
     score = unit_score_of(catalogue, "gia-lai", {}, node_points, total)
     result = views.PeriodResult(catalogue, 1, {"gia-lai": score}, rank_units({"gia-lai": total}))
-    scope = {"catalogue_id": catalogue.id, "version": catalogue.version, "period": 2024, "stage": "self_assessment"}
+    scope = Scope(catalogue.id, catalogue.version, 2024, "self_assessment")
     return views.scorecard_view(result, scope, "gia-lai", score, views.CardContext(), {})
 
 

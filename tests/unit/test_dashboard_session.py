@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 
 from kpi_common.problems import Problem
+from kpi_core.scope import Scope
 from kpi_reporting.dashboard.options import DashboardOptions, origin_of
 from kpi_reporting.dashboard.session import CSRF_COOKIE, check_csrf
 
@@ -102,5 +103,6 @@ def test_reporting_hands_its_dashboard_settings_to_the_dashboard(monkeypatch: py
     given = create_app(Settings()).state.dashboard
     assert (given.public_origin, given.trust_forwarded) == (PUBLIC, True)
     assert given.event_link(7) == "https://kpi.example.gov.vn/ingest/v1/events/7"
-    assert given.explanation_link("quan-1", "1.1", {}, 7) is None  # scoring's address not given: no link
+    scope = Scope("hcmc-dti-districts", "1.0", 2024, "self_assessment")
+    assert given.explanation_link("quan-1", "1.1", scope, 7) is None  # scoring's address not given: no link
     assert create_app(Settings(dashboard_public_origin=None)).state.dashboard.public_origin is None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Query
+
+from kpi_core.scope import Scope
 
 CatalogueQuery = Annotated[str, Query(examples=["vn-dti-province"])]
 VersionQuery = Annotated[str, Query(examples=["1.0"])]
@@ -19,8 +21,8 @@ def scope_params(
     version: VersionQuery,
     period: Annotated[int, Query(ge=2000, le=2100)],
     stage: StageQuery = "self_assessment",
-) -> dict[str, Any]:
-    return {"catalogue_id": catalogue, "version": version, "period": period, "stage": stage}
+) -> Scope:
+    return Scope(catalogue_id=catalogue, version=version, period=period, stage=stage)
 
 
-ScopeDep = Annotated[dict[str, Any], Depends(scope_params)]
+ScopeDep = Annotated[Scope, Depends(scope_params)]

@@ -8,14 +8,13 @@ from typing import Any
 
 from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
+from kpi_core.scope import Scope
 from kpi_core.scoring import display_points
 from kpi_reporting import timeline_views, views
 from kpi_reporting.bootstrap import Reporting
 
 
-async def result(
-    reporting: Reporting, scope: dict[str, Any], moment: AsOf | None, *, full: bool = False
-) -> views.PeriodResult:
+async def result(reporting: Reporting, scope: Scope, moment: AsOf | None, *, full: bool = False) -> views.PeriodResult:
     async with reporting.service.sessions() as session:
         return await views.period_result(
             session,
@@ -31,7 +30,7 @@ async def result(
 
 async def publication(
     reporting: Reporting,
-    scope: dict[str, Any],
+    scope: Scope,
     moment: AsOf | None,
     publication_id: str | None,
     pillar: str | None,
@@ -46,32 +45,32 @@ async def publication(
 
 
 async def rankings(
-    reporting: Reporting, scope: dict[str, Any], as_of: str | None, pillar: str | None, publication_id: str | None
+    reporting: Reporting, scope: Scope, as_of: str | None, pillar: str | None, publication_id: str | None
 ) -> dict[str, Any]:
     moment = AsOf.parse(as_of)
-    if scope["stage"] == "published":
+    if scope.stage == "published":
         return await publication(reporting, scope, moment, publication_id, pillar)
     return views.rankings_view(await result(reporting, scope, moment), scope, pillar)
 
 
-async def scorecard(reporting: Reporting, scope: dict[str, Any], unit: str, as_of: str | None) -> dict[str, Any]:
+async def scorecard(reporting: Reporting, scope: Scope, unit: str, as_of: str | None) -> dict[str, Any]:
     moment = AsOf.parse(as_of)
     published: dict[str, Any] | None = None
-    if scope["stage"] == "published":
+    if scope.stage == "published":
         # exactly as published: the stage it froze, at the sequence it froze
         published = await publication(reporting, scope, moment, None, None)
-        scope = {**scope, "stage": published["published_stage"]}
+        scope = scope.at_stage(published["published_stage"])
         moment = AsOf(sequence=published["as_of_sequence"])
     current = await result(reporting, scope, moment)
-    other_stage = "verification" if scope["stage"] == "self_assessment" else "self_assessment"
+    other_stage = "verification" if scope.stage == "self_assessment" else "self_assessment"
     async with reporting.service.sessions() as session:
         score = await views.unit_score(session, current.catalogue, scope, unit, current.position)
         context = views.CardContext(
             other_stage=await views.unit_score(
-                session, current.catalogue, {**scope, "stage": other_stage}, unit, current.position
+                session, current.catalogue, scope.at_stage(other_stage), unit, current.position
             ),
             previous_period=await views.unit_score(
-                session, current.catalogue, {**scope, "period": scope["period"] - 1}, unit, current.position
+                session, current.catalogue, scope.previous(), unit, current.position
             ),
             verifications=await timeline_views.verifications(session, scope, unit, moment),
         )
@@ -110,9 +109,8 @@ async def trend(reporting: Reporting, catalogue_id: str, version: str, stage: st
         standing = registry.standing_for(catalogue.peer_group, unit, period, catalogue.period_reference_day)
         if not standing:
             continue
-        scope = {"catalogue_id": catalogue_id, "version": version, "period": period, "stage": stage}
         try:
-            ranking = await rankings(reporting, scope, None, None, None)
+            ranking = await rankings(reporting, Scope(catalogue_id, version, period, stage), None, None, None)
         except Problem as absent:
             if absent.status == 404:
                 continue

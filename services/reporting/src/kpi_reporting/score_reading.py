@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
 from kpi_core.catalogue import Catalogue
+from kpi_core.scope import Scope
 from kpi_core.score_events import TOTAL_CODE
 from kpi_core.scoring import IndicatorScore, PeerStats, UnitScore, unit_score_of
 from kpi_reporting.adapters.orm import current_scores, score_lines
@@ -28,11 +29,9 @@ def _fraction(text: str | None) -> Fraction | None:
     return Fraction(text) if text is not None else None
 
 
-def _lines(
-    scope: dict[str, Any], as_of: AsOf | None, units: Sequence[str] | None, codes: Sequence[str] | None
-) -> Select[Any]:
+def _lines(scope: Scope, as_of: AsOf | None, units: Sequence[str] | None, codes: Sequence[str] | None) -> Select[Any]:
     table: Table = current_scores if as_of is None else score_lines
-    conditions = [table.c[name] == value for name, value in scope.items()]
+    conditions = [table.c[name] == value for name, value in scope.columns().items()]
     if units is not None:
         conditions.append(table.c.unit_id.in_(units))
     if codes is not None:
@@ -50,7 +49,7 @@ def _lines(
 async def unit_scores(
     session: AsyncSession,
     catalogue: Catalogue,
-    scope: dict[str, Any],
+    scope: Scope,
     as_of: AsOf | None,
     *,
     units: Sequence[str] | None = None,
@@ -97,10 +96,10 @@ def _indicator(row: Any) -> IndicatorScore:
     )
 
 
-async def reported_units(session: AsyncSession, scope: dict[str, Any], as_of: AsOf | None) -> set[str]:
+async def reported_units(session: AsyncSession, scope: Scope, as_of: AsOf | None) -> set[str]:
     """Units with at least one score coming from a measurement of theirs (at that moment)."""
     table: Table = current_scores if as_of is None else score_lines
-    conditions = [table.c[name] == value for name, value in scope.items()]
+    conditions = [table.c[name] == value for name, value in scope.columns().items()]
     if as_of is not None:
         conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
     query = select(table.c.unit_id).where(*conditions, table.c.event_id.is_not(None)).distinct()

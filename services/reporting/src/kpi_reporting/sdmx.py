@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
 from kpi_common.cells import inert
+from kpi_core.scope import Scope
 from kpi_core.units import UnitRegistry
 from kpi_reporting.adapters.orm import measurement_history
 
@@ -78,22 +79,22 @@ def evidence_of(node: dict[str, Any], counts: dict[str, int | None]) -> int | No
     return sum(known) if known else None
 
 
-def score_rows(card: dict[str, Any], scope: dict[str, Any], counts: dict[str, int | None]) -> Iterator[list[Any]]:
+def score_rows(card: dict[str, Any], scope: Scope, counts: dict[str, int | None]) -> Iterator[list[Any]]:
     """A scorecard as observations of DF_KPI_SCORES: the total, then each pillar and component."""
-    fixed = ["dataflow", SCORES_DATAFLOW, "I", scope["catalogue_id"], scope["version"], scope["period"]]
+    fixed = ["dataflow", SCORES_DATAFLOW, "I", scope.catalogue_id, scope.version, scope.period]
     fixed.append(card["unit_id"])
     name = card.get("unit_name_vi") or ""
     total = evidence_of({"children": card["pillars"]}, counts)
-    yield [*fixed, TOTAL, scope["stage"], card["total"], card.get("status"), total, card.get("max_points"), name]
+    yield [*fixed, TOTAL, scope.stage, card["total"], card.get("status"), total, card.get("max_points"), name]
     for node in _flatten(card["pillars"]):
         observed = [node.get("points"), node.get("status"), evidence_of(node, counts), node.get("max_points")]
-        yield [*fixed, node["code"], scope["stage"], *observed, name]
+        yield [*fixed, node["code"], scope.stage, *observed, name]
 
 
-async def evidence_counts(session: AsyncSession, scope: dict[str, Any]) -> dict[str, int | None]:
+async def evidence_counts(session: AsyncSession, scope: Scope) -> dict[str, int | None]:
     """The evidence count of every measurement of a catalogue version and period, by event id."""
     query = select(measurement_history.c.event_id, measurement_history.c.evidence_count).where(
-        *(measurement_history.c[name] == scope[name] for name in ("catalogue_id", "version", "period"))
+        *(measurement_history.c[name] == value for name, value in scope.period_columns().items())
     )
     return {row.event_id: row.evidence_count for row in await session.execute(query)}
 
@@ -106,12 +107,10 @@ def measurement_status(row: Any) -> str:
     return "not_applicable_claimed" if row.not_applicable_reason is not None else "submitted"
 
 
-async def latest_measurements(
-    session: AsyncSession, scope: dict[str, Any], stage: str, as_of: AsOf | None
-) -> list[Any]:
+async def latest_measurements(session: AsyncSession, scope: Scope, stage: str, as_of: AsOf | None) -> list[Any]:
     """The latest measurement of each unit and component in a stage (up to a moment), by unit and code."""
     query = select(measurement_history).where(
-        *(measurement_history.c[name] == scope[name] for name in ("catalogue_id", "version", "period")),
+        *(measurement_history.c[name] == value for name, value in scope.period_columns().items()),
         measurement_history.c.stage == stage,
     )
     if as_of is not None:
@@ -126,13 +125,13 @@ def _code_order(code: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(part), "") if part.isdigit() else (0, part) for part in code.split("."))
 
 
-def input_rows(measurements: Iterable[Any], scope: dict[str, Any], registry: UnitRegistry) -> Iterator[list[Any]]:
+def input_rows(measurements: Iterable[Any], scope: Scope, registry: UnitRegistry) -> Iterator[list[Any]]:
     """Measurements as observations of DF_KPI_INPUTS: one per input (a yes/no as true or false); a
     not-applicable declaration, which has none, as one observation of INPUT _Z without a value."""
     for row in measurements:
         unit = registry.unit(row.unit_id)
-        fixed = ["dataflow", INPUTS_DATAFLOW, "I", scope["catalogue_id"], scope["version"], scope["period"]]
-        fixed += [row.unit_id, row.indicator, scope["stage"]]
+        fixed = ["dataflow", INPUTS_DATAFLOW, "I", scope.catalogue_id, scope.version, scope.period]
+        fixed += [row.unit_id, row.indicator, scope.stage]
         after = [measurement_status(row), row.evidence_count, unit.name_vi if unit is not None else ""]
         inputs: dict[str, Any] = json.loads(row.inputs)
         if not inputs:

@@ -11,19 +11,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
 from kpi_core.events import ContextReported, ResultPublished
+from kpi_core.scope import Scope
 from kpi_core.units import Unit, UnitRegistry
 from kpi_reporting.adapters.orm import frozen_results, measurement_history, timeline
 
 
-def _in_scope(table: Any, scope: dict[str, Any], as_of: AsOf | None) -> list[Any]:
-    conditions = [table.c[name] == scope[name] for name in ("catalogue_id", "version", "period")]
+def _in_scope(table: Any, scope: Scope, as_of: AsOf | None) -> list[Any]:
+    conditions = [table.c[name] == value for name, value in scope.period_columns().items()]
     if as_of is not None:
         conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
     return conditions
 
 
 async def verifications(
-    session: AsyncSession, scope: dict[str, Any], unit: str, as_of: AsOf | None
+    session: AsyncSession, scope: Scope, unit: str, as_of: AsOf | None
 ) -> dict[str, dict[str, Any]]:
     """The evaluator's latest decision on each component of a unit."""
     query = (
@@ -45,9 +46,7 @@ async def verifications(
     }
 
 
-async def general_information(
-    session: AsyncSession, scope: dict[str, Any], unit: str, as_of: AsOf | None
-) -> dict[str, Any]:
+async def general_information(session: AsyncSession, scope: Scope, unit: str, as_of: AsOf | None) -> dict[str, Any]:
     """A unit's general information for the period: the latest value of every field reported."""
     query = (
         select(timeline.c.data)
@@ -61,7 +60,7 @@ async def general_information(
     return values
 
 
-async def publications(session: AsyncSession, scope: dict[str, Any], as_of: AsOf | None) -> list[dict[str, Any]]:
+async def publications(session: AsyncSession, scope: Scope, as_of: AsOf | None) -> list[dict[str, Any]]:
     """The period's publications in order, each with the ranking frozen at its cut: by scoring (from
     the score stream; one not frozen yet is not listed yet), or in the event itself for older ones."""
     query = (
@@ -70,7 +69,7 @@ async def publications(session: AsyncSession, scope: dict[str, Any], as_of: AsOf
         .where(timeline.c.type == ResultPublished.type)
         .order_by(timeline.c.sequence)
     )
-    in_period = [frozen_results.c[name] == scope[name] for name in ("catalogue_id", "version", "period")]
+    in_period = [frozen_results.c[name] == value for name, value in scope.period_columns().items()]
     frozen = {row.publication_id: row for row in await session.execute(select(frozen_results).where(*in_period))}
     found = []
     for row in await session.execute(query):
@@ -149,7 +148,7 @@ def _rank_by(rows: list[dict[str, Any]], points: Any) -> list[dict[str, Any]]:
 
 
 async def unit_history(
-    session: AsyncSession, scope: dict[str, Any], unit: str | None, indicator: str | None, as_of: AsOf | None
+    session: AsyncSession, scope: Scope, unit: str | None, indicator: str | None, as_of: AsOf | None
 ) -> list[dict[str, Any]]:
     """Every event about a unit (or, with no unit, every unit) in a catalogue version and period, in
     order: submissions, corrections, not-applicable declarations, verifications with reasons, evidence

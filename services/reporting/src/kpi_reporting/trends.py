@@ -20,6 +20,7 @@ from kpi_common.as_of import AsOf
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
 from kpi_core.ranking import rank_units
+from kpi_core.scope import Scope
 from kpi_core.scoring import UnitScore, display_points
 from kpi_reporting import reports, views
 from kpi_reporting.bootstrap import Reporting
@@ -112,13 +113,13 @@ def period_figures(
     }
 
 
-async def period_scores(reporting: Reporting, scope: dict[str, Any]) -> tuple[views.PeriodResult, list[str]]:
+async def period_scores(reporting: Reporting, scope: Scope) -> tuple[views.PeriodResult, list[str]]:
     """Every unit's scores of a period as the scorecards read them, and the units the period ranks: a
     publication as `reports.scorecard` reads it (the stage it froze, at the sequence it froze, its own
     units), another stage now."""
-    if scope["stage"] == "published":
+    if scope.stage == "published":
         published = await reports.publication(reporting, scope, None, None, None)
-        read = {**scope, "stage": published["published_stage"]}
+        read = scope.at_stage(published["published_stage"])
         result = await reports.result(reporting, read, AsOf(sequence=published["as_of_sequence"]), full=True)
         return result, [row["unit_id"] for row in published["rankings"]]
     result = await reports.result(reporting, scope, None, full=True)
@@ -131,12 +132,7 @@ async def node_trend(reporting: Reporting, followed: Followed, trend: dict[str, 
     component's are the same rule on its points."""
     periods = []
     for point in trend["periods"]:
-        scope = {
-            "catalogue_id": trend["catalogue"],
-            "version": trend["version"],
-            "period": point["period"],
-            "stage": trend["stage"],
-        }
+        scope = Scope(trend["catalogue"], trend["version"], point["period"], trend["stage"])
         result, ranked = await period_scores(reporting, scope)
         ranks = None
         if followed.ranked_as is not None:

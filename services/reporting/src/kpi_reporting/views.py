@@ -20,6 +20,7 @@ from kpi_common.tracking import TrackedProjection
 from kpi_core.assessment import units_of_period
 from kpi_core.catalogue import Catalogue, Node
 from kpi_core.ranking import Ranked, rank_units
+from kpi_core.scope import Scope
 from kpi_core.score_events import TOTAL_CODE
 from kpi_core.scoring import UnitScore, display_points, unit_score_of
 from kpi_core.units import Unit
@@ -73,7 +74,7 @@ async def period_result(
     peer_groups: PeerGroupStore,
     tracking: TrackedProjection,
     cache: ResultCache,
-    scope: dict[str, Any],
+    scope: Scope,
     as_of: AsOf | None = None,
     *,
     full: bool = False,
@@ -81,11 +82,9 @@ async def period_result(
     """The period's scores and ranking; by default each unit's total and pillars only (what a
     ranking shows), every score with `full`. The position is how far both the scores and the
     log's own events (measurements, workflow) are applied here: what the answer is complete for."""
-    catalogue = await catalogues.get(session, scope["catalogue_id"], scope["version"])
+    catalogue = await catalogues.get(session, scope.catalogue_id, scope.version)
     if catalogue is None:
-        raise Problem(
-            404, "Not found", f"catalogue {scope['catalogue_id']} version {scope['version']} is not known here"
-        )
+        raise Problem(404, "Not found", f"catalogue {scope.catalogue_id} version {scope.version} is not known here")
     answered, applied = await answers_through(session), await tracking.position(session)
     position = min(answered, applied)
     # the scores may run ahead of the log's own events: then they are read as of the position
@@ -93,7 +92,7 @@ async def period_result(
     if as_of is not None and as_of.sequence is not None:
         position = min(position, as_of.sequence)
         moment = AsOf(sequence=position)
-    key = (*scope.values(), position, as_of, full)
+    key = (scope, position, as_of, full)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -103,7 +102,7 @@ async def period_result(
         position = last
     # who is ranked: the peer group's units of the period, as registered at this moment
     registry = await peer_groups.registry(session, position)
-    members = units_of_period(registry, catalogue, scope["period"])
+    members = units_of_period(registry, catalogue, scope.period)
     if registry.group(catalogue.peer_group) is not None:
         scores = {
             unit.id: scores.get(unit.id) or unit_score_of(catalogue, unit.id, {}, {}, None) for unit in members
@@ -121,14 +120,14 @@ async def period_result(
 
 
 async def unit_score(
-    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, position: int
+    session: AsyncSession, catalogue: Catalogue, scope: Scope, unit: str, position: int
 ) -> UnitScore | None:
     """One unit's every score as it stood at `position` (None when it has none)."""
     scores, _ = await unit_scores(session, catalogue, scope, AsOf(sequence=position), units=[unit])
     return scores.get(unit)
 
 
-def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | None = None) -> dict[str, Any]:
+def rankings_view(result: PeriodResult, scope: Scope, pillar: str | None = None) -> dict[str, Any]:
     """The ranking by total, or by one pillar's points (`pillar`)."""
     catalogue = result.catalogue
     if catalogue.kind != "points":
@@ -152,10 +151,10 @@ def rankings_view(result: PeriodResult, scope: dict[str, Any], pillar: str | Non
             {unit: score.node_points.get(pillar, Fraction(0)) for unit, score in result.scores.items()}
         )
     return {
-        "catalogue": scope["catalogue_id"],
-        "version": scope["version"],
-        "period": scope["period"],
-        "stage": scope["stage"],
+        "catalogue": scope.catalogue_id,
+        "version": scope.version,
+        "period": scope.period,
+        "stage": scope.stage,
         "pillar": pillar,
         "as_of_sequence": result.position,
         "max_points": _number(Fraction(catalogue.total_max_points)) if catalogue.total_max_points is not None else None,
@@ -189,7 +188,7 @@ class CardContext:
 
 def scorecard_view(
     result: PeriodResult,
-    scope: dict[str, Any],
+    scope: Scope,
     unit: str,
     unit_score: UnitScore | None,
     context: CardContext,
@@ -208,10 +207,10 @@ def scorecard_view(
     return {
         "unit_id": unit,
         **result.names(unit),
-        "catalogue": scope["catalogue_id"],
-        "version": scope["version"],
-        "period": scope["period"],
-        "stage": scope["stage"],
+        "catalogue": scope.catalogue_id,
+        "version": scope.version,
+        "period": scope.period,
+        "stage": scope.stage,
         "as_of_sequence": result.position,
         "total": _number(score.total),
         "max_points": str(catalogue.total_max_points) if catalogue.total_max_points is not None else None,
@@ -219,7 +218,7 @@ def scorecard_view(
         "rank_label": ranked.label,
         "previous_period_total": _number(context.previous_period.total) if context.previous_period else None,
         "general_information": general_information,
-        "pillars": [_node_card(catalogue, score, root, scope["stage"], context) for root in catalogue.roots],
+        "pillars": [_node_card(catalogue, score, root, scope.stage, context) for root in catalogue.roots],
     }
 
 

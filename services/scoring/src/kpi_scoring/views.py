@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
+from kpi_core.scope import Scope
 from kpi_core.scoring import display_points
 from kpi_scoring.adapters.orm import score_changes, scores
 
@@ -26,10 +27,9 @@ def _row(row: Any) -> dict[str, Any]:
     }
 
 
-async def unit_scores(
-    session: AsyncSession, scope: dict[str, Any], unit: str, code: str | None = None
-) -> list[dict[str, Any]]:
-    query = select(scores).where(*(scores.c[name] == value for name, value in scope.items()), scores.c.unit_id == unit)
+async def unit_scores(session: AsyncSession, scope: Scope, unit: str, code: str | None = None) -> list[dict[str, Any]]:
+    conditions = [scores.c[name] == value for name, value in scope.columns().items()]
+    query = select(scores).where(*conditions, scores.c.unit_id == unit)
     if code is not None:
         query = query.where(scores.c.code == code)
     return [_row(row) for row in await session.execute(query.order_by(scores.c.code))]
@@ -59,12 +59,13 @@ def _shown(exact: str | None) -> str | None:
 
 
 async def unit_scores_as_of(
-    session: AsyncSession, scope: dict[str, Any], unit: str, code: str | None, as_of: AsOf
+    session: AsyncSession, scope: Scope, unit: str, code: str | None, as_of: AsOf
 ) -> list[dict[str, Any]]:
     """The scores as they stood at a past moment: each code's last change at or before it."""
+    conditions = [score_changes.c[name] == value for name, value in scope.columns().items()]
     query = (
         select(score_changes)
-        .where(*(score_changes.c[name] == value for name, value in scope.items()), score_changes.c.unit_id == unit)
+        .where(*conditions, score_changes.c.unit_id == unit)
         .where(as_of.condition(score_changes.c.sequence, score_changes.c.recorded_at))
         .order_by(score_changes.c.sequence)
     )

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from kpi_core.scope import Scope
+
 
 def origin_of(address: str) -> str:
     """An address's origin as a browser writes it in an Origin header: "https://kpi.example.gov.vn"
@@ -35,13 +37,13 @@ class DashboardOptions:
     def event_link(self, sequence: int) -> str | None:
         return f"{self.ingest_url.rstrip('/')}/v1/events/{sequence}" if self.ingest_url else None
 
-    def explanation_link(self, unit: str, code: str, scope: dict[str, object], sequence: int) -> str | None:
+    def explanation_link(self, unit: str, code: str, scope: Scope, sequence: int) -> str | None:
         """Scoring's explanation of one score as it stood after the event `sequence`."""
         if not self.scoring_url:
             return None
         query = (
-            f"catalogue={scope['catalogue_id']}&version={scope['version']}&period={scope['period']}"
-            f"&stage={scope['stage']}&as_of={sequence}"
+            f"catalogue={scope.catalogue_id}&version={scope.version}&period={scope.period}"
+            f"&stage={scope.stage}&as_of={sequence}"
         )
         return f"{self.scoring_url.rstrip('/')}/v1/units/{unit}/scores/{code}?{query}"
 

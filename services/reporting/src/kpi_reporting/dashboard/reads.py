@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from kpi_common.problems import Problem
 from kpi_core.catalogue import Catalogue
+from kpi_core.scope import Scope
 from kpi_core.scoring import display_points
 from kpi_reporting import reports, timeline_views, trends, views
 from kpi_reporting.adapters.orm import score_lines
@@ -38,9 +39,8 @@ class Choice:
     stage: str
     with_data: tuple[int, ...] = ()  # the periods with data in the stage
 
-    def scope(self, **changes: Any) -> dict[str, Any]:
-        found = {"catalogue_id": self.catalogue.id, "version": self.catalogue.version, "period": self.period}
-        return {**found, "stage": self.stage} | changes
+    def scope(self) -> Scope:
+        return Scope(self.catalogue.id, self.catalogue.version, self.period, self.stage)
 
     def query(self) -> dict[str, Any]:
         return {"catalogue": self.catalogue.id, "version": self.catalogue.version, "period": self.period}
@@ -92,7 +92,7 @@ async def _previous(reporting: Reporting, choice: Choice, pillar: str | None) ->
     if choice.period - 1 not in choice.with_data:
         return None
     try:
-        return await reports.rankings(reporting, choice.scope(period=choice.period - 1), None, pillar, None)
+        return await reports.rankings(reporting, choice.scope().previous(), None, pillar, None)
     except Problem as absent:
         if absent.status == 404:
             return None
@@ -310,7 +310,7 @@ def event_summary(data: dict[str, Any]) -> str:
 
 
 async def explanations(
-    session: Any, scope: dict[str, Any], unit: str, entries: list[dict[str, Any]]
+    session: Any, scope: Scope, unit: str, entries: list[dict[str, Any]]
 ) -> dict[int, dict[str, Any]]:
     """The score of each measurement or verification of the history as it stood after the event, by the
     event's sequence: the latest line of its indicator and stage up to that sequence (what scoring
@@ -323,8 +323,8 @@ async def explanations(
     query = (
         select(score_lines.c.stage, score_lines.c.code, score_lines.c.sequence, score_lines.c.status,
                score_lines.c.points, score_lines.c.max_points, score_lines.c.detail)
-        .where(score_lines.c.catalogue_id == scope["catalogue_id"], score_lines.c.version == scope["version"],
-               score_lines.c.period == scope["period"], score_lines.c.unit_id == unit,
+        .where(score_lines.c.catalogue_id == scope.catalogue_id, score_lines.c.version == scope.version,
+               score_lines.c.period == scope.period, score_lines.c.unit_id == unit,
                score_lines.c.code.in_(sorted({e["indicator"] for e in asked})))
         .order_by(score_lines.c.sequence)
     )  # fmt: skip

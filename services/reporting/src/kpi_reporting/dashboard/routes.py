@@ -237,7 +237,7 @@ async def rankings_export(
 
     async def page() -> Response:
         key = await caller_key(request)
-        reader = await period_reader(request, key, scope["catalogue_id"], scope["version"], scope["stage"])
+        reader = await period_reader(request, key, scope.catalogue_id, scope.version, scope.stage)
         export = exports.export_rankings_xlsx if _workbook(request) else exports.export_rankings
         return await export(
             reader=reader, scope=scope, reporting=reporting, pillar=pillar or None, publication=publication
@@ -253,7 +253,7 @@ async def scorecard_export(request: Request, reporting: ReportingDep, unit: str,
 
     async def page() -> Response:
         key = await caller_key(request)
-        reader = await unit_reader(request, unit, key, scope["catalogue_id"], scope["version"], scope["stage"])
+        reader = await unit_reader(request, unit, key, scope.catalogue_id, scope.version, scope.stage)
         export = exports.export_scorecard_xlsx if _workbook(request) else exports.export_scorecard
         return await export(reader=reader, unit=unit, scope=scope, reporting=reporting)
 

@@ -22,6 +22,7 @@ from kpi_common.projection_metrics import projection_probe
 from kpi_common.projection_service import ProjectionService
 from kpi_common.scope import ScopeDep
 from kpi_common.streams import SCORES
+from kpi_core.scope import Scope
 from kpi_scoring import views
 from kpi_scoring.adapters.orm import dead_letters, score_log, score_outbox
 from kpi_scoring.adapters.score_outbox import WITHHELD_BY
@@ -44,7 +45,7 @@ AsOfQuery = Annotated[str | None, Query(description="A past moment: an event seq
 
 
 async def _scores(
-    scoring: ProjectionService, scope: dict[str, Any], unit: str, code: str | None, as_of: str | None
+    scoring: ProjectionService, scope: Scope, unit: str, code: str | None, as_of: str | None
 ) -> list[dict[str, Any]]:
     moment = AsOf.parse(as_of)
     async with scoring.sessions() as session:

@@ -21,6 +21,7 @@ from kpi_common.as_of import AsOf
 from kpi_common.cells import inert, starts_a_formula
 from kpi_common.problems import Problem
 from kpi_common.scope import ScopeDep
+from kpi_core.scope import Scope
 from kpi_reporting import reports, sdmx, trends, views
 from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.entrypoints.api.routes.reports import (
@@ -98,7 +99,7 @@ async def export_rankings(
     """The ranking as CSV: rank ("62/63"), unit, total, then each pillar."""
     found = await reports.rankings(reporting, scope, as_of, pillar, publication)
     header, rows = _ranking_table(found)
-    return csv_download([header, *rows], f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.csv")
+    return csv_download([header, *rows], f"rankings-{scope.catalogue_id}-{scope.version}-{scope.period}.csv")
 
 
 def _ranking_table(found: dict[str, Any]) -> tuple[list[Any], list[list[Any]]]:
@@ -139,7 +140,7 @@ async def export_scorecard(
     """A unit's scorecard as CSV, one row per pillar and component in catalogue order."""
     card = await reports.scorecard(reporting, scope, unit, as_of)
     rows = _scorecard_table(card)
-    return csv_download(rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.csv")
+    return csv_download(rows, f"scorecard-{unit}-{scope.catalogue_id}-{scope.period}.csv")
 
 
 def _scorecard_rows(card: dict[str, Any]) -> list[list[Any]]:
@@ -281,7 +282,7 @@ async def export_rankings_xlsx(
 ) -> Response:
     """The ranking as an XLSX workbook: the same columns as rankings.csv, points as numbers."""
     header, rows = _ranking_table(await reports.rankings(reporting, scope, as_of, pillar, publication))
-    name = f"rankings-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.xlsx"
+    name = f"rankings-{scope.catalogue_id}-{scope.version}-{scope.period}.xlsx"
     return xlsx_download("Xep hang", [header, *rows], name, set(range(3, len(header))))
 
 
@@ -292,18 +293,18 @@ async def export_scorecard_xlsx(
     """A unit's scorecard as an XLSX workbook: the same columns as scorecard.csv, points as numbers."""
     rows = _scorecard_sheet(await reports.scorecard(reporting, scope, unit, as_of))
     numeric = {index for index, (key, _) in enumerate(SCORECARD_COLUMNS) if key in POINT_COLUMNS}
-    return xlsx_download("Bang diem", rows, f"scorecard-{unit}-{scope['catalogue_id']}-{scope['period']}.xlsx", numeric)
+    return xlsx_download("Bang diem", rows, f"scorecard-{unit}-{scope.catalogue_id}-{scope.period}.xlsx", numeric)
 
 
-async def _every_card(reporting: Reporting, scope: dict[str, Any], as_of: str | None) -> list[dict[str, Any]]:
+async def _every_card(reporting: Reporting, scope: Scope, as_of: str | None) -> list[dict[str, Any]]:
     """Each ranked unit's scorecard figures (points and statuses; no other stage, no previous period),
     in ranking order, from one read of every unit's scores (`full`) instead of one scorecard's reads
     per unit. A publication is read as `reports.scorecard` reads it: the stage it froze, at the
     sequence it froze, its own units in its order."""
     moment = AsOf.parse(as_of)
-    if scope["stage"] == "published":
+    if scope.stage == "published":
         published = await reports.publication(reporting, scope, moment, None, None)
-        read = {**scope, "stage": published["published_stage"]}
+        read = scope.at_stage(published["published_stage"])
         result = await reports.result(reporting, read, AsOf(sequence=published["as_of_sequence"]), full=True)
         units = [row["unit_id"] for row in published["rankings"]]
     else:
@@ -325,7 +326,7 @@ async def export_scores_sdmx(
         async with reporting.service.sessions() as session:
             counts = await sdmx.evidence_counts(session, scope)
     rows = [row for card in cards for row in sdmx.score_rows(card, scope, counts)]
-    name = f"scores-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.sdmx.csv"
+    name = f"scores-{scope.catalogue_id}-{scope.version}-{scope.period}.sdmx.csv"
     return _sdmx_response(sdmx.sdmx_csv(sdmx.SCORE_COLUMNS, rows), name)
 
 
@@ -335,18 +336,18 @@ async def export_inputs_sdmx(
 ) -> Response:
     """Every unit's latest inputs of each component, one observation per input, as SDMX-CSV 2.0, dataflow
     DF_KPI_INPUTS; at stage=published, the inputs of the stage the publication froze, as it froze them."""
-    moment, stage = AsOf.parse(as_of), scope["stage"]
+    moment, stage = AsOf.parse(as_of), scope.stage
     if stage == "published":
         published = await reports.publication(reporting, scope, moment, None, None)
         moment, stage = AsOf(sequence=published["as_of_sequence"]), published["published_stage"]
     async with reporting.service.sessions() as session:
-        if await reporting.catalogues.get(session, scope["catalogue_id"], scope["version"]) is None:
-            what = f"catalogue {scope['catalogue_id']} version {scope['version']}"
+        if await reporting.catalogues.get(session, scope.catalogue_id, scope.version) is None:
+            what = f"catalogue {scope.catalogue_id} version {scope.version}"
             raise Problem(404, "Not found", f"{what} is not known here")
         measurements = await sdmx.latest_measurements(session, scope, stage, moment)
         registry = await reporting.peer_groups.registry(session)
     rows = sdmx.input_rows(measurements, scope, registry)
-    name = f"inputs-{scope['catalogue_id']}-{scope['version']}-{scope['period']}.sdmx.csv"
+    name = f"inputs-{scope.catalogue_id}-{scope.version}-{scope.period}.sdmx.csv"
     return _sdmx_response(sdmx.sdmx_csv(sdmx.INPUT_COLUMNS, rows), name)
 
 

@@ -44,7 +44,7 @@ async def get_rankings(
     verified, or as published; `as_of` answers for a past moment. A published ranking carries an
     ETag (If-None-Match answers 304): it changes only when a restatement names it."""
     found = await reports.rankings(reporting, scope, as_of, pillar, publication)
-    return conditional(request, found, REVALIDATE) if scope["stage"] == "published" else found
+    return conditional(request, found, REVALIDATE) if scope.stage == "published" else found
 
 
 @router.get("/units/{unit}/scorecard", response_model=Scorecard, response_model_exclude_unset=True)
@@ -124,4 +124,4 @@ async def get_diff(
     async with reporting.service.sessions() as session:
         events = await timeline_views.unit_history(session, scope, None, None, AsOf.parse(to))
     # the events that can move scores: this stage's measurements
-    return views.diff_view(before, after, [event for event in events if event.get("stage") == scope["stage"]])
+    return views.diff_view(before, after, [event for event in events if event.get("stage") == scope.stage])
