@@ -42,3 +42,8 @@ def test_equal_scopes_are_one_key():
 def test_a_scope_cannot_be_changed_in_place():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SCOPE.period = 2025  # type: ignore[misc]
+
+
+def test_the_following_scope_is_the_period_after_and_undoes_the_previous():
+    assert SCOPE.following() == Scope("vn-dti-province", "1.0", 2025, "verification")
+    assert SCOPE.previous().following() == SCOPE

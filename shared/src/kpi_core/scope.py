@@ -30,3 +30,7 @@ class Scope:
     def previous(self) -> Scope:
         """The same catalogue version and stage, one period earlier."""
         return replace(self, period=self.period - 1)
+
+    def following(self) -> Scope:
+        """The same catalogue version and stage, one period later."""
+        return replace(self, period=self.period + 1)

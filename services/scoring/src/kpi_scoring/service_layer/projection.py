@@ -47,6 +47,7 @@ from kpi_core.events import (
 from kpi_core.inputs import RecordedInputs, typed_inputs
 from kpi_core.ranking import frozen_ranking, rank_moves
 from kpi_core.rules import YearOverYearRule, is_peer_relative
+from kpi_core.scope import Scope
 from kpi_core.score_events import TOTAL_CODE, ResultFrozen
 from kpi_core.scoring import (
     IndicatorScore,
@@ -70,7 +71,7 @@ class _Unsettled:
     """What replayed measurements touched in one scope and is not scored yet."""
 
     catalogue: Catalogue
-    scope: dict[str, Any]
+    scope: Scope
     rows: dict[tuple[str, str], int] = field(default_factory=dict)  # (unit, code) -> the last event touching it
     leaves: dict[str, set[str]] = field(default_factory=dict)  # unit -> the leaves to score again
     # a peer-relative leaf touches every unit of the period: leaf -> (the last event measuring it, how
@@ -102,14 +103,14 @@ class _TransactionInputs:
         self._reset()
 
     def _reset(self) -> None:
-        self._periods: dict[tuple[Any, ...], PeriodInputs] = {}
-        self.scores: dict[tuple[Any, ...], UnitScore] = {}  # (scope..., unit) -> the unit's score as it stands
-        self.stored: dict[tuple[Any, ...], dict[tuple[str, str], str | None]] = {}  # scope -> (unit, code) -> points
-        self.peers: dict[tuple[Any, ...], dict[str, PeerStats | None]] = {}  # scope -> peer-relative code -> stats
-        self.pending_measurements: dict[tuple[Any, ...], dict[str, Any]] = {}
-        self.pending_scores: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._periods: dict[Scope, PeriodInputs] = {}
+        self.scores: dict[tuple[Scope, str], UnitScore] = {}  # (scope, unit) -> the unit's score as it stands
+        self.stored: dict[Scope, dict[tuple[str, str], str | None]] = {}  # scope -> (unit, code) -> points
+        self.peers: dict[Scope, dict[str, PeerStats | None]] = {}  # scope -> peer-relative code -> stats
+        self.pending_measurements: dict[tuple[Scope, str, str], dict[str, Any]] = {}  # (scope, unit, indicator)
+        self.pending_scores: dict[tuple[Scope, str, str], dict[str, Any]] = {}  # (scope, unit, code)
         self.pending_changes: list[dict[str, Any]] = []
-        self.unsettled: dict[tuple[Any, ...], _Unsettled] = {}  # scope -> what a replay folded in, unscored
+        self.unsettled: dict[Scope, _Unsettled] = {}  # scope -> what a replay folded in, unscored
 
     def _current(self, session: AsyncSession) -> None:
         if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
@@ -136,22 +137,20 @@ class _TransactionInputs:
     def committed(self) -> None:
         self._committed_through = self._finished_through
 
-    async def period(self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any]) -> PeriodInputs:
+    async def period(self, session: AsyncSession, catalogue: Catalogue, scope: Scope) -> PeriodInputs:
         self._current(session)
-        key = tuple(scope.values())
-        if key not in self._periods:
-            self._periods[key] = await _load_inputs(session, catalogue, scope, None)
-        return self._periods[key]
+        if scope not in self._periods:
+            self._periods[scope] = await _load_inputs(session, catalogue, scope, None)
+        return self._periods[scope]
 
-    async def stored_points(self, session: AsyncSession, scope: dict[str, Any]) -> dict[tuple[str, str], str | None]:
+    async def stored_points(self, session: AsyncSession, scope: Scope) -> dict[tuple[str, str], str | None]:
         self._current(session)
-        key = tuple(scope.values())
-        if key not in self.stored:
+        if scope not in self.stored:
             query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
-                *(scores.c[name] == value for name, value in scope.items())
+                *(scores.c[name] == value for name, value in scope.columns().items())
             )
-            self.stored[key] = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
-        return self.stored[key]
+            self.stored[scope] = {(row.unit_id, row.code): row.points_exact for row in await session.execute(query)}
+        return self.stored[scope]
 
     async def flush(self, session: AsyncSession) -> None:
         self._current(session)
@@ -252,14 +251,9 @@ class ScoreProjection:
         self, session: AsyncSession, catalogue: Catalogue, event: ResultPublished, sequence: int
     ) -> tuple[RankedUnit, ...]:
         pillar_codes = [root.code for root in catalogue.roots if root.scored]
-        scope = {
-            "catalogue_id": event.catalogue_id,
-            "version": event.catalogue_version,
-            "period": event.period,
-            "stage": event.stage,
-        }
+        scope = Scope(event.catalogue_id, event.catalogue_version, event.period, event.stage)
         query = select(scores.c.unit_id, scores.c.code, scores.c.points_exact).where(
-            *(scores.c[name] == value for name, value in scope.items()),
+            *(scores.c[name] == value for name, value in scope.columns().items()),
             scores.c.code.in_([TOTAL_CODE, *pillar_codes]),
         )
         points: dict[str, dict[str, Fraction]] = {}
@@ -277,16 +271,11 @@ class ScoreProjection:
         catalogue = await self.catalogues.get(session, event.catalogue_id, event.catalogue_version)
         if catalogue is None:
             raise LookupError(f"measurement for unregistered catalogue {event.catalogue_id}@{event.catalogue_version}")
-        scope = {
-            "catalogue_id": event.catalogue_id,
-            "version": event.catalogue_version,
-            "period": event.period,
-            "stage": event.stage,
-        }
+        scope = Scope(event.catalogue_id, event.catalogue_version, event.period, event.stage)
         period = await self._inputs.period(session, catalogue, scope)
         in_order = dict(sorted(event.inputs.items()))  # as stored (sorted keys), so as read back after
-        self._inputs.pending_measurements[(*scope.values(), event.unit_id, event.indicator)] = {
-            **scope,
+        self._inputs.pending_measurements[(scope, event.unit_id, event.indicator)] = {
+            **scope.columns(),
             "unit_id": event.unit_id,
             "indicator": event.indicator,
             "inputs": json.dumps(in_order),
@@ -306,14 +295,14 @@ class ScoreProjection:
         rescore = self._fold if published else self._rescore
         await rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
         if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
-            following = {**scope, "period": event.period + 1}  # next year's score reads this year's value
+            following = scope.following()  # next year's score reads this year's value
             next_year = await self._inputs.period(session, catalogue, following)
             peer_codes = {leaf.code for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)}
             if next_year.get(event.unit_id) or any(peer_codes & set(inputs) for inputs in next_year.values()):
                 await rescore(session, catalogue, following, event.unit_id, event.indicator, envelope)
 
     async def _touched(
-        self, session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str, indicator: str
+        self, session: AsyncSession, catalogue: Catalogue, scope: Scope, unit: str, indicator: str
     ) -> tuple[list[str], tuple[str, ...]]:
         """The units and codes one measurement can change: its indicator and ancestors, for its unit
         or, when the indicator is peer-relative, for every unit of the period that has inputs."""
@@ -326,7 +315,7 @@ class ScoreProjection:
         self,
         session: AsyncSession,
         catalogue: Catalogue,
-        scope: dict[str, Any],
+        scope: Scope,
         unit: str,
         indicator: str,
         envelope: EventEnvelope,
@@ -334,10 +323,9 @@ class ScoreProjection:
         """Replay: mark what the measurement touched (its leaf and ancestors, for its unit or, for a
         peer-relative leaf, for every unit of the period so far: spread when settled); `_settle`
         scores it."""
-        key = tuple(scope.values())
-        unsettled = self._inputs.unsettled.get(key)
+        unsettled = self._inputs.unsettled.get(scope)
         if unsettled is None:
-            unsettled = self._inputs.unsettled[key] = _Unsettled(catalogue, scope)
+            unsettled = self._inputs.unsettled[scope] = _Unsettled(catalogue, scope)
         node = catalogue.node(indicator)
         if node is not None and is_peer_relative(node.rule):
             every_unit = await self._inputs.period(session, catalogue, scope)
@@ -351,36 +339,36 @@ class ScoreProjection:
     async def _settle(self, session: AsyncSession) -> None:
         """Score what a replayed batch touched: each touched leaf of a unit once, from the inputs as
         they stand (a unit not scored yet in this run: all of it, once)."""
-        for scope_key, unsettled in self._inputs.unsettled.items():
-            catalogue, scope = unsettled.catalogue, unsettled.scope
+        for scope, unsettled in self._inputs.unsettled.items():
+            catalogue = unsettled.catalogue
             every_unit = await self._inputs.period(session, catalogue, scope)
             period_inputs = every_unit
             if _uses_previous_period(catalogue):
-                earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
+                earlier = await self._inputs.period(session, catalogue, scope.previous())
                 period_inputs = with_previous_period(catalogue, every_unit, earlier)
-            peers = self._inputs.peers[scope_key] = _all_peers(catalogue, period_inputs)
+            peers = self._inputs.peers[scope] = _all_peers(catalogue, period_inputs)
             unsettled.spread(list(every_unit), catalogue)
             for unit, leaves in unsettled.leaves.items():
-                unit_inputs, before = period_inputs.get(unit, {}), self._inputs.scores.get((*scope_key, unit))
+                unit_inputs, before = period_inputs.get(unit, {}), self._inputs.scores.get((scope, unit))
                 if before is None:
                     unit_score = score_unit(catalogue, unit, unit_inputs, peers)
                 else:
                     unit_score = before
                     for leaf in sorted(leaves):
                         unit_score = rescore_leaf(catalogue, unit_score, leaf, unit_inputs.get(leaf), peers.get(leaf))
-                self._inputs.scores[(*scope_key, unit)] = unit_score
+                self._inputs.scores[(scope, unit)] = unit_score
             stored = await self._inputs.stored_points(session, scope)
             for (unit, code), sequence in unsettled.rows.items():
-                (row,) = _score_rows(catalogue, self._inputs.scores[(*scope_key, unit)], [code], scope, sequence)
+                (row,) = _score_rows(catalogue, self._inputs.scores[(scope, unit)], [code], scope, sequence)
                 stored[(unit, code)] = row["points_exact"]
-                self._inputs.pending_scores[(*scope_key, unit, code)] = row
+                self._inputs.pending_scores[(scope, unit, code)] = row
         self._inputs.unsettled = {}
 
     async def _rescore(
         self,
         session: AsyncSession,
         catalogue: Catalogue,
-        scope: dict[str, Any],
+        scope: Scope,
         unit: str,
         indicator: str,
         envelope: EventEnvelope,
@@ -396,18 +384,17 @@ class ScoreProjection:
         scored_units, affected = await self._touched(session, catalogue, scope, unit, indicator)
         period_inputs = every_unit
         if _uses_previous_period(catalogue):
-            earlier = await self._inputs.period(session, catalogue, {**scope, "period": scope["period"] - 1})
+            earlier = await self._inputs.period(session, catalogue, scope.previous())
             period_inputs = with_previous_period(catalogue, every_unit, earlier)
-        scope_key = tuple(scope.values())
-        peers = self._inputs.peers.get(scope_key)
+        peers = self._inputs.peers.get(scope)
         if peers is None:
-            peers = self._inputs.peers[scope_key] = _all_peers(catalogue, period_inputs)
+            peers = self._inputs.peers[scope] = _all_peers(catalogue, period_inputs)
         peer = None
         if node is not None and everyone:
             peer = peers[indicator] = peer_stats(node, period_inputs)
         rows = []
         for scored_unit in scored_units:
-            key = (*scope_key, scored_unit)
+            key = (scope, scored_unit)
             before = self._inputs.scores.get(key)
             unit_inputs = period_inputs.get(scored_unit, {})
             if before is None:  # the first time in this transaction: the whole unit, once
@@ -421,18 +408,19 @@ class ScoreProjection:
         self._inputs.pending_changes += changes
         for row in rows:
             stored[(row["unit_id"], row["code"])] = row["points_exact"]
-            self._inputs.pending_scores[(*scope_key, row["unit_id"], row["code"])] = row
+            self._inputs.pending_scores[(scope, row["unit_id"], row["code"])] = row
         self.log.changed(session, (score_line(row, recorded_at) for row in changed))
 
 
 def _changes(
-    scope: dict[str, Any],
+    scope: Scope,
     rows: list[dict[str, Any]],
     before: dict[tuple[str, str], str | None],
     sequence: int,
     recorded_at: str,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Lineage: which scores this event changed, from what to what: the changed rows and the change rows."""
+    columns = scope.columns()
     changed = [
         row
         for row in rows
@@ -441,7 +429,7 @@ def _changes(
     ]
     changes = [
         {
-            **scope,
+            **columns,
             "sequence": sequence,
             "unit_id": row["unit_id"],
             "code": row["code"],
@@ -474,11 +462,11 @@ def _uses_previous_period(catalogue: Catalogue) -> bool:
 
 
 async def _load_inputs(
-    session: AsyncSession, catalogue: Catalogue, scope: dict[str, Any], unit: str | None
+    session: AsyncSession, catalogue: Catalogue, scope: Scope, unit: str | None
 ) -> dict[str, dict[str, RecordedInputs]]:
     """The latest inputs of one unit (or all units), plus every unit's peer-relative inputs."""
     peer_codes = [leaf.code for leaf in catalogue.leaves() if is_peer_relative(leaf.rule)]
-    query = select(measurements).where(*(measurements.c[name] == value for name, value in scope.items()))
+    query = select(measurements).where(*(measurements.c[name] == value for name, value in scope.columns().items()))
     if unit is not None:
         query = query.where(or_(measurements.c.unit_id == unit, measurements.c.indicator.in_(peer_codes)))
     period_inputs: dict[str, dict[str, RecordedInputs]] = {}
@@ -508,9 +496,9 @@ def _with_ancestors(catalogue: Catalogue, code: str) -> tuple[str, ...]:
 
 
 def _score_rows(
-    catalogue: Catalogue, unit_score: UnitScore, codes: Iterable[str], scope: dict[str, Any], sequence: int
+    catalogue: Catalogue, unit_score: UnitScore, codes: Iterable[str], scope: Scope, sequence: int
 ) -> list[dict[str, Any]]:
-    rows = []
+    rows, columns = [], scope.columns()
     for code in codes:
         indicator = unit_score.indicators.get(code)
         status: str
@@ -522,7 +510,7 @@ def _score_rows(
             points = unit_score.total if code == TOTAL_CODE else unit_score.node_points.get(code, Fraction(0))
         rows.append(
             {
-                **scope,
+                **columns,
                 "unit_id": unit_score.unit,
                 "code": code,
                 "status": status,
