@@ -66,7 +66,7 @@ class RunningSystem:
                 raise TimeoutError("the system did not reach the expected state")
             time.sleep(0.05)
 
-    def wait_until_keys_known(self, timeout: float = 30.0) -> None:
+    def wait_until_keys_known(self, timeout: float = 120.0) -> None:
         """Scoring and reporting learn keys from the stream: wait until they know the ones granted."""
         history = {"catalogue": "vn-dti-province", "version": "1.0", "period": 2024}
 
@@ -124,7 +124,11 @@ def start_running_system(
         for name, service in system.services.items()
     }
     running = RunningSystem(clients["ingest"], clients["scoring"], clients["reporting"], keys, system, database_urls)
-    running.wait_until_keys_known()
+    try:
+        running.wait_until_keys_known()
+    except BaseException:  # a fixture that fails here is never torn down: its processes would live on
+        system.stop()
+        raise
     return running
 
 
