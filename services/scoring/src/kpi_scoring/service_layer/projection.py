@@ -387,11 +387,14 @@ class ScoreProjection:
             earlier = await self._inputs.period(session, catalogue, scope.previous())
             period_inputs = with_previous_period(catalogue, every_unit, earlier)
         peers = self._inputs.peers.get(scope)
+        peers_before = peers is not None  # else the stats below already include this event
         if peers is None:
             peers = self._inputs.peers[scope] = _all_peers(catalogue, period_inputs)
-        peer = None
+        peer, peer_moved = None, True
         if node is not None and everyone:
+            previous_peer = peers.get(indicator)
             peer = peers[indicator] = peer_stats(node, period_inputs)
+            peer_moved = not peers_before or peer != previous_peer
         rows = []
         for scored_unit in scored_units:
             key = (scope, scored_unit)
@@ -399,6 +402,10 @@ class ScoreProjection:
             unit_inputs = period_inputs.get(scored_unit, {})
             if before is None:  # the first time in this transaction: the whole unit, once
                 unit_score = score_unit(catalogue, scored_unit, unit_inputs, peers)
+            elif scored_unit != unit and not peer_moved:
+                # another unit's inputs are as they were and so are the peers' extremes it is scored
+                # against (values and the events that set them): its score is the one it has
+                unit_score = before
             else:  # then only the leaf that changed, its ancestors and the total
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
             self._inputs.scores[key] = unit_score
