@@ -155,7 +155,8 @@ def main() -> None:
         ),
         (
             "set POST answered (from when it was due)",
-            f"p50 {percentile(result['post'], 0.5) * 1000:.0f} ms, p99 {percentile(result['post'], 0.99) * 1000:.0f} ms",
+            f"p50 {percentile(result['post'], 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(result['post'], 0.99) * 1000:.0f} ms",
         ),
         (
             "set due → the ranking answers for its last event",
