@@ -59,6 +59,7 @@ def percentile(values: list[float], share: float) -> float:
 
 async def offer(
     ingest: str,
+    scoring: str,
     reporting: str,
     keys: dict[str, str],
     rows: list[dict[str, Any]],
@@ -70,6 +71,8 @@ async def offer(
     interval = set_rows / rate
     answered: list[tuple[float, float, int, int]] = []  # (due, answered at, last sequence, events stored)
     visible: dict[int, float] = {}  # last sequence -> when the ranking first answered for it
+    scored: dict[int, float] = {}  # last sequence -> when scoring first showed what it changed
+    last_unit: dict[int, str] = {}  # last sequence -> the unit of the set's last row
     sending_done = asyncio.Event()
     params = {"catalogue_id": full_year.CATALOGUE[0], "catalogue_version": full_year.CATALOGUE[1]}
     params["period"] = str(full_year.PERIOD)
@@ -87,6 +90,7 @@ async def offer(
         summary = response.json()
         stored = summary["imported"] + summary["replaced"]
         if stored:
+            last_unit[summary["last_sequence"]] = sets[index][-1]["unit_id"]
             answered.append((due, time.perf_counter(), summary["last_sequence"], stored))
 
     async def watch(client: httpx.AsyncClient) -> None:
@@ -102,17 +106,34 @@ async def offer(
                 return
             await asyncio.sleep(0.02)
 
+    async def watch_scoring(client: httpx.AsyncClient) -> None:
+        """The total of the unit of a set's last row carries the last event that touched it."""
+        headers = {"Authorization": f"Bearer {keys['admin']}"}
+        query = {"catalogue": full_year.CATALOGUE[0], "version": full_year.CATALOGUE[1], "period": full_year.PERIOD}
+        while not (sending_done.is_set() and all(last in scored for _, _, last, _ in answered)):
+            waiting = [(last, unit) for _, _, last, _ in answered if last not in scored for unit in [last_unit[last]]]
+            if waiting:
+                last, unit = waiting[0]
+                total = await client.get(f"/v1/units/{unit}/scores/*", params=query, headers=headers)
+                if total.status_code == 200 and total.json()["as_of_sequence"] >= last:
+                    scored[last] = time.perf_counter()
+                    continue
+            await asyncio.sleep(0.02)
+
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
     async with (
         httpx.AsyncClient(base_url=ingest, timeout=120, limits=limits) as sender,
         httpx.AsyncClient(base_url=reporting, timeout=120) as watcher,
+        httpx.AsyncClient(base_url=scoring, timeout=120) as scoring_watcher,
     ):
         watching = asyncio.create_task(watch(watcher))
+        watching_scoring = asyncio.create_task(watch_scoring(scoring_watcher))
         start = time.perf_counter() + 0.2
         await asyncio.gather(*(send(sender, index, start + index * interval) for index in range(len(sets))))
         sent = time.perf_counter() - start
         sending_done.set()
         await watching
+        await watching_scoring
         drained = time.perf_counter() - start
         load = os.getloadavg()[0]
     stored = sum(count for *_, count in answered)
@@ -123,6 +144,7 @@ async def offer(
         "drained": drained,
         "post": [answered_at - due for due, answered_at, _, _ in answered],
         "visible": [visible[last] - due for due, _, last, _ in answered],
+        "scored": [scored[last] - due for due, _, last, _ in answered],
         "load": load,
     }
 
@@ -140,10 +162,11 @@ def main() -> None:
         system, keys = bench_system.start(var_dir, bench_system.database_urls(var_dir, args.postgres))
         try:
             ingest, reporting = system.services["ingest"].url, system.services["reporting"].url
+            scoring = system.services["scoring"].url
             warm = offered_rows(year, len(year))  # the year's first measurements, so the load is corrections
-            result = asyncio.run(offer(ingest, reporting, keys, warm, 5_000, 1_000, "warm"))
+            result = asyncio.run(offer(ingest, scoring, reporting, keys, warm, 5_000, 1_000, "warm"))
             rows = offered_rows(year, int(args.rate * args.seconds) + len(year))[len(year) :]
-            result = asyncio.run(offer(ingest, reporting, keys, rows, args.rate, args.set_rows, "sustained"))
+            result = asyncio.run(offer(ingest, scoring, reporting, keys, rows, args.rate, args.set_rows, "sustained"))
         finally:
             system.stop()
     figures = [
@@ -157,6 +180,11 @@ def main() -> None:
             "set POST answered (from when it was due)",
             f"p50 {percentile(result['post'], 0.5) * 1000:.0f} ms, "
             f"p99 {percentile(result['post'], 0.99) * 1000:.0f} ms",
+        ),
+        (
+            "set due → scoring has scored its last event",
+            f"p50 {percentile(result['scored'], 0.5) * 1000:.0f} ms, "
+            f"p99 {percentile(result['scored'], 0.99) * 1000:.0f} ms",
         ),
         (
             "set due → the ranking answers for its last event",

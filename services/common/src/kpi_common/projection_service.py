@@ -37,6 +37,9 @@ class ProjectionService:
     tracking: TrackedProjection
     follower: StreamFollower
     also: list[Following] = field(default_factory=list)
+    # held by each batch of the service's projections while it writes: anything else of the process
+    # that writes to the same database takes its turn with them (see `TrackedProjection`)
+    turns: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def followings(self) -> list[Following]:
@@ -99,5 +102,5 @@ def build_projection_service(
         follower = StreamFollower(nats_url, extra.consumer, extra_tracking, replicas, extra.stream)
         further.append(Following(extra.stream, extra_tracking, follower))
     return ProjectionService(
-        engine, sessions, tracking, StreamFollower(nats_url, consumer, tracking, replicas, EVENTS), further
+        engine, sessions, tracking, StreamFollower(nats_url, consumer, tracking, replicas, EVENTS), further, turns
     )

@@ -43,7 +43,7 @@ def build(settings: Settings) -> Scoring:
         finish_batch=projection.finish_batch,
         committed=projection.committed,
     )
-    outbox = ScoreOutbox(service.sessions)
+    outbox = ScoreOutbox(service.sessions, service.turns)
     relay = Relay(
         outbox,
         settings.nats_url,

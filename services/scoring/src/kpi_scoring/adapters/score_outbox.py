@@ -3,9 +3,17 @@ sequence order, until the score stream holds them. Each call is its own transact
 
 A score event the relay cannot publish at all (over a transport limit) is withheld: a placeholder
 takes its place on the score stream, and it is recorded among scoring's dead letters under the
-consumer name `WITHHELD_BY` (the score log keeps the event itself)."""
+consumer name `WITHHELD_BY` (the score log keeps the event itself).
+
+What the relay writes waits for its turn with the projection's batches (`turns`): a batch holds
+SQLite's write lock from its first statement to its commit, and a writer that queued on the lock
+instead would wait out the busy handler's sleeps too (seen: the score event of a set reached the
+stream 120 ms after scoring committed it at the median, 1.4 s at the 99th percentile, at 1,000
+measurements/s)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,8 +27,9 @@ WITHHELD_BY = "score-relay"  # the dead letters' consumer name of the score even
 
 
 class ScoreOutbox:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], turns: asyncio.Lock | None = None) -> None:
         self._sessions = sessions
+        self._turns = turns or asyncio.Lock()
 
     async def pending(self, limit: int) -> list[Pending]:
         query = (
@@ -39,14 +48,14 @@ class ScoreOutbox:
         return str(found) if found is not None else None
 
     async def mark_published(self, up_to_sequence: int) -> None:
-        async with self._sessions() as session:
+        async with self._turns, self._sessions() as session:
             await session.execute(delete(score_outbox).where(score_outbox.c.sequence <= up_to_sequence))
             await session.commit()
 
     async def withhold(self, message: Pending, withheld: EventWithheld) -> None:
         reason = f"withheld from the score stream ({withheld.size} bytes): {withheld.reason}"
         row = {"consumer": WITHHELD_BY, "sequence": withheld.sequence, "event_id": withheld.event_id, "reason": reason}
-        async with self._sessions() as session:
+        async with self._turns, self._sessions() as session:
             await insert_ignoring_duplicates(session, dead_letters, row)
             await session.commit()
 
