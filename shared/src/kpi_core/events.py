@@ -402,11 +402,14 @@ class EventEnvelope(BaseModel):
     data: dict[str, Any]
 
     def shown(self) -> dict[str, Any]:
-        """The envelope as JSON shows it: an absent extension is left out, not shown as null."""
-        shown = self.model_dump(mode="json")
+        """The envelope as JSON shows it: an absent extension is left out, not shown as null. The data
+        is JSON already (an event's `model_dump(mode="json")`, or what was read from JSON): it is
+        given as it is, not walked through again (a score event carries a thousand lines)."""
+        shown = self.model_dump(mode="json", exclude={"data"})
         for name in REQUEST_ATTRIBUTES:
             if shown[name] is None:
                 del shown[name]
+        shown["data"] = self.data
         return shown
 
     def to_bytes(self) -> bytes:

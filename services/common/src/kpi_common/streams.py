@@ -24,7 +24,7 @@ class Stream:
     name: str
     subjects: tuple[str, ...]
     description: str
-    replay_batch: int = 5_000  # messages applied per transaction in a rebuild (memory-sized)
+    replay_batch: int = 20_000  # messages applied per transaction in a rebuild (memory-sized: ~10 MB more than 5,000)
 
 
 EVENTS = Stream(
