@@ -80,3 +80,25 @@ def test_the_sync_consumer_survives_kills_and_ends_with_exactly_the_stored_event
     copied = lines(out)
     assert [event["sequence"] for event in copied] == list(range(1, last + 1))
     assert copied == stored
+
+
+def test_the_sync_consumer_says_how_far_it_is_and_when_it_reaches_the_head(
+    running: RunningSystem, tmp_path: Path
+) -> None:
+    last = post_some(running, 100, 5)
+    out, progress = tmp_path / "copy.jsonl", tmp_path / "sync.stderr"
+    command = [sys.executable, "-m", "kpi_launcher.cli", "sync", "--nats", running.system.nats_url]
+    command += ["--durable", "progress-sync", "--out", str(out)]
+    with progress.open("wb") as stderr:
+        consumer = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            running.wait_for(lambda: len(lines(out)) >= last, timeout=30)
+            running.wait_for(lambda: "at the head" in progress.read_text(encoding="utf-8"), timeout=10)
+        finally:
+            consumer.send_signal(signal.SIGTERM)
+            assert consumer.wait(timeout=30) == 0
+    said = progress.read_text(encoding="utf-8")
+    head_line = next(line for line in said.splitlines() if "at the head" in line)
+    done, head = head_line.split(" ")[0].split("/")
+    assert int(done) == int(head) >= last
+    assert "\r" not in said  # not a terminal: whole lines, not a line rewritten in place

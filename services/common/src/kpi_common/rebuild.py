@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,9 +24,9 @@ from sqlalchemy import MetaData, insert, select
 from kpi_common.db import make_engine
 from kpi_common.fresh_database import create_empty, drop, fresh_url, swap
 from kpi_common.messaging import connect
+from kpi_common.progress import ProgressLine
 from kpi_common.projection_service import ProjectionService
-from kpi_common.streams import EVENTS, Stream
-from kpi_core.events import EventEnvelope
+from kpi_common.streams import EVENTS, Stream, head_sequence
 
 COPY_CHUNK = 1_000  # rows of a kept table copied per statement
 PROGRESS_SECONDS = 0.5  # the progress line is written at least this often
@@ -46,15 +45,10 @@ async def last_event_sequence(nats_url: str, stream: Stream = EVENTS) -> int:
         reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
         raise StreamUnavailable(f"NATS at {nats_url} does not answer ({reason})") from None
     try:
-        js = client.jetstream()
         try:
-            info = await js.stream_info(stream.name)
+            return await head_sequence(client.jetstream(), stream)
         except NotFoundError:
             raise StreamUnavailable(f"the stream {stream.name} does not exist on {nats_url}") from None
-        if info.state.messages == 0:
-            return 0
-        last = await js.get_msg(stream.name, seq=info.state.last_seq)
-        return EventEnvelope.from_bytes(last.data or b"").sequence
     finally:
         await client.close()
 
@@ -135,7 +129,7 @@ async def _replay(service: ProjectionService, targets: list[int], timeout: float
     for following in followings:
         following.follower.batch = following.stream.replay_batch
     service.start()
-    started = time.monotonic()
+    started, progress = time.monotonic(), ProgressLine()
     try:
         while True:
             for following in followings:  # cleared before reading: a batch committed from here on wakes the wait
@@ -148,11 +142,9 @@ async def _replay(service: ProjectionService, targets: list[int], timeout: float
                 positions = known
             position, target = positions[0], targets[0]
             elapsed = time.monotonic() - started
-            rate = position / elapsed if elapsed else 0.0
-            left = (target - position) / rate if rate else float("inf")
-            print(f"\r{position}/{target} events, {rate:,.0f}/s, {left:,.0f} s left   ", end="", file=sys.stderr)
+            progress.show(position, target)
             if all(reached >= goal for reached, goal in zip(positions, targets, strict=True)):
-                print(file=sys.stderr)
+                progress.end()
                 return position
             if elapsed >= timeout:
                 raise TimeoutError(f"the rebuild did not catch up within {timeout} s (at {position} of {target})")

@@ -16,6 +16,8 @@ from nats.js import JetStreamContext
 from nats.js.api import RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 
+from kpi_core.events import EventEnvelope
+
 log = logging.getLogger(__name__)
 
 
@@ -66,6 +68,16 @@ def declarations(replicas: int = 1) -> dict[str, Any]:
         "stream": stream_config(replicas).as_dict(),
         "score_stream": stream_config(replicas, SCORES).as_dict(),
     }
+
+
+async def head_sequence(js: JetStreamContext, stream: Stream = EVENTS) -> int:
+    """The sequence of the last event the stream holds, as its envelope says (0 when it is empty);
+    raises NotFoundError when there is no such stream."""
+    info = await js.stream_info(stream.name)
+    if info.state.messages == 0:
+        return 0
+    last = await js.get_msg(stream.name, seq=info.state.last_seq)
+    return EventEnvelope.from_bytes(last.data or b"").sequence
 
 
 async def ensure_stream(js: JetStreamContext, replicas: int | None = None, stream: Stream = EVENTS) -> None:

@@ -15,6 +15,7 @@ recorded as a dead letter of the copy: a line in `<out>.dead-letters` and one er
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -22,12 +23,16 @@ import signal
 from collections.abc import Sequence
 from pathlib import Path
 
-from kpi_common.consumer import BatchResult, run_consumer
+from nats.js import JetStreamContext
+
+from kpi_common.consumer import BatchResult, FollowerStats, run_consumer
 from kpi_common.messaging import close_quietly, connect
-from kpi_common.streams import EVENTS, Stream, ensure_stream
+from kpi_common.progress import ProgressLine
+from kpi_common.streams import EVENTS, Stream, ensure_stream, head_sequence
 from kpi_core.events import EventEnvelope, EventWithheld
 
 log = logging.getLogger(__name__)
+PROGRESS_SECONDS = 0.5  # the progress line is shown at least this often
 
 
 class JsonLinesCopy:
@@ -89,15 +94,40 @@ class JsonLinesCopy:
         raise RuntimeError(f"event {envelope.sequence} cannot be copied: {reason}")  # a copy never skips
 
 
-async def follow(nats_url: str, durable: str, out: Path, stream: Stream = EVENTS) -> None:
+async def follow(nats_url: str, durable: str, out: Path, stream: Stream = EVENTS, *, progress: bool = True) -> None:
     copy = JsonLinesCopy(out)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     client = await connect(nats_url, f"kpi-sync-{durable}")
+    stats = FollowerStats()
+    showing = asyncio.create_task(_show_progress(client.jetstream(), stream, stats, stop)) if progress else None
     try:
         await ensure_stream(client.jetstream(), stream=stream)
-        await run_consumer(client.jetstream(), durable, copy, stop, stream=stream)
+        await run_consumer(client.jetstream(), durable, copy, stop, stream=stream, stats=stats)
     finally:
+        stop.set()
+        if showing is not None:
+            await asyncio.gather(showing, return_exceptions=True)
         await close_quietly(client)
+
+
+async def _show_progress(js: JetStreamContext, stream: Stream, stats: FollowerStats, stop: asyncio.Event) -> None:
+    """The copy's position against the stream's head, every `PROGRESS_SECONDS` and when a batch lands."""
+    line: ProgressLine | None = None
+    try:
+        while not stop.is_set():
+            stats.moved.clear()
+            with contextlib.suppress(Exception):  # NATS away: the consumer says so; the line waits
+                head = await head_sequence(js, stream)
+                if line is None:
+                    line = ProgressLine(start_position=stats.position)
+                line.show(stats.position, max(head, stats.position))
+            waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(stats.moved.wait())}
+            await asyncio.wait(waits, timeout=PROGRESS_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+    finally:
+        if line is not None:
+            line.end()
