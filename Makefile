@@ -45,6 +45,7 @@ e2e: install
 bench: install
 	$(BIN)/python -m tests.bench.run
 	$(BIN)/python -m tests.bench.full_year
+	$(BIN)/python -m tests.bench.sustained
 	$(BIN)/python -m tests.bench.bulk
 	$(BIN)/python -m tests.bench.dashboard
 

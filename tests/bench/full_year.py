@@ -151,6 +151,45 @@ def load_average() -> str:
     return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
+async def read_floor(nats_url: str) -> tuple[int, float, float]:
+    """What a replay cannot go below with nats-py and pydantic: the whole event stream read with one
+    pull request on an ephemeral consumer (no work done per message but keeping its bytes), then
+    every message decoded as an envelope. (messages, seconds reading, seconds decoding)"""
+    import nats
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    from kpi_common.streams import EVENTS
+    from kpi_core.events import EventEnvelope
+
+    client = await nats.connect(nats_url)
+    try:
+        js = client.jetstream()
+        total = (await js.stream_info(EVENTS.name)).state.messages
+        received: list[bytes] = []
+        done = asyncio.Event()
+
+        async def keep(message: Any) -> None:
+            received.append(message.data)
+            if len(received) >= total:
+                done.set()
+
+        started = time.perf_counter()
+        config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL, inactive_threshold=30)
+        consumer = await js.add_consumer(EVENTS.name, config)
+        inbox = client.new_inbox()
+        await client.subscribe(inbox, cb=keep, pending_msgs_limit=total + 1)
+        request = f'{{"batch": {total}, "expires": 60000000000}}'.encode()
+        await client.publish(f"$JS.API.CONSUMER.MSG.NEXT.{EVENTS.name}.{consumer.name}", request, reply=inbox)
+        await asyncio.wait_for(done.wait(), timeout=120)
+        read = time.perf_counter() - started
+        started = time.perf_counter()
+        for payload in received:
+            EventEnvelope.from_bytes(payload)
+        return total, read, time.perf_counter() - started
+    finally:
+        await client.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=8)
@@ -176,6 +215,7 @@ def main() -> None:
             load_before = load_average()
             rebuilt = {name: rebuild(name, urls[name], system.nats_url) for name in ("scoring", "reporting")}
             load_after = load_average()
+            floor = asyncio.run(read_floor(system.nats_url))
         finally:
             system.stop()
     accepted = len(bodies) - refused
@@ -196,6 +236,11 @@ def main() -> None:
             for name, (seconds, position, whole, cpu) in rebuilt.items()
         ),
         ("load average (1, 5, 15 min) before / after the rebuilds", f"{load_before} / {load_after}"),
+        (
+            f"floor: the event stream read raw ({floor[0]} messages, one pull), then decoded",
+            f"read {floor[0] / floor[1]:,.0f}/s, decode {floor[0] / floor[2]:,.0f}/s, "
+            f"both {floor[0] / (floor[1] + floor[2]):,.0f}/s",
+        ),
     ]
     width = max(len(name) for name, _ in rows)
     for name, value in rows:
