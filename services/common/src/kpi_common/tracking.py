@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, insert, select, update
@@ -22,6 +23,8 @@ from kpi_common.consumer import BatchResult
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import carrying
 from kpi_core.events import EventEnvelope, EventWithheld
+
+YIELD_AFTER_SECONDS = 0.005  # of a batch's work without an await, before the event loop is let in
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +112,13 @@ class TrackedProjection:
             last = await self.position(session, lock=True)
             todo = [envelope for envelope in envelopes if envelope.sequence > last]
             withheld: list[EventEnvelope] = []
+            working_since = time.monotonic()
             for index, envelope in enumerate(todo):
+                if time.monotonic() - working_since > YIELD_AFTER_SECONDS:
+                    # a batch is CPU-bound between its few awaits: let the service's requests (a
+                    # ranking, a health check) and its relay in before going on
+                    await asyncio.sleep(0)
+                    working_since = time.monotonic()
                 if envelope.sequence != last + 1 + index:
                     todo = todo[:index]  # another instance moved on meanwhile, or a gap: stop here
                     break
