@@ -247,3 +247,54 @@ async def test_a_replay_of_scoring_publishes_nothing_twice_and_numbers_on(databa
         assert outbox == len(after)  # nothing published yet in this test: every score event waits for the relay
     finally:
         await engine.dispose()
+
+
+async def test_a_peer_measurement_that_moves_no_extreme_still_touches_every_units_rows_live_as_in_a_replay(
+    database_url: str,
+) -> None:
+    """Live, the other units are not rescored when the peers' extremes stay (their scores cannot
+    move), yet their rows take the event's sequence exactly as a replay's do."""
+    log = Log()
+    log.add(
+        CatalogueVersionRegistered(
+            catalogue_id="mini-relative",
+            version="1.0",
+            content_sha256=CATALOGUE.content_hash(),
+            document=DOCUMENT,
+            registered_by="t",
+        )
+    )
+    for unit, value in (("quan-1", "5"), ("quan-3", "10"), ("thu-duc", "15"), ("quan-3", "12"), ("quan-3", "11")):
+        log.add(
+            MeasurementRecorded(
+                catalogue_id="mini-relative",
+                catalogue_version="1.0",
+                period=2024,
+                unit_id=unit,
+                indicator="5.1",
+                inputs={"a": value},
+                submitted_by="t",
+            )
+        )
+    upgrade(SCORING_MIGRATIONS, database_url)
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    try:
+        live = scoring_projection(sessions)
+        result = await live.apply_batch(log.envelopes)  # one batch: the rows of the units are pending
+        assert result.applied == len(log.envelopes) and result.failed is None
+        derived = await derived_tables(sessions)
+        last = len(log.envelopes)
+        touched = {
+            (row[4], row[5]): row[-1] for row in derived["scores"] if row[5] in ("5.1", "5", "*")
+        }  # (unit, code) -> sequence
+        assert {touched[(unit, code)] for unit in ("quan-1", "thu-duc") for code in ("5.1", "5", "*")} == {last}
+        async with sessions() as session:
+            for table in reversed(scoring_orm.metadata.sorted_tables):
+                if not table.info.get("kept_on_rebuild"):
+                    await session.execute(delete(table))
+            await session.commit()
+        await apply_in_batches(scoring_projection(sessions), log.envelopes, seed=6)
+        assert await derived_tables(sessions) == derived
+    finally:
+        await engine.dispose()

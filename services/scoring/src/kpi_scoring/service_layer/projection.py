@@ -395,7 +395,7 @@ class ScoreProjection:
             previous_peer = peers.get(indicator)
             peer = peers[indicator] = peer_stats(node, period_inputs)
             peer_moved = not peers_before or peer != previous_peer
-        rows = []
+        rows, pending = [], self._inputs.pending_scores
         for scored_unit in scored_units:
             key = (scope, scored_unit)
             before = self._inputs.scores.get(key)
@@ -404,7 +404,14 @@ class ScoreProjection:
                 unit_score = score_unit(catalogue, scored_unit, unit_inputs, peers)
             elif scored_unit != unit and not peer_moved:
                 # another unit's inputs are as they were and so are the peers' extremes it is scored
-                # against (values and the events that set them): its score is the one it has
+                # against (values and the events that set them): its score is the one it has, and
+                # rows written for it in this batch say so already (each score that moved rewrote
+                # its rows): they only take this event's sequence
+                kept = [row for code in affected if (row := pending.get((scope, scored_unit, code))) is not None]
+                if len(kept) == len(affected):
+                    for row in kept:
+                        pending[(scope, scored_unit, row["code"])] = {**row, "sequence": sequence}
+                    continue
                 unit_score = before
             else:  # then only the leaf that changed, its ancestors and the total
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
@@ -415,7 +422,7 @@ class ScoreProjection:
         self._inputs.pending_changes += changes
         for row in rows:
             stored[(row["unit_id"], row["code"])] = row["points_exact"]
-            self._inputs.pending_scores[(scope, row["unit_id"], row["code"])] = row
+            pending[(scope, row["unit_id"], row["code"])] = row
         self.log.changed(session, (score_line(row, recorded_at) for row in changed))
 
 
