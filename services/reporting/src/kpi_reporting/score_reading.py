@@ -7,6 +7,7 @@ before it (`score_lines`). Only what ever changed has a line: the core fills in 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from fractions import Fraction
@@ -26,7 +27,15 @@ LEAF_STATUSES = {"scored", "missing", "not_applicable"}
 
 
 def _fraction(text: str | None) -> Fraction | None:
-    return Fraction(text) if text is not None else None
+    return exact(text) if text is not None else None
+
+
+@functools.lru_cache(maxsize=65_536)
+def exact(text: str) -> Fraction:
+    """A stored exact number ("7/3") as a fraction. A ranking reads thousands of them and parsing
+    one is a regular expression: a third of a ranking's time. A period's scores repeat few values,
+    and a fraction never changes, so each text is parsed once."""
+    return Fraction(text)
 
 
 def _lines(scope: Scope, as_of: AsOf | None, units: Sequence[str] | None, codes: Sequence[str] | None) -> Select[Any]:
@@ -64,9 +73,9 @@ async def unit_scores(
         last = max(last, row.sequence)
         unit_points = points.setdefault(row.unit_id, {})
         if row.code == TOTAL_CODE:
-            totals[row.unit_id] = Fraction(row.points or "0")
+            totals[row.unit_id] = exact(row.points or "0")
             continue
-        unit_points[row.code] = Fraction(row.points or "0")
+        unit_points[row.code] = exact(row.points or "0")
         if row.status in LEAF_STATUSES:
             indicators.setdefault(row.unit_id, {})[row.code] = _indicator(row)
     scores = {
@@ -89,7 +98,7 @@ def _indicator(row: Any) -> IndicatorScore:
         inputs=detail.get("inputs") or {},
         event_id=row.event_id,
         sequence=row.sequence,
-        peer=PeerStats(Fraction(peer["min"]), Fraction(peer["max"]), peer.get("min_event_id"), peer.get("max_event_id"))
+        peer=PeerStats(exact(peer["min"]), exact(peer["max"]), peer.get("min_event_id"), peer.get("max_event_id"))
         if peer
         else None,
         previous_event_id=detail.get("previous_period_event_id"),
