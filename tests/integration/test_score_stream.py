@@ -82,19 +82,21 @@ class Log:
         return {unit: {**score.pillar_points(CATALOGUE), "*": score.total} for unit, score in scores.items()}
 
 
+def catalogue_registered() -> CatalogueVersionRegistered:
+    return CatalogueVersionRegistered(
+        catalogue_id="mini-relative",
+        version="1.0",
+        content_sha256=CATALOGUE.content_hash(),
+        document=DOCUMENT,
+        registered_by="t",
+    )
+
+
 def a_history(seed: int) -> Log:
     """Peer-relative and year-over-year measurements with corrections, two publications among them."""
     rng = random.Random(seed)
     log = Log()
-    log.add(
-        CatalogueVersionRegistered(
-            catalogue_id="mini-relative",
-            version="1.0",
-            content_sha256=CATALOGUE.content_hash(),
-            document=DOCUMENT,
-            registered_by="t",
-        )
-    )
+    log.add(catalogue_registered())
     for index in range(60):
         period, unit = rng.choice((2023, 2024, 2024, 2024)), rng.choice(UNITS)
         indicator = rng.choice(("5.1", "5.2", "6.13"))
@@ -255,15 +257,7 @@ async def test_a_peer_measurement_that_moves_no_extreme_still_touches_every_unit
     """Live, the other units are not rescored when the peers' extremes stay (their scores cannot
     move), yet their rows take the event's sequence exactly as a replay's do."""
     log = Log()
-    log.add(
-        CatalogueVersionRegistered(
-            catalogue_id="mini-relative",
-            version="1.0",
-            content_sha256=CATALOGUE.content_hash(),
-            document=DOCUMENT,
-            registered_by="t",
-        )
-    )
+    log.add(catalogue_registered())
     for unit, value in (("quan-1", "5"), ("quan-3", "10"), ("thu-duc", "15"), ("quan-3", "12"), ("quan-3", "11")):
         log.add(
             MeasurementRecorded(
