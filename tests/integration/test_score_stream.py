@@ -254,11 +254,15 @@ async def test_a_replay_of_scoring_publishes_nothing_twice_and_numbers_on(databa
 async def test_a_peer_measurement_that_moves_no_extreme_still_touches_every_units_rows_live_as_in_a_replay(
     database_url: str,
 ) -> None:
-    """Live, the other units are not rescored when the peers' extremes stay (their scores cannot
-    move), yet their rows take the event's sequence exactly as a replay's do."""
+    """Live, the other units are not rescored when the peers' extremes stay (values and the events
+    that set them: their scores and explanations cannot move), yet their rows take the event's
+    sequence exactly as a replay's do."""
     log = Log()
     log.add(catalogue_registered())
-    for unit, value in (("quan-1", "5"), ("quan-3", "10"), ("thu-duc", "15"), ("quan-3", "12"), ("quan-3", "11")):
+    # quan-3 moves between the extremes twice; then quan-1 sends its lowest value again: the values
+    # of the extremes stay, the event that set the lowest does not (every explanation names it)
+    measured = (("quan-1", "5"), ("quan-3", "10"), ("thu-duc", "15"), ("quan-3", "12"), ("quan-3", "11"))
+    for unit, value in (*measured, ("quan-1", "5"), ("quan-3", "13")):
         log.add(
             MeasurementRecorded(
                 catalogue_id="mini-relative",

@@ -394,7 +394,7 @@ class ScoreProjection:
         if node is not None and everyone:
             previous_peer = peers.get(indicator)
             peer = peers[indicator] = peer_stats(node, period_inputs)
-            peer_moved = not peers_before or peer != previous_peer
+            peer_moved = not peers_before or _extremes(peer) != _extremes(previous_peer)
         rows, pending = [], self._inputs.pending_scores
         for scored_unit in scored_units:
             key = (scope, scored_unit)
@@ -457,6 +457,14 @@ def _changes(
         for row in changed
     ]
     return changed, changes
+
+
+def _extremes(peer: PeerStats | None) -> tuple[object, ...] | None:
+    """What other units' scores and explanations of a peer-relative leaf depend on: the extremes'
+    values and the events that set them (`PeerStats` equality leaves the events out)."""
+    if peer is None:
+        return None
+    return peer.minimum, peer.maximum, peer.minimum_event_id, peer.maximum_event_id
 
 
 def _all_peers(catalogue: Catalogue, period_inputs: PeriodInputs) -> dict[str, PeerStats | None]:
