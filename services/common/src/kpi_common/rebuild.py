@@ -12,15 +12,14 @@ the head of every stream.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
 from sqlalchemy import MetaData, insert, select
 
+from kpi_common.collector import fewer_collections
 from kpi_common.db import make_engine
 from kpi_common.fresh_database import create_empty, drop, fresh_url, swap
 from kpi_common.messaging import connect
@@ -30,7 +29,6 @@ from kpi_common.streams import EVENTS, Stream, head_sequence
 
 COPY_CHUNK = 1_000  # rows of a kept table copied per statement
 PROGRESS_SECONDS = 0.5  # the progress line is written at least this often
-REPLAY_GC_THRESHOLD = 100_000  # allocations between collections of the youngest generation, in a replay
 
 
 class StreamUnavailable(RuntimeError):
@@ -79,7 +77,7 @@ async def rebuild(
         migrate(fresh)
         await _copy_kept(metadata, database_url, service)
         prepared = time.monotonic()
-        with _fewer_collections():
+        with fewer_collections():
             position = await _replay(service, targets, timeout)
         replayed = time.monotonic()
         await swap(database_url, fresh)
@@ -87,23 +85,6 @@ async def rebuild(
         await drop(fresh)
         raise
     return Rebuilt(position, prepared - started, replayed - prepared)
-
-
-@contextlib.contextmanager
-def _fewer_collections() -> Iterator[None]:
-    """A replay allocates millions of short-lived objects beside a large heap that lives on (the
-    catalogues, the inputs and scores of every period in memory): the cyclic collector's default
-    pace scans that heap over and over (a quarter of a replay's CPU). For the replay, what exists
-    already is left out of collections (`gc.freeze`) and the youngest generation is collected every
-    `REPLAY_GC_THRESHOLD` allocations instead of 700; reference counting frees the rest as always."""
-    threshold = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(REPLAY_GC_THRESHOLD, *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        gc.unfreeze()
 
 
 async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionService) -> None:
