@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -352,8 +353,20 @@ class EventIndex:
 
 
 def index_of(event: DomainEvent) -> EventIndex:
-    actor = next((str(getattr(event, name)) for name in ACTOR_FIELDS if hasattr(event, name)), None)
-    return EventIndex(getattr(event, "catalogue_id", None), getattr(event, "unit_id", None), actor)
+    catalogue, unit, actor = _indexed_fields(type(event))
+    return EventIndex(
+        getattr(event, "catalogue_id", None) if catalogue else None,
+        getattr(event, "unit_id", None) if unit else None,
+        str(getattr(event, actor)) if actor is not None else None,
+    )
+
+
+@cache
+def _indexed_fields(event_type: type[BaseModel]) -> tuple[bool, bool, str | None]:
+    """Which index fields an event type has (asked once a type: a set indexes thousands of events)."""
+    fields = event_type.model_fields
+    actor = next((name for name in ACTOR_FIELDS if name in fields), None)
+    return "catalogue_id" in fields, "unit_id" in fields, actor
 
 
 # Old event shapes are read through explicit upcasters: (type) -> function(data) -> current data.

@@ -16,10 +16,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from kpi_core.assessment import assessed_unit_error
 from kpi_core.catalogue import Catalogue
-from kpi_core.commands import RecordMeasurement
 from kpi_core.events import Evidence, MeasurementRecorded
-from kpi_core.recording import Submissions, decide_submission, measurement_event
+from kpi_core.measurements import FieldError
+from kpi_core.recording import Submissions, check_unit, checked_event, decide_submission
 from kpi_core.refusals import Refused
 from kpi_core.units import UnitRegistry
 
@@ -97,11 +98,14 @@ def check_rows(
     registry: UnitRegistry,
     submitted_by: str,
 ) -> tuple[list[CheckedRow], list[RowError]]:
-    """Each row checked as a single measurement is; a unit and component named twice is refused
-    on its second row (which of two values is meant cannot be guessed)."""
+    """Each row checked as a single measurement is (`kpi_core.recording`); a unit and component named
+    twice is refused on its second row (which of two values is meant cannot be guessed). A row is a
+    validated value (a JSON row or a file row held to the same constraints), so no command is built
+    for it; each unit's place in the peer group is asked once, not once a row."""
     checked: list[CheckedRow] = []
     refused: list[RowError] = []
     first_row: dict[Subject, int] = {}
+    unit_errors: dict[str, FieldError | None] = {}
     for row in rows:
         if isinstance(row, RowError):
             refused.append(row)
@@ -111,20 +115,23 @@ def check_rows(
             refused.append(RowError(row.row, "indicator", f"repeats row {earlier} ({row.unit_id}, {row.indicator})"))
             continue
         first_row[(row.unit_id, row.indicator)] = row.row
+        if row.unit_id not in unit_errors:
+            unit_errors[row.unit_id] = assessed_unit_error(registry, catalogue, scope.period, row.unit_id)
         try:
-            command = RecordMeasurement(
+            check_unit(unit_errors[row.unit_id])
+            event = checked_event(
+                catalogue,
                 catalogue_id=scope.catalogue_id,
                 catalogue_version=scope.catalogue_version,
                 period=scope.period,
                 unit_id=row.unit_id,
                 indicator=row.indicator,
-                inputs=dict(row.inputs),
+                inputs=row.inputs,
                 not_applicable_reason=row.not_applicable_reason,
                 evidence=row.evidence,
-                idempotency_key="-",
                 submitted_by=submitted_by,
             )
-            checked.append(CheckedRow(row.row, measurement_event(command, catalogue, registry)))
+            checked.append(CheckedRow(row.row, event))
         except Refused as refusal:
             refused.extend(RowError(row.row, error.field, error.message) for error in refusal.errors)
         except ValidationError as invalid:
@@ -147,9 +154,10 @@ def decide_set(
     refusals = list(refused)
     to_append: list[Decided] = []
     unchanged: list[int] = []
+    taken, closed = Submissions(open=True), Submissions(open=False)
     for row in checked:
         try:
-            decide_submission(row.event, Submissions(open=row.event.unit_id not in closed_for))
+            decide_submission(row.event, closed if row.event.unit_id in closed_for else taken)
         except Refused as refusal:
             refusals.extend(RowError(row.row, error.field, error.message) for error in refusal.errors)
             continue

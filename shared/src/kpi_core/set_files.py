@@ -33,6 +33,7 @@ ROW_COLUMNS = ("unit_id", "indicator")
 GUIDE_COLUMNS = ("name_vi", "max_points", "inputs_vi")  # shown to whoever fills the template; ignored on import
 CLAIM_COLUMN = "not_applicable_reason"
 EVIDENCE_COLUMNS = ("evidence_number", "evidence_title", "evidence_date", "evidence_url")
+NOT_INPUTS = frozenset({*SCOPE_COLUMNS, *ROW_COLUMNS, *GUIDE_COLUMNS, CLAIM_COLUMN, *EVIDENCE_COLUMNS})
 HEADERS_VI = {
     "catalogue_id": "Bộ chỉ số",
     "catalogue_version": "Phiên bản",
@@ -159,36 +160,37 @@ def parse_row(row: int, cells: Mapping[str, Cell], catalogue: Catalogue, scope: 
     """One filled row (column name → cell) as a set row; None for a row that reports nothing (blank,
     or a template row with no value, claim or evidence filled in); a row of another catalogue
     version or period is refused naming the column."""
-    if all(_blank(cell) for cell in cells.values()):
+    filled = {name: cell for name, cell in cells.items() if not _blank(cell)}  # each cell looked at once
+    if not filled:
         return None
     for name, wanted in zip(
         SCOPE_COLUMNS, (scope.catalogue_id, scope.catalogue_version, str(scope.period)), strict=True
     ):
-        if not _blank(cells.get(name)) and _text(cells.get(name)) != wanted:
+        if name in filled and _text(filled[name]) != wanted:
             return RowError(row, name, f"this set is for {wanted}; a set holds one catalogue version and period")
-    unit_id, indicator = (_text(cells.get(name)) if not _blank(cells.get(name)) else "" for name in ROW_COLUMNS)
+    unit_id, indicator = (_text(filled[name]) if name in filled else "" for name in ROW_COLUMNS)
     if not unit_id:
         return RowError(row, "unit_id", "required")
     if not indicator:
         return RowError(row, "indicator", "required")
     node = catalogue.node(indicator)
-    skipped = {*SCOPE_COLUMNS, *ROW_COLUMNS, *GUIDE_COLUMNS, CLAIM_COLUMN, *EVIDENCE_COLUMNS}
     inputs = {
         name: cell_value(node.input_spec(name) if node else None, node.rule if node else None, cell)
-        for name, cell in cells.items()
-        if name and name not in skipped and not _blank(cell)
+        for name, cell in filled.items()
+        if name and name not in NOT_INPUTS
     }
-    claim = cells.get(CLAIM_COLUMN)
-    evidence = _evidence(row, cells)
+    claim = filled.get(CLAIM_COLUMN)
+    evidence = _evidence(row, filled)
     if isinstance(evidence, RowError):
         return evidence
-    if not inputs and _blank(claim) and not evidence:
+    if not inputs and claim is None and not evidence:
         return None  # a template row left empty: nothing reported for this component
-    return SetRow(row, unit_id, indicator, inputs, None if _blank(claim) else _text(claim), evidence)
+    return SetRow(row, unit_id, indicator, inputs, None if claim is None else _text(claim), evidence)
 
 
-def _evidence(row: int, cells: Mapping[str, Cell]) -> tuple[Evidence, ...] | RowError:
-    number, title, when, url = (cells.get(name) for name in EVIDENCE_COLUMNS)
+def _evidence(row: int, filled: Mapping[str, Cell]) -> tuple[Evidence, ...] | RowError:
+    """The evidence columns of a row's filled cells (a blank cell is not among them)."""
+    number, title, when, url = (filled.get(name) for name in EVIDENCE_COLUMNS)
     if all(_blank(cell) for cell in (number, title, when, url)):
         return ()
     try:

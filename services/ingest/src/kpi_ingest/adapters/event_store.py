@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from json.encoder import encode_basestring
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import request_id
@@ -20,6 +25,7 @@ from kpi_core.events import (
     DomainEvent,
     EventEnvelope,
     EventWithheld,
+    MeasurementRecorded,
     RequestAttributes,
     envelope_for,
     idempotency_key_sha256,
@@ -36,6 +42,20 @@ from kpi_ingest.adapters.orm import (
 
 APPEND_CHUNK = 2000  # events per insert statement of a batch append
 ChainRow = tuple[int, bytes, str | None, str | None, dict[str, str | None]]
+EVENT_COLUMNS = (
+    *("sequence", "event_id", "type", "subject", "catalogue_id", "unit_id", "recorded_at", "actor"),
+    *("idempotency_key", "request_sha256", "envelope", "event_sha256", "chain_sha256"),
+)
+OUTBOX_COLUMNS = ("sequence", "nats_subject")
+# what `json.dumps(..., ensure_ascii=False, separators=(",", ":"))` builds on every call, built once
+# (the same options, so the same text); a string is written as that encoder writes one
+JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Events whose fields are text, whole numbers, booleans, nulls and lists of those (no float, no
+# date): pydantic writes their JSON exactly as `JSON_TEXT` writes their `model_dump(mode="json")`,
+# character for character (the same escapes; a test compares the two on random text), four times faster
+SAME_JSON = (MeasurementRecorded,)
+UUID4_VERSION = bytes(byte & 0x0F | 0x40 for byte in range(256))  # byte 6 of a version 4 UUID
+UUID4_VARIANT = bytes(byte & 0x3F | 0x80 for byte in range(256))  # byte 8: the RFC 4122 variant
 
 
 @dataclass(frozen=True)
@@ -68,20 +88,67 @@ def canonical_envelope(
 ) -> bytes:
     """The bytes `envelope_for(...).to_bytes()` gives, without building and validating an envelope
     model per event (a batch append's hot path; a test keeps the two byte for byte equal)."""
-    envelope: dict[str, object] = {
-        "specversion": "1.0",
-        "id": event_id,
-        "source": EVENT_SOURCE,
-        "type": event.type,
-        "subject": event.subject(),
-        "time": shown_time,
-        "datacontenttype": "application/json",
-        "dataschema": f"/v1/schemas/{event.type}",
-        "sequence": sequence,
-        **(request.shown() if request is not None else {}),
-        "data": event.model_dump(mode="json"),
-    }
-    return json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return EnvelopeWriter(shown_time, request).text(event, event_id, sequence, event.subject()).encode("utf-8")
+
+
+class EnvelopeWriter:
+    """The canonical text of a batch's envelopes: the text `json.dumps` writes for the envelope
+    `canonical_envelope` describes, with what every envelope of the batch shares (its time, the
+    request's attributes, the fields an event type fixes) written once; per event, its id, subject,
+    sequence and data."""
+
+    def __init__(self, shown_time: str, request: RequestAttributes | None = None) -> None:
+        self.shown_time = shown_time
+        attributes = request.shown() if request is not None else {}
+        self.request = "".join(
+            f",{encode_basestring(name)}:{encode_basestring(value)}" for name, value in attributes.items()
+        )
+        self.by_type: dict[str, tuple[str, str]] = {}
+
+    def _of_type(self, event_type: str) -> tuple[str, str]:
+        """The text between the id and the subject, and between the subject and the sequence."""
+        found = self.by_type.get(event_type)
+        if found is None:
+            found = self.by_type[event_type] = (
+                f',"source":{encode_basestring(EVENT_SOURCE)},"type":{encode_basestring(event_type)},"subject":',
+                f',"time":{encode_basestring(self.shown_time)},"datacontenttype":"application/json",'
+                f'"dataschema":{encode_basestring(f"/v1/schemas/{event_type}")},"sequence":',
+            )
+        return found
+
+    def text(self, event: DomainEvent, event_id: str, sequence: int, subject: str) -> str:
+        """The envelope's text; `subject` is the event's `subject()` (its caller has it already)."""
+        before_subject, before_sequence = self._of_type(event.type)
+        if isinstance(event, SAME_JSON):
+            data = event.model_dump_json()
+        else:
+            data = JSON_TEXT.encode(event.model_dump(mode="json"))
+        return (
+            f'{{"specversion":"1.0","id":{encode_basestring(event_id)}{before_subject}'
+            f"{encode_basestring(subject)}{before_sequence}{int(sequence)!r}{self.request}"
+            f',"data":{data}}}'
+        )
+
+
+def event_ids(count: int) -> list[str]:
+    """`count` random UUIDs (version 4, as `uuid.uuid4` makes them) from one read of the system's
+    randomness, not one read each (a batch append's ids)."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = raw[6::16].translate(UUID4_VERSION)
+    raw[8::16] = raw[8::16].translate(UUID4_VARIANT)
+    hexed = raw.hex()
+    return [
+        f"{hexed[at : at + 8]}-{hexed[at + 8 : at + 12]}-{hexed[at + 12 : at + 16]}-"
+        f"{hexed[at + 16 : at + 20]}-{hexed[at + 20 : at + 32]}"
+        for at in range(0, 32 * count, 32)
+    ]
+
+
+@lru_cache(maxsize=16)
+def _compiled_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> SQLCompiler:
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
+    assert isinstance(compiled, SQLCompiler)
+    return compiled
 
 
 class EventStore:
@@ -154,39 +221,40 @@ class EventStore:
         time = EventEnvelope(id="", type="", subject="", time=recorded_at, dataschema="", sequence=0, data={})
         shown_time = time.model_dump(mode="json")["time"]  # as every envelope of the batch shows it
         request = request or RequestAttributes.of(request_id.get())  # a set's key is its record's, not an event's
+        writer = EnvelopeWriter(shown_time, request)
         for start in range(0, len(batch), chunk):
-            rows: list[dict[str, object]] = []
-            subjects: list[dict[str, object]] = []
-            for sequence, event in enumerate(batch[start : start + chunk], start=first + start):
-                index = index_of(event)
-                event_id = str(uuid.uuid4())
-                canonical = canonical_envelope(event, event_id, sequence, shown_time, request)
-                digest = event_sha256(canonical)
+            part = batch[start : start + chunk]
+            rows: list[tuple[object, ...]] = []
+            subjects: list[tuple[object, ...]] = []
+            sequences = range(first + start, first + start + len(part))
+            for sequence, event, event_id in zip(sequences, part, event_ids(len(part)), strict=True):
+                index, subject = index_of(event), event.subject()
+                text = writer.text(event, event_id, sequence, subject)
+                digest = event_sha256(text.encode("utf-8"))
                 chained = chain_sha256(chained, digest)
                 rows.append(
-                    {
-                        "sequence": sequence,
-                        "event_id": event_id,
-                        "type": event.type,
-                        "subject": event.subject(),
-                        "catalogue_id": index.catalogue_id,
-                        "unit_id": index.unit_id,
-                        "recorded_at": at,
-                        "actor": index.actor or "",
-                        "idempotency_key": None,
-                        "request_sha256": None,
-                        "envelope": canonical.decode("utf-8"),
-                        "event_sha256": digest,
-                        "chain_sha256": chained,
-                    }
+                    (
+                        *(sequence, event_id, event.type, subject, index.catalogue_id, index.unit_id, at),
+                        *(index.actor or "", None, None, text, digest, chained),
+                    )
                 )
-                subjects.append({"sequence": sequence, "nats_subject": event_subject(event)})
-            await self.session.execute(insert(events), rows)
-            await self.session.execute(insert(outbox), subjects)
+                subjects.append((sequence, event_subject(event)))
+            await self._insert_many(events, EVENT_COLUMNS, rows)
+            await self._insert_many(outbox, OUTBOX_COLUMNS, subjects)
         await self.session.execute(
             update(event_counter).where(event_counter.c.id == 1).values(last_chain_sha256=chained)
         )
         return range(first, first + len(batch))
+
+    async def _insert_many(self, table: Table, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+        """Rows (values in `columns` order) inserted by one executemany of a statement compiled once
+        per database kind: SQLAlchemy's own executemany would build and check every row's parameters."""
+        connection = await self.session.connection()
+        compiled = _compiled_insert(connection.dialect, table, columns)
+        if compiled.positiontup is not None and tuple(compiled.positiontup) == columns:
+            await connection.exec_driver_sql(compiled.string, rows)
+        else:  # a driver with named parameters
+            await connection.exec_driver_sql(compiled.string, [dict(zip(columns, row, strict=True)) for row in rows])
 
     async def lock(self) -> None:
         """Take the append lock now (a no-op write on the counter row), before reading what an append depends on."""

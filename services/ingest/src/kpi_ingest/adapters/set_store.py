@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,12 +31,20 @@ class SetRecord:
     summary: dict[str, Any]
 
 
+class _StoredMeasurement(BaseModel):
+    """A stored measurement's envelope, only its data read (validated as the event, in one pass over the text)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    data: MeasurementRecorded
+
+
 def _measurement(row: Any) -> MeasurementRecorded | None:
     """A stored measurement event; read straight from its data unless an upcaster must read it first."""
     if MeasurementRecorded.type in UPCASTERS:
         event = decode_event(_stored(row).envelope)
         return event if isinstance(event, MeasurementRecorded) else None
-    return MeasurementRecorded.model_validate(json.loads(row.envelope)["data"])
+    return _StoredMeasurement.model_validate_json(row.envelope).data
 
 
 class SetStore:

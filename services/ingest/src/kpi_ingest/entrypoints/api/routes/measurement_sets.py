@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kpi_common.access import ReporterKey, require_scope
 from kpi_common.auth import ApiKey
+from kpi_common.collector import fewer_collections
 from kpi_core.measurement_sets import ImportSet, RowError, SetRow, SetScope
 from kpi_core.measurements import FieldError
 from kpi_ingest.bootstrap import Ingest
@@ -84,23 +85,25 @@ async def post_measurement_set(
     period: Annotated[int | None, Query(ge=2000, le=2100)] = None,
 ) -> MeasurementSetSummary:
     """Import many self-assessments of one catalogue version and period; answers the import summary."""
-    body = await spooled_body(request)
-    try:
-        query = {"catalogue_id": catalogue_id, "catalogue_version": catalogue_version, "period": period}
-        scope, rows = await _rows(ingest, body, query)
-        _require_units(ingest, key, rows, await ingest.peer_group_of(scope.catalogue_id, scope.catalogue_version))
-        command = ImportSet(
-            scope=scope,
-            rows=rows,
-            content_sha256=body.sha256,
-            idempotency_key=idempotency_key,
-            submitted_by=key.id,
-            mode=mode,
-            dry_run=dry_run,
-        )
-        imported = await import_measurement_set(command, ingest.uow(), ingest.catalogues, ingest.units)
-    finally:
-        body.file.close()
+    with fewer_collections():  # a set allocates some thirty objects a row, most alive until stored
+        body = await spooled_body(request)
+        try:
+            query = {"catalogue_id": catalogue_id, "catalogue_version": catalogue_version, "period": period}
+            scope, rows = await _rows(ingest, body, query)
+            peer_group = await ingest.peer_group_of(scope.catalogue_id, scope.catalogue_version)
+            _require_units(ingest, key, rows, peer_group)
+            command = ImportSet(
+                scope=scope,
+                rows=rows,
+                content_sha256=body.sha256,
+                idempotency_key=idempotency_key,
+                submitted_by=key.id,
+                mode=mode,
+                dry_run=dry_run,
+            )
+            imported = await import_measurement_set(command, ingest.uow(), ingest.catalogues, ingest.units)
+        finally:
+            body.file.close()
     if imported.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     if not imported.stored or imported.replayed:
