@@ -20,9 +20,25 @@ WITHHELD_SCORE_SUBJECT = "kpi-scores.withheld.v1"
 
 
 def event_subject(event: DomainEvent) -> str:
-    group = next((str(getattr(event, name)) for name in ROUTED_BY if hasattr(event, name)), "_")
-    unit = getattr(event, "unit_id", None) or "_"
-    return f"kpi.{event.type.removeprefix(EVENT_TYPE_PREFIX)}.{group}.{unit}"
+    kind, group_field, has_unit = _routing(type(event))
+    group = str(getattr(event, group_field)) if group_field is not None else "_"
+    unit = (getattr(event, "unit_id", None) if has_unit else None) or "_"
+    return f"kpi.{kind}.{group}.{unit}"
+
+
+_ROUTING: dict[type[DomainEvent], tuple[str, str | None, bool]] = {}
+
+
+def _routing(event_type: type[DomainEvent]) -> tuple[str, str | None, bool]:
+    """(the type's part of the subject, the field naming its group, whether it names a unit): fixed
+    by the event's class, so found once per class (a set publishes thousands of one class)."""
+    found = _ROUTING.get(event_type)
+    if found is None:
+        fields = event_type.model_fields
+        group_field = next((name for name in ROUTED_BY if name in fields), None)
+        kind = event_type.type.removeprefix(EVENT_TYPE_PREFIX)
+        found = _ROUTING[event_type] = kind, group_field, "unit_id" in fields
+    return found
 
 
 def score_subject(event: ScoreEvent) -> str:
