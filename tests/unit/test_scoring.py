@@ -312,6 +312,24 @@ def test_peer_statistics_name_the_events_of_the_lowest_and_highest_units(make_no
     assert (stats.minimum_event_id, stats.maximum_event_id) == ("ev-9.9-1", "ev-9.9-2")  # ties: the earliest event
 
 
+def test_peer_statistics_kept_between_calls_are_the_statistics_and_follow_new_inputs(make_node, recorded):
+    node = make_node({"kind": "peer_minmax", "measure": {"input": "a"}}, a="count")
+    period = {
+        "u1": {"9.9": recorded("9.9", 3, a=5)},
+        "u2": {"9.9": recorded("9.9", 1, a=2)},
+        "u3": {"9.9": recorded("9.9", 2, a=9)},
+    }
+    measured: dict = {}
+    first = peer_stats(node, period, measured)
+    assert len(measured) == 3
+    period["u2"] = {"9.9": recorded("9.9", 5, a=7)}  # a new measurement: a new object, measured afresh
+    again = peer_stats(node, period, measured)
+    fresh = peer_stats(node, period)
+    assert first == PeerStats(F(2), F(9)) and again == fresh == PeerStats(F(5), F(9))
+    assert (again.minimum_event_id, again.maximum_event_id) == (fresh.minimum_event_id, fresh.maximum_event_id)
+    assert [value for _, value in measured.values()].count(F(7)) == 1
+
+
 def test_a_growth_kpi_is_this_year_over_last_year_minus_one_in_percent(make_node, recorded):
     rule = {
         "kind": "year_over_year",

@@ -299,8 +299,16 @@ def score_indicator(node: Node, recorded: RecordedInputs | None, peer: PeerStats
     )
 
 
-def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]]) -> PeerStats | None:
-    """Min and max of a peer-relative node's measure over the units that reported it."""
+MeasuredValues = dict[int, tuple[RecordedInputs, Fraction]]  # id(recorded inputs) -> (them, the measured value)
+
+
+def peer_stats(
+    node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInputs]], measured: MeasuredValues | None = None
+) -> PeerStats | None:
+    """Min and max of a peer-relative node's measure over the units that reported it. `measured`, if
+    given, keeps each unit's measured value across calls: a projection asks again after every
+    measurement of the node, and only one unit's inputs changed (recorded inputs never change: a
+    new measurement is a new object, found by identity and checked to be the same one)."""
     peer_rule = next((rule for rule in walk_rules(node.rule) if rule.kind in PEER_RELATIVE_KINDS), None)
     if peer_rule is None:
         return None
@@ -308,8 +316,16 @@ def peer_stats(node: Node, period_inputs: Mapping[str, Mapping[str, RecordedInpu
     values: list[tuple[Fraction, int, str]] = []
     for unit_inputs in period_inputs.values():
         recorded = unit_inputs.get(node.code)
-        if recorded is not None and recorded.not_applicable_reason is None:
-            values.append((measure_value(measure, recorded.inputs)[0], recorded.sequence, recorded.event_id))
+        if recorded is None or recorded.not_applicable_reason is not None:
+            continue
+        kept = measured.get(id(recorded)) if measured is not None else None
+        if kept is not None and kept[0] is recorded:
+            value = kept[1]
+        else:
+            value = measure_value(measure, recorded.inputs)[0]
+            if measured is not None:
+                measured[id(recorded)] = recorded, value
+        values.append((value, recorded.sequence, recorded.event_id))
     if not values:
         return None
     lowest = min(values)

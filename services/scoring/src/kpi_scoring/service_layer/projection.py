@@ -51,6 +51,7 @@ from kpi_core.scope import Scope
 from kpi_core.score_events import TOTAL_CODE, ResultFrozen
 from kpi_core.scoring import (
     IndicatorScore,
+    MeasuredValues,
     PeerStats,
     UnitScore,
     display_points,
@@ -64,6 +65,7 @@ from kpi_scoring.service_layer.score_log import ScoreLog, score_line
 
 PeriodInputs = dict[str, dict[str, RecordedInputs]]
 MAX_CACHED_PERIODS = 64  # periods (catalogue version × period × stage) kept in memory between batches
+MAX_MEASURED_VALUES = 100_000  # peer-relative inputs whose measured value is kept between measurements
 
 
 @dataclass
@@ -111,6 +113,7 @@ class _TransactionInputs:
         self.pending_scores: dict[tuple[Scope, str, str], dict[str, Any]] = {}  # (scope, unit, code)
         self.pending_changes: list[dict[str, Any]] = []
         self.unsettled: dict[Scope, _Unsettled] = {}  # scope -> what a replay folded in, unscored
+        self.measured: MeasuredValues = {}  # each peer-relative input's measured value, for `peer_stats`
 
     def _current(self, session: AsyncSession) -> None:
         if session is not self._session:  # a new transaction (or a retry after a rollback): read afresh
@@ -393,7 +396,9 @@ class ScoreProjection:
         peer, peer_moved = None, True
         if node is not None and everyone:
             previous_peer = peers.get(indicator)
-            peer = peers[indicator] = peer_stats(node, period_inputs)
+            if len(self._inputs.measured) > MAX_MEASURED_VALUES:  # it keeps replaced inputs alive too
+                self._inputs.measured.clear()
+            peer = peers[indicator] = peer_stats(node, period_inputs, self._inputs.measured)
             peer_moved = not peers_before or _extremes(peer) != _extremes(previous_peer)
         rows, pending = [], self._inputs.pending_scores
         for scored_unit in scored_units:
