@@ -7,7 +7,7 @@ import random
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -187,3 +187,44 @@ async def test_readers_following_the_cursor_never_skip_an_event_under_concurrent
     async with session_factory(make_engine(migrated_url))() as session:
         expected_u1 = [stored.sequence for stored in await EventStore(session).read_after(0, 1000, unit_id="u1")]
     assert seen_u1 == expected_u1 and len(expected_u1) == writers // 2
+
+
+async def test_a_batch_append_fits_every_statement_within_the_parameter_limit(
+    uow: UnitOfWork, registry: CatalogueRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a batch is many rows a statement: a database that binds fewer parameters (999
+    before SQLite 3.32) gets more statements, and every event still has its sequence and chain link."""
+    from kpi_ingest.adapters import event_store
+    from kpi_ingest.service_layer import audit
+
+    statements: list[str] = []
+    limit = 3 * len(event_store.EVENT_COLUMNS) + 1  # three events a statement
+    monkeypatch.setattr(event_store, "_sqlite_parameter_limit", lambda: limit)
+    batch = [
+        MeasurementRecorded(
+            catalogue_id="mini-dti",
+            catalogue_version="1.0",
+            period=2024,
+            unit_id="gia-lai",
+            indicator="3.1",
+            inputs={"a": str(value), "b": "100"},
+            submitted_by="gia-lai-key",
+        )
+        for value in range(11)
+    ]
+    async with uow.writing():
+        connection = await uow.session.connection()
+        dialect = connection.dialect.name
+        sync = connection.sync_connection
+        assert sync is not None
+        event.listen(sync, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        sequences = await uow.events.append_many(batch, chunk=5)
+        await uow.commit()
+    async with uow:
+        stored = await uow.events.read_after(sequences[0] - 1, 100)
+    assert list(sequences) == [found.sequence for found in stored] and len(stored) == 11
+    assert [found.envelope.data["inputs"]["a"] for found in stored] == [str(value) for value in range(11)]
+    assert (await audit.verify_log(uow)).first_break is None
+    inserts = [sql for sql in statements if sql.startswith("INSERT INTO events")]
+    if dialect == "sqlite":  # chunks of 5: 3 + 2, 3 + 2, 1
+        assert [sql.count("),(") + 1 for sql in inserts] == [3, 2, 3, 2, 1]
