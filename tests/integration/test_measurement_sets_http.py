@@ -4,6 +4,7 @@ pieces well past the 1 MiB of the JSON routes, and a 100,000-row CSV imported in
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import threading
@@ -17,6 +18,7 @@ import httpx
 import openpyxl
 import pytest
 
+from kpi_common.checkpoints import AUTOCHECKPOINT_FRAMES, WalCheckpointer
 from kpi_common.migrations import upgrade
 from kpi_core.catalogue import parse_catalogue
 from kpi_core.units import reference_date
@@ -150,6 +152,14 @@ async def test_a_100000_row_csv_streams_in_and_imports_in_one_request(
         verified = await ingest.get("/v1/audit/verify", headers=admin_key)
         assert verified.json()["ok"] is True, verified.text[:3000]
         assert verified.json()["head_sequence"] == summary["last_sequence"]
+        # the log the set wrote is copied into the database while ingest runs (by ingest's
+        # checkpointer: its own commits never checkpoint), not left to grow
+        log = WalCheckpointer(Path(ingest_url.removeprefix("sqlite+aiosqlite:///")))
+        for _ in range(200):
+            if log.pending_frames() < AUTOCHECKPOINT_FRAMES:
+                break
+            await asyncio.sleep(0.05)
+        assert log.pending_frames() < AUTOCHECKPOINT_FRAMES
 
 
 def headers(key: str, idempotency_key: str, content_type: str | None = None) -> dict[str, str]:

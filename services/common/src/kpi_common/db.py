@@ -28,8 +28,11 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, autocheckpoint: bool = True, **kwargs: Any) -> AsyncEngine:
     """An async engine; on SQLite, WAL, foreign keys, a busy timeout and explicit BEGIN.
+
+    `autocheckpoint=False`: this engine's commits never checkpoint the WAL; for a service that runs
+    a `kpi_common.checkpoints.WalCheckpointer` on the database, which does.
 
     SQLite transactions are deferred: a transaction that must read and then write starts with a
     write (`EventStore.lock`), so it never has to upgrade its lock halfway (SQLITE_BUSY_SNAPSHOT).
@@ -49,6 +52,8 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        if not autocheckpoint:
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache
+from kpi_common.checkpoints import WalCheckpointer, background_checkpoints
 from kpi_common.db import is_sqlite, make_engine, session_factory
 from kpi_common.signing import Signer, load_or_create_signer
 from kpi_core.commands import RegisterCatalogueVersion, RegisterPeerGroup
@@ -40,6 +41,7 @@ class Ingest:
     auth_failures: FailureLimiter
     relay: OutboxRelay
     relay_task: asyncio.Task[None] | None = None
+    checkpoints: WalCheckpointer | None = None
     signer: Signer | None = None
     tampered_at: int | None = None  # the first stored event found not to match its hash, if any
 
@@ -72,16 +74,20 @@ class Ingest:
         if self.relay_task is not None:
             self.relay_task.cancel()
             await asyncio.gather(self.relay_task, return_exceptions=True)
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         await self.engine.dispose()
 
 
 async def bootstrap(settings: Settings) -> Ingest:
-    engine = make_engine(settings.database_url)
+    checkpoints = background_checkpoints(settings.database_url)
+    engine = make_engine(settings.database_url, autocheckpoint=checkpoints is None)
     sessions = session_factory(engine)
     write_lock = asyncio.Lock() if is_sqlite(settings.database_url) else None
     ingest = Ingest(
         settings=settings,
         engine=engine,
+        checkpoints=checkpoints,
         sessions=sessions,
         write_lock=write_lock,
         catalogues=CatalogueRegistry(),
@@ -96,6 +102,8 @@ async def bootstrap(settings: Settings) -> Ingest:
             write_lock=write_lock,
         ),
     )
+    if checkpoints is not None:
+        checkpoints.start()
     if settings.load_bundled_catalogues:
         await _register_bundled(ingest)
     ingest.signer = load_or_create_signer(settings.checkpoint_key_file)

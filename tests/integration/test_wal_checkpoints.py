@@ -1,0 +1,70 @@
+"""SQLite's WAL checkpoints off the commit path (`kpi_common.checkpoints`), on a real database file:
+an engine made with autocheckpoint=False leaves the log to the checkpointer, which copies it into the
+database once it holds SQLite's own threshold of frames, while writes go on."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from sqlalchemy import text
+
+from kpi_common.checkpoints import WalCheckpointer, background_checkpoints
+from kpi_common.db import make_engine
+
+ROW = "x" * 3000  # about a page a row
+
+
+async def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
+    database = tmp_path / "ledger.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    checkpointer = background_checkpoints(url)
+    assert checkpointer is not None and checkpointer.database == database
+    engine = make_engine(url, autocheckpoint=False)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 1500)
+    # SQLite would have checkpointed in that commit; this engine's commits never do
+    assert checkpointer.pending_frames() >= 1500
+    checkpointer.start()
+    try:
+        for _ in range(100):
+            if checkpointer.pending_frames() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.pending_frames() == 0 and checkpointer.checkpoints == 1
+        # a few frames wait for the threshold; the next thousand are copied again
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 10)
+        await asyncio.sleep(0.3)
+        assert 10 <= checkpointer.pending_frames() < WalCheckpointer.threshold_frames
+        async with engine.begin() as connection:
+            await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 1200)
+        for _ in range(100):
+            if checkpointer.checkpoints == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.checkpoints == 2
+        async with engine.connect() as connection:
+            assert (await connection.scalar(text("SELECT count(*) FROM pages"))) == 2710
+    finally:
+        await checkpointer.stop()
+        await engine.dispose()
+
+
+async def test_an_engine_left_to_checkpoint_itself_still_does(tmp_path: Path) -> None:
+    database = tmp_path / "ledger.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    engine = make_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 1500)
+    try:
+        assert WalCheckpointer(database).pending_frames() == 0  # the commit checkpointed
+    finally:
+        await engine.dispose()
+
+
+def test_only_a_sqlite_file_is_checkpointed_from_outside() -> None:
+    assert background_checkpoints("postgresql+asyncpg://ledger@localhost/ingest") is None
+    assert background_checkpoints("sqlite+aiosqlite:///:memory:") is None
