@@ -12,11 +12,14 @@ from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from functools import cached_property
 from itertools import pairwise
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kpi_core.rules import PEER_RELATIVE_KINDS, PartsRule, Rule, SumOfChildrenRule, Tier, rule_input_names, walk_rules
+
+if TYPE_CHECKING:
+    from kpi_core.measurements import InputChecks
 
 CATALOGUE_FORMAT = "kpi-ledger.catalogue/v1"
 InputType = Literal["count", "number", "percent", "boolean", "category", "points", "text"]
@@ -75,6 +78,13 @@ class Node(_Model):
 
     def input_spec(self, name: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
+
+    @cached_property
+    def input_checks(self) -> InputChecks:
+        """What checking a measurement of this node reads from it, worked out on first use."""
+        from kpi_core.measurements import InputChecks  # which reads nodes: imported when first asked
+
+        return InputChecks.of(self)
 
 
 class Source(_Model):

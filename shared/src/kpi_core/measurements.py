@@ -12,6 +12,7 @@ from kpi_core.catalogue import InputSpec, Node
 from kpi_core.inputs import InputValue
 from kpi_core.rules import (
     LevelsRule,
+    Measure,
     RatioRule,
     Rule,
     SumOfChildrenRule,
@@ -38,59 +39,129 @@ class FieldError:
 
 def check_inputs(node: Node, raw: Mapping[str, Any]) -> tuple[dict[str, InputValue], list[FieldError]]:
     """Normalise raw inputs to exact values and list every problem, each naming its input."""
-    errors: list[FieldError] = []
     if node.rule is None or isinstance(node.rule, SumOfChildrenRule):
         return {}, [FieldError("indicator", f"{node.code} is scored from its children; post its children")]
-    values: dict[str, InputValue] = {spec.name: spec.constant for spec in node.inputs if spec.constant is not None}
-    for name, value in raw.items():
-        spec = node.input_spec(name)
-        if spec is None:
-            errors.append(FieldError(f"inputs.{name}", f"{node.code} has no input '{name}'"))
-            continue
-        parsed = _parse(spec, value, node.rule)
-        if isinstance(parsed, FieldError):
-            errors.append(parsed)
-        elif spec.constant is not None and parsed != spec.constant:
-            errors.append(FieldError(f"inputs.{name}", f"is fixed by the source at {spec.constant}; leave it out"))
-        else:
-            values[name] = parsed
-    not_needed = {
-        rule.previous.input for rule in walk_rules(node.rule) if isinstance(rule, YearOverYearRule) and rule.previous
-    }
-    for rule in walk_rules(node.rule):
-        if isinstance(rule, TiersRule) and rule.gate is not None and values.get(rule.gate) is False:
-            not_needed |= set(rule.measure.input_names)  # no section: its count does not matter
-    for name in rule_input_names(node.rule):
-        if name not in values and name not in raw and name not in not_needed:
-            errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {node.rule.kind} rule"))
-    if not errors:
-        errors.extend(_rule_errors(node.rule, values))
-    return values, errors
+    return node.input_checks.check(raw)
 
 
-def _parse(spec: InputSpec, value: Any, rule: Rule) -> InputValue | FieldError:
-    where = f"inputs.{spec.name}"
-    if spec.type == "boolean":
-        if isinstance(value, bool):
-            return value
-        return FieldError(where, "must be true or false")
-    if spec.type in ("category", "text"):
-        allowed = _allowed_categories(spec, rule)
-        if not isinstance(value, str) or (allowed and value not in allowed):
-            return FieldError(where, f"must be one of {sorted(allowed)}" if allowed else "must be text")
-        return value
-    number = parse_number(value, spec.type)
-    if isinstance(number, str):
-        return FieldError(where, number)
-    if number < 0 and not (spec.signed or _on_a_signed_scale(spec, rule)):
-        return FieldError(where, "cannot be negative")
-    if spec.type == "count" and number != number.to_integral_value():
-        return FieldError(where, "a count must be a whole number")
-    if spec.type == "percent" and number > 1:
-        return FieldError(
-            where, f'a share is a fraction from 0 to 1: {shown(value)} is more than 1 (write 0.45 or "45%" for 45 %)'
+@dataclass(frozen=True)
+class InputChecks:
+    """What checking a node's inputs reads from its declared inputs and rule, worked out once a node
+    (a measurement set checks thousands of rows against a few hundred nodes)."""
+
+    code: str
+    rule_kind: str
+    specs: Mapping[str, InputSpec]
+    constants: Mapping[str, InputValue]
+    categories: Mapping[str, frozenset[str]]  # a category or text input's allowed values (empty: any text)
+    signed: frozenset[str]  # the number inputs a negative value is allowed for
+    required: tuple[str, ...]  # every input the rule reads, in order
+    previous_inputs: frozenset[str]  # last period's values, which a year-over-year rule finds itself
+    gates: tuple[tuple[str, frozenset[str]], ...]  # a tiers gate, and the inputs a "no" to it makes moot
+    ratios: tuple[tuple[Rule, Measure], ...]  # the rules whose measure is a ratio of sums
+
+    @classmethod
+    def of(cls, node: Node) -> InputChecks:
+        rule = node.rule
+        assert rule is not None and not isinstance(rule, SumOfChildrenRule)
+        rules = tuple(walk_rules(rule))
+        specs: dict[str, InputSpec] = {}
+        for spec in node.inputs:
+            specs.setdefault(spec.name, spec)
+        return cls(
+            code=node.code,
+            rule_kind=rule.kind,
+            specs=specs,
+            constants={spec.name: spec.constant for spec in node.inputs if spec.constant is not None},
+            categories={
+                name: frozenset(_allowed_categories(spec, rule))
+                for name, spec in specs.items()
+                if spec.type in ("category", "text")
+            },
+            signed=frozenset(name for name, spec in specs.items() if spec.signed or _on_a_signed_scale(spec, rule)),
+            required=rule_input_names(rule),
+            previous_inputs=frozenset(
+                inner.previous.input for inner in rules if isinstance(inner, YearOverYearRule) and inner.previous
+            ),
+            gates=tuple(
+                (inner.gate, frozenset(inner.measure.input_names))
+                for inner in rules
+                if isinstance(inner, TiersRule) and inner.gate is not None
+            ),
+            ratios=tuple(
+                (inner, measure)
+                for inner in rules
+                if (measure := measure_of(inner)) is not None and measure.input is None
+            ),
         )
-    return number
+
+    def check(self, raw: Mapping[str, Any]) -> tuple[dict[str, InputValue], list[FieldError]]:
+        errors: list[FieldError] = []
+        values: dict[str, InputValue] = dict(self.constants)
+        for name, value in raw.items():
+            spec = self.specs.get(name)
+            if spec is None:
+                errors.append(FieldError(f"inputs.{name}", f"{self.code} has no input '{name}'"))
+                continue
+            parsed = self._parse(spec, value)
+            if isinstance(parsed, FieldError):
+                errors.append(parsed)
+            elif spec.constant is not None and parsed != spec.constant:
+                errors.append(FieldError(f"inputs.{name}", f"is fixed by the source at {spec.constant}; leave it out"))
+            else:
+                values[name] = parsed
+        not_needed = self.previous_inputs
+        for gate, measured in self.gates:
+            if values.get(gate) is False:
+                not_needed = not_needed | measured  # no section: its count does not matter
+        for name in self.required:
+            if name not in values and name not in raw and name not in not_needed:
+                errors.append(FieldError(f"inputs.{name}", f"input '{name}' is required by the {self.rule_kind} rule"))
+        if not errors:
+            errors.extend(self._ratio_errors(values))
+        return values, errors
+
+    def _parse(self, spec: InputSpec, value: Any) -> InputValue | FieldError:
+        where = f"inputs.{spec.name}"
+        if spec.type == "boolean":
+            if isinstance(value, bool):
+                return value
+            return FieldError(where, "must be true or false")
+        if spec.type in ("category", "text"):
+            allowed = self.categories[spec.name]
+            if not isinstance(value, str) or (allowed and value not in allowed):
+                return FieldError(where, f"must be one of {sorted(allowed)}" if allowed else "must be text")
+            return value
+        number = parse_number(value, spec.type)
+        if isinstance(number, str):
+            return FieldError(where, number)
+        if number < 0 and spec.name not in self.signed:
+            return FieldError(where, "cannot be negative")
+        if spec.type == "count" and number != number.to_integral_value():
+            return FieldError(where, "a count must be a whole number")
+        if spec.type == "percent" and number > 1:
+            return FieldError(
+                where,
+                f'a share is a fraction from 0 to 1: {shown(value)} is more than 1 (write 0.45 or "45%" for 45 %)',
+            )
+        return number
+
+    def _ratio_errors(self, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
+        for inner, measure in self.ratios:
+            if not all(name in values for name in measure.input_names):
+                continue  # a ratio whose missing part comes from the previous period
+            top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))
+            bottom = sum((_decimal(values, name) for name in measure.denominator), Decimal(0))
+            where = f"inputs.{'+'.join(measure.denominator)}"
+            if bottom == 0:
+                yield FieldError(
+                    where, f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero"
+                )
+            elif isinstance(inner, RatioRule) and inner.share and top > bottom:
+                part, whole = "+".join(measure.numerator), "+".join(measure.denominator)
+                yield FieldError(
+                    f"inputs.{part}", f"the {inner.kind} rule is a share: {part} ({top}) exceeds {whole} ({bottom})"
+                )
 
 
 def parse_number(value: Any, kind: str = "number") -> Decimal | str:
@@ -147,24 +218,6 @@ def _allowed_categories(spec: InputSpec, rule: Rule) -> set[str]:
     return allowed
 
 
-def _rule_errors(rule: Rule, values: Mapping[str, InputValue]) -> Iterator[FieldError]:
-    for inner in walk_rules(rule):
-        measure = measure_of(inner)
-        if measure is None or measure.input is not None or not set(measure.input_names) <= set(values):
-            continue  # a single input, or a ratio whose missing part comes from the previous period
-        top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))
-        bottom = sum((_decimal(values, name) for name in measure.denominator), Decimal(0))
-        where = f"inputs.{'+'.join(measure.denominator)}"
-        if bottom == 0:
-            yield FieldError(where, f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero")
-        elif isinstance(inner, RatioRule) and inner.share and top > bottom:
-            part, whole = "+".join(measure.numerator), "+".join(measure.denominator)
-            yield FieldError(
-                f"inputs.{part}", f"the {inner.kind} rule is a share: {part} ({top}) exceeds {whole} ({bottom})"
-            )
-
-
 def _decimal(values: Mapping[str, InputValue], name: str) -> Decimal:
     value = values.get(name)
     return value if isinstance(value, Decimal) else Decimal(0)
-
