@@ -68,3 +68,41 @@ async def test_an_engine_left_to_checkpoint_itself_still_does(tmp_path: Path) ->
 def test_only_a_sqlite_file_is_checkpointed_from_outside() -> None:
     assert background_checkpoints("postgresql+asyncpg://ledger@localhost/ingest") is None
     assert background_checkpoints("sqlite+aiosqlite:///:memory:") is None
+
+
+async def test_a_projection_service_checkpoints_outside_its_batches(tmp_path: Path) -> None:
+    """Scoring and reporting commit a batch at a time (20,000 events in a rebuild): their engines
+    leave the log to the service's checkpointer, which runs from `start` to `close`."""
+    from kpi_common.projection_service import build_projection_service
+    from kpi_scoring.adapters.orm import consumer_positions, dead_letters
+
+    async def apply(*_: object) -> None:
+        return None
+
+    database = tmp_path / "scoring.db"
+    service = build_projection_service(
+        database_url=f"sqlite+aiosqlite:///{database}",
+        nats_url="nats://127.0.0.1:1",  # never reached: nothing here follows a stream
+        consumer="checkpoints-test",
+        replicas=1,
+        positions=consumer_positions,
+        dead_letters=dead_letters,
+        apply=apply,
+    )
+    checkpointer = service.checkpoints
+    assert checkpointer is not None and checkpointer.database == database
+    async with service.engine.begin() as connection:
+        assert await connection.scalar(text("PRAGMA wal_autocheckpoint")) == 0
+        await connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 1500)
+    assert checkpointer.pending_frames() >= 1500
+    checkpointer.start()  # what `service.start()` does first, without the followers
+    try:
+        for _ in range(100):
+            if checkpointer.pending_frames() == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert checkpointer.pending_frames() == 0
+    finally:
+        await service.close()
+    assert checkpointer.checkpoints == 1

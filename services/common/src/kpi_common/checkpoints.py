@@ -42,6 +42,8 @@ class WalCheckpointer:
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
         self._task = asyncio.create_task(self.run(), name=f"wal-checkpoints {self.database.name}")
 
     async def stop(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from kpi_common.checkpoints import WalCheckpointer, background_checkpoints
 from kpi_common.consumer import StreamFollower
 from kpi_common.db import make_engine, session_factory
 from kpi_common.streams import EVENTS, Stream
@@ -40,12 +41,15 @@ class ProjectionService:
     # held by each batch of the service's projections while it writes: anything else of the process
     # that writes to the same database takes its turn with them (see `TrackedProjection`)
     turns: asyncio.Lock = field(default_factory=asyncio.Lock)
+    checkpoints: WalCheckpointer | None = None  # on SQLite: the log checkpointed outside the batches' commits
 
     @property
     def followings(self) -> list[Following]:
         return [Following(self.follower.stream, self.tracking, self.follower), *self.also]
 
     def start(self) -> None:
+        if self.checkpoints is not None:
+            self.checkpoints.start()
         for following in self.followings:
             following.follower.start()
 
@@ -66,6 +70,8 @@ class ProjectionService:
 
     async def close(self) -> None:
         await asyncio.gather(*(following.follower.close() for following in self.followings))
+        if self.checkpoints is not None:
+            await self.checkpoints.stop()
         await self.engine.dispose()
 
 
@@ -90,7 +96,8 @@ def build_projection_service(
     committed: Callable[[], None] | None = None,
     also: Sequence[FurtherStream] = (),
 ) -> ProjectionService:
-    engine = make_engine(database_url)
+    checkpoints = background_checkpoints(database_url)
+    engine = make_engine(database_url, autocheckpoint=checkpoints is None)
     sessions = session_factory(engine)
     turns = asyncio.Lock()
     tracking = TrackedProjection(sessions, consumer, positions, dead_letters, apply, finish_batch, committed, turns)
@@ -102,5 +109,11 @@ def build_projection_service(
         follower = StreamFollower(nats_url, extra.consumer, extra_tracking, replicas, extra.stream)
         further.append(Following(extra.stream, extra_tracking, follower))
     return ProjectionService(
-        engine, sessions, tracking, StreamFollower(nats_url, consumer, tracking, replicas, EVENTS), further, turns
+        engine,
+        sessions,
+        tracking,
+        StreamFollower(nats_url, consumer, tracking, replicas, EVENTS),
+        further,
+        turns,
+        checkpoints,
     )
