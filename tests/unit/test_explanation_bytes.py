@@ -48,3 +48,33 @@ def test_the_explanation_written_directly_is_its_json(score: IndicatorScore) -> 
 def test_a_decimal_input_is_written_as_its_text() -> None:
     score = IndicatorScore(CODES[0], "scored", Fraction(1), Fraction(2), inputs={"b": Decimal("1.50"), "a": True})
     assert json.loads(explanation_json(CATALOGUE, score))["inputs"] == {"a": True, "b": "1.50"}
+
+
+@settings(max_examples=300)
+@given(scores)
+def test_a_score_line_says_what_the_explanation_says(score: IndicatorScore) -> None:
+    """A changed score's line is built from its score, not by reading its explanation back: the two
+    agree on every part they share, for any score."""
+    from kpi_core.score_events import PeerExtremes, ScoreLine
+    from kpi_scoring.service_layer.score_log import score_line
+
+    explanation = json.loads(explanation_json(CATALOGUE, score))
+    row = {
+        **{"catalogue_id": CATALOGUE.id, "version": CATALOGUE.version, "period": 2024, "stage": "self_assessment"},
+        **{"unit_id": "gia-lai", "code": score.code, "sequence": 7, "status": score.status},
+        **{"points_exact": "1/3", "max_points": "1", "explanation": json.dumps(explanation)},
+    }
+    peer = explanation["peer"]
+    read_back = ScoreLine(
+        **{"catalogue_id": CATALOGUE.id, "catalogue_version": CATALOGUE.version, "period": 2024},
+        **{"stage": "self_assessment", "unit_id": "gia-lai", "code": score.code, "sequence": 7},
+        **{"recorded_at": "2026-12-02T00:00:00.000000Z", "status": score.status, "points": "1/3", "max_points": "1"},
+        value=explanation["value"],
+        formula=explanation["formula"] or "",
+        inputs=explanation["inputs"] or {},
+        event_id=explanation["event_id"],
+        previous_period_event_id=explanation["previous_period_event_id"],
+        peer=PeerExtremes(**peer) if peer else None,
+    )
+    assert score_line(row, score, "2026-12-02T00:00:00.000000Z") == read_back
+    assert score_line(row, None, "t").inputs == {} and score_line(row, None, "t").peer is None

@@ -61,7 +61,7 @@ from kpi_core.scoring import (
     with_previous_period,
 )
 from kpi_scoring.adapters.orm import frozen_results, measurements, score_changes, scores
-from kpi_scoring.service_layer.score_log import ScoreLog, score_line
+from kpi_scoring.service_layer.score_log import ScoreLog, score_line, shown_inputs
 
 PeriodInputs = dict[str, dict[str, RecordedInputs]]
 MAX_CACHED_PERIODS = 64  # periods (catalogue version × period × stage) kept in memory between batches
@@ -428,7 +428,14 @@ class ScoreProjection:
         for row in rows:
             stored[(row["unit_id"], row["code"])] = row["points_exact"]
             pending[(scope, row["unit_id"], row["code"])] = row
-        self.log.changed(session, (score_line(row, recorded_at) for row in changed))
+        scores = self._inputs.scores
+        self.log.changed(
+            session,
+            (
+                score_line(row, scores[(scope, row["unit_id"])].indicators.get(row["code"]), recorded_at)
+                for row in changed
+            ),
+        )
 
 
 def _changes(
@@ -645,7 +652,7 @@ def _explanation(catalogue: Catalogue, score: IndicatorScore, rule: Any) -> dict
     return {
         "rule": rule,
         "method_vi": node.method_vi if node else None,
-        "inputs": {name: value if isinstance(value, bool) else str(value) for name, value in score.inputs.items()},
+        "inputs": shown_inputs(score.inputs),
         "event_id": score.event_id,
         "sequence": score.sequence,
         "value": str(display_points(score.value)) if score.value is not None else None,

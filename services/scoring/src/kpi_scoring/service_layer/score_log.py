@@ -9,9 +9,8 @@ was already published (up to the highest `answers_through` in the log) is not pu
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,17 +19,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.subjects import score_subject
 from kpi_core.events import EventEnvelope
+from kpi_core.inputs import InputValue
 from kpi_core.score_events import SCORE_SOURCE, PeerExtremes, ResultFrozen, ScoreEvent, ScoreLine, ScoresChanged
+from kpi_core.scoring import IndicatorScore, display_points
 from kpi_scoring.adapters.orm import score_log, score_outbox
 
 LINES_PER_EVENT = 1_000  # keeps a score event far below the stream's message size limit
 
 
-def score_line(row: dict[str, Any], recorded_at: str) -> ScoreLine:
+def score_line(row: dict[str, Any], score: IndicatorScore | None, recorded_at: str) -> ScoreLine:
     """A score row as scoring stores it, as the score stream carries it (without the rule, which is
-    the catalogue's: the line names its catalogue version and code)."""
-    explanation = json.loads(row["explanation"])
-    peer = explanation.get("peer")
+    the catalogue's: the line names its catalogue version and code). A leaf's value, formula, inputs,
+    events and peers are what its explanation says of them, taken from its score (`score`, None for a
+    sum) rather than read back from the explanation's text."""
+    peer = score.peer if score is not None else None
     return ScoreLine(
         catalogue_id=row["catalogue_id"],
         catalogue_version=row["version"],
@@ -43,15 +45,25 @@ def score_line(row: dict[str, Any], recorded_at: str) -> ScoreLine:
         status=row["status"],
         points=row["points_exact"],
         max_points=row["max_points"],
-        value=explanation.get("value"),
-        formula=explanation.get("formula") or "",
-        inputs=explanation.get("inputs") or {},
-        event_id=explanation.get("event_id"),
-        previous_period_event_id=explanation.get("previous_period_event_id"),
-        peer=PeerExtremes(**{name: peer[name] for name in ("min", "max", "min_event_id", "max_event_id")})
-        if peer
+        value=str(display_points(score.value)) if score is not None and score.value is not None else None,
+        formula=score.formula if score is not None else "",
+        inputs=shown_inputs(score.inputs) if score is not None else {},
+        event_id=score.event_id if score is not None else None,
+        previous_period_event_id=score.previous_event_id if score is not None else None,
+        peer=PeerExtremes(
+            min=str(peer.minimum),
+            max=str(peer.maximum),
+            min_event_id=peer.minimum_event_id,
+            max_event_id=peer.maximum_event_id,
+        )
+        if peer is not None
         else None,
     )
+
+
+def shown_inputs(inputs: Mapping[str, InputValue]) -> dict[str, str | bool]:
+    """A leaf's inputs as its explanation and its score line show them: numbers as their text."""
+    return {name: value if isinstance(value, bool) else str(value) for name, value in inputs.items()}
 
 
 class ScoreLog:
