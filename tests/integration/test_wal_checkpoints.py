@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from kpi_common.checkpoints import WalCheckpointer, background_checkpoints
 from kpi_common.db import make_engine
+from kpi_common.fresh_database import _sqlite_unused
 
 ROW = "x" * 3000  # about a page a row
 
@@ -48,8 +49,7 @@ async def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None
         async with engine.connect() as connection:
             assert (await connection.scalar(text("SELECT count(*) FROM pages"))) == 2710
     finally:
-        await checkpointer.stop()
-        await engine.dispose()
+        await checkpointer.close(engine)
 
 
 async def test_an_engine_left_to_checkpoint_itself_still_does(tmp_path: Path) -> None:
@@ -59,10 +59,11 @@ async def test_an_engine_left_to_checkpoint_itself_still_does(tmp_path: Path) ->
     async with engine.begin() as connection:
         await connection.execute(text("CREATE TABLE pages (body TEXT)"))
         await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 1500)
+    checkpointer = WalCheckpointer(database)
     try:
-        assert WalCheckpointer(database).pending_frames() == 0  # the commit checkpointed
+        assert checkpointer.pending_frames() == 0  # the commit checkpointed
     finally:
-        await engine.dispose()
+        await checkpointer.close(engine)
 
 
 def test_only_a_sqlite_file_is_checkpointed_from_outside() -> None:
@@ -106,3 +107,37 @@ async def test_a_projection_service_checkpoints_outside_its_batches(tmp_path: Pa
     finally:
         await service.close()
     assert checkpointer.checkpoints == 1
+
+
+async def test_reading_the_log_index_keeps_the_lock_that_says_the_database_is_in_use(tmp_path: Path) -> None:
+    """Closing any descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    own included: the checkpointer keeps the index open while the service's connections are, so
+    another process (a rebuild) still sees the database in use, and it lets go only after them."""
+    import subprocess
+    import sys
+
+    database = tmp_path / "scoring.db"
+    url = f"sqlite+aiosqlite:///{database}"
+    engine = make_engine(url, autocheckpoint=False)
+    checkpointer = WalCheckpointer(database)
+    probe = (
+        "import sys; from kpi_common.fresh_database import DatabaseInUse, _sqlite_unused\n"
+        "try:\n    _sqlite_unused(sys.argv[1])\nexcept DatabaseInUse:\n    sys.exit(3)\n"
+    )
+
+    def in_use_elsewhere() -> bool:
+        return subprocess.run([sys.executable, "-c", probe, str(database)], check=False).returncode == 3
+
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 10)
+    async with engine.connect() as connection:  # a connection the pool keeps open
+        await connection.execute(text("SELECT count(*) FROM pages"))
+        for _ in range(3):
+            checkpointer.pending_frames()
+        await asyncio.to_thread(checkpointer.checkpoint)
+        assert in_use_elsewhere()
+    assert in_use_elsewhere()  # the pool still holds its connection
+    await checkpointer.close(engine)
+    assert not in_use_elsewhere()
+    _sqlite_unused(str(database))  # nor does this process hold it any more

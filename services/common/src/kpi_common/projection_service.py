@@ -71,8 +71,9 @@ class ProjectionService:
     async def close(self) -> None:
         await asyncio.gather(*(following.follower.close() for following in self.followings))
         if self.checkpoints is not None:
-            await self.checkpoints.stop()
-        await self.engine.dispose()
+            await self.checkpoints.close(self.engine)
+        else:
+            await self.engine.dispose()
 
 
 @dataclass(frozen=True)

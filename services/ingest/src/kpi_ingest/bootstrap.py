@@ -75,8 +75,9 @@ class Ingest:
             self.relay_task.cancel()
             await asyncio.gather(self.relay_task, return_exceptions=True)
         if self.checkpoints is not None:
-            await self.checkpoints.stop()
-        await self.engine.dispose()
+            await self.checkpoints.close(self.engine)
+        else:
+            await self.engine.dispose()
 
 
 async def bootstrap(settings: Settings) -> Ingest:
