@@ -100,13 +100,27 @@ def start_nats(
     return process
 
 
+_MIGRATE = (
+    "import sys; from pathlib import Path; from kpi_common.migrations import upgrade; "
+    "upgrade(Path(sys.argv[1]), sys.argv[2])"
+)
+
+
 def migrate(service: str, database_url: str) -> None:
     """Apply one service's migrations in a child interpreter (Alembic's env runs its own event loop)."""
-    code = (
-        "import sys; from pathlib import Path; from kpi_common.migrations import upgrade; "
-        "upgrade(Path(sys.argv[1]), sys.argv[2])"
-    )
-    subprocess.run([sys.executable, "-c", code, str(SERVICES[service].migrations_dir), database_url], check=True)
+    migrate_all({service: database_url})
+
+
+def migrate_all(database_urls: dict[str, str]) -> None:
+    """Apply each service's migrations to its own database, side by side: each child interpreter spends
+    most of its second importing, and the databases share nothing."""
+    children = {
+        service: subprocess.Popen([sys.executable, "-c", _MIGRATE, str(SERVICES[service].migrations_dir), url])
+        for service, url in database_urls.items()
+    }
+    failed = [service for service, child in children.items() if child.wait() != 0]
+    if failed:
+        raise subprocess.CalledProcessError(children[failed[0]].returncode, f"migrate {', '.join(failed)}")
 
 
 @dataclass
@@ -195,8 +209,9 @@ def start_system(
     else:
         raise ValueError("start_system takes nats_port (start a nats-server) or nats_url (use running servers)")
     try:
-        for name in SERVICES:
-            migrate(name, database_urls[name])
+        migrate_all({name: database_urls[name] for name in SERVICES})
+        # started together and then waited for: each service makes sure of the streams it uses, so none
+        # waits for another to be ready, and their start-up (mostly imports) overlaps
         for name, service in SERVICES.items():
             prefix = service.env_prefix
             env = {f"{prefix}DATABASE_URL": database_urls[name], f"{prefix}NATS_URL": system.nats_url}
@@ -205,7 +220,8 @@ def start_system(
                 env.setdefault(f"{prefix}{setting.upper()}", str(var_dir / file_name))
             log_file = log_dir / f"{name}.log" if log_dir else None
             system.services[name] = start_service(name, ports[name], env, log_file)
-            wait_ready(system.services[name])
+        for started in system.services.values():
+            wait_ready(started)
     except BaseException:
         system.stop()
         raise
