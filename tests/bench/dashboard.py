@@ -46,11 +46,9 @@ def grant(ingest: str, admin: str, key_id: str, role: str) -> str:
 
 def wait_known(reporting: str, secret: str) -> None:
     """Reporting learns keys from the stream: wait until it accepts this one."""
-    while (
-        httpx.get(f"{reporting}/v1/rankings", params=QUERY, headers={"Authorization": f"Bearer {secret}"}).status_code
-        == 401
-    ):
-        time.sleep(0.1)
+    with httpx.Client(base_url=reporting, headers={"Authorization": f"Bearer {secret}"}) as client:
+        while client.get("/v1/rankings", params=QUERY).status_code == 401:
+            time.sleep(0.1)
 
 
 def verify_and_publish(ingest: str, reporting: str, evaluator: str, approver: str) -> None:
@@ -67,8 +65,9 @@ def verify_and_publish(ingest: str, reporting: str, evaluator: str, approver: st
         headers = {"Authorization": f"Bearer {approver}", "Idempotency-Key": "bench-publication"}
         published = client.post("/v1/publications", json=body, headers=headers)
         assert published.status_code == 201, published.text
-    while httpx.get(f"{reporting}/v1/rankings", params={**QUERY, "stage": "published"}).status_code != 200:
-        time.sleep(0.1)
+    with httpx.Client(base_url=reporting) as public:
+        while public.get("/v1/rankings", params={**QUERY, "stage": "published"}).status_code != 200:
+            time.sleep(0.1)
 
 
 def logged_in(reporting: str, secret: str) -> httpx.Client:

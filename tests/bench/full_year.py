@@ -94,20 +94,22 @@ async def post_all(url: str, key: str, bodies: list[dict[str, Any]], concurrency
 def wait_position(url: str, path: str, params: dict[str, Any], headers: dict[str, str], sequence: int) -> float:
     """Seconds until a projection's answer carries `sequence` (polled every 50 ms)."""
     started = time.perf_counter()
-    while True:
-        found = httpx.get(f"{url}{path}", params=params, headers=headers, timeout=60).json()
-        if isinstance(found, dict) and found.get("as_of_sequence", 0) >= sequence:
-            return time.perf_counter() - started
-        time.sleep(0.05)
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:  # one client: each builds an SSL context
+        while True:
+            found = client.get(path, params=params).json()
+            if isinstance(found, dict) and found.get("as_of_sequence", 0) >= sequence:
+                return time.perf_counter() - started
+            time.sleep(0.05)
 
 
 def scoring_caught_up(url: str, headers: dict[str, str], sequence: int) -> float:
     started = time.perf_counter()
-    while True:
-        changed = httpx.get(f"{url}/v1/events/{sequence}/scores", headers=headers, timeout=60)
-        if changed.status_code == 200 and changed.json():
-            return time.perf_counter() - started
-        time.sleep(0.05)
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+        while True:
+            changed = client.get(f"/v1/events/{sequence}/scores")
+            if changed.status_code == 200 and changed.json():
+                return time.perf_counter() - started
+            time.sleep(0.05)
 
 
 def ranking_latencies(

@@ -29,7 +29,7 @@ from kpi_common.access import POLICY
 from kpi_ingest.entrypoints.api.app import create_app as create_ingest
 from kpi_reporting.entrypoints.api.app import create_app as create_reporting
 from kpi_scoring.entrypoints.api.app import create_app as create_scoring
-from tests.e2e.conftest import RunningSystem
+from tests.e2e.conftest import RunningSystem, transport_from
 
 pytestmark = pytest.mark.e2e
 
@@ -181,7 +181,7 @@ def send(
     headers = {"Authorization": f"Bearer {secret}"} if secret else {}
     if method == "POST":
         headers["Idempotency-Key"] = f"matrix-{uuid.uuid4()}"
-    transport = httpx.HTTPTransport(local_address=address or fresh_address())
+    transport = transport_from(address or fresh_address())
     with httpx.Client(base_url=base_url, timeout=10.0, transport=transport) as client:
         return client.request(method, path, params=params, json=body, headers=headers)
 
@@ -836,7 +836,7 @@ def test_access(running: RunningSystem, secrets: dict[str, str | None], case: Ca
 
 def test_a_key_in_x_api_key_is_read_like_a_bearer_key(running: RunningSystem) -> None:
     def lineage(headers: dict[str, str]) -> httpx.Response:
-        transport = httpx.HTTPTransport(local_address=fresh_address())
+        transport = transport_from(fresh_address())
         with httpx.Client(base_url=running.scoring.base_url, timeout=10.0, transport=transport) as client:
             return client.get("/v1/events/1/scores", headers=headers)
 

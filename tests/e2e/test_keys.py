@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import RunningSystem
+from tests.e2e.conftest import RunningSystem, transport_from
 
 pytestmark = pytest.mark.e2e
 PROVINCE_2024 = {"catalogue_id": "vn-dti-province", "catalogue_version": "1.0", "period": 2024}
@@ -44,7 +44,7 @@ def client_from_a_fresh_address(base_url: httpx.URL) -> httpx.Client:
     as failed authentications, which the services rate-limit per address."""
     number = next(ADDRESSES)
     address = f"127.8.{number // 250}.{number % 250 + 1}"
-    return httpx.Client(base_url=base_url, transport=httpx.HTTPTransport(local_address=address), timeout=10)
+    return httpx.Client(base_url=base_url, transport=transport_from(address), timeout=10)
 
 
 def statuses_within(running: RunningSystem, secret: str, wanted: int, timeout: float = 5.0) -> float:

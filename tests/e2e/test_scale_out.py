@@ -102,20 +102,29 @@ async def post_concurrently(urls: list[str], key: str, count: int) -> None:
         await asyncio.gather(*(post(index) for index in range(count)))
 
 
-def test_two_ingest_instances_and_a_read_replica_on_one_postgresql(cluster: dict[str, object]) -> None:
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    """One client for the test: each new one builds an SSL context (tens of ms of CPU)."""
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+def test_two_ingest_instances_and_a_read_replica_on_one_postgresql(
+    cluster: dict[str, object], http: httpx.Client
+) -> None:
     ingest = [process.url for process in cluster["ingest"]]  # type: ignore[attr-defined]
     keys: dict[str, str] = cluster["keys"]  # type: ignore[assignment]
     admin = {"Authorization": f"Bearer {keys['admin']}"}
-    assert httpx.post(f"{ingest[1]}/v1/catalogues", json=fixture_catalogue(), headers=admin).status_code == 201
+    assert http.post(f"{ingest[1]}/v1/catalogues", json=fixture_catalogue(), headers=admin).status_code == 201
     asyncio.run(post_concurrently(ingest, keys["writer"], 120))
-    events = httpx.get(f"{ingest[0]}/v1/events", params={"limit": 1000}, headers=admin).json()["events"]
+    events = http.get(f"{ingest[0]}/v1/events", params={"limit": 1000}, headers=admin).json()["events"]
     head = events[-1]["sequence"]
     assert [event["sequence"] for event in events] == list(range(1, head + 1))
     reporting = cluster["reporting"].url  # type: ignore[attr-defined]
     replica = cluster["replica"].url  # type: ignore[attr-defined]
 
     def projected() -> bool:
-        return httpx.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).json().get("as_of_sequence") == head
+        return http.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).json().get("as_of_sequence") == head
 
     deadline = time.monotonic() + 30
     while not projected():
@@ -123,12 +132,12 @@ def test_two_ingest_instances_and_a_read_replica_on_one_postgresql(cluster: dict
         time.sleep(0.1)
     first_copies = asyncio.run(stream_order(cluster["nats"]))  # type: ignore[arg-type]
     assert first_copies == list(range(1, head + 1))  # two relays, yet the stream's first copies are in order
-    history = httpx.get(f"{reporting}/v1/units/{WRITERS[3]}/history", params=SCOPE, headers=admin).json()
+    history = http.get(f"{reporting}/v1/units/{WRITERS[3]}/history", params=SCOPE, headers=admin).json()
     assert len([entry for entry in history if entry["type"] == "vn.kpi.measurement.recorded.v1"]) == len(
         range(3, 120, 7)
     )
     assert (
-        httpx.get(f"{replica}/v1/rankings", params=SCOPE, headers=admin).content
-        == httpx.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).content
+        http.get(f"{replica}/v1/rankings", params=SCOPE, headers=admin).content
+        == http.get(f"{reporting}/v1/rankings", params=SCOPE, headers=admin).content
     )
-    assert httpx.get(f"{replica}/readyz").json()["checks"] == {"database": "ok"}
+    assert http.get(f"{replica}/readyz").json()["checks"] == {"database": "ok"}

@@ -150,15 +150,16 @@ def restart(service: ServiceProcess) -> ServiceProcess:
 
 def wait_ready(service: ServiceProcess, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if service.process.poll() is not None:
-            raise RuntimeError(f"{service.name} exited with code {service.process.returncode}")
-        try:
-            if httpx.get(f"{service.url}/readyz", timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
+    with httpx.Client(base_url=service.url, timeout=1.0) as client:  # one client: each builds an SSL context
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise RuntimeError(f"{service.name} exited with code {service.process.returncode}")
+            try:
+                if client.get("/readyz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
     raise TimeoutError(f"{service.name} not ready after {timeout}s")
 
 
