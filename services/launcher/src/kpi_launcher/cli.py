@@ -272,7 +272,7 @@ def rebuild(args: argparse.Namespace) -> int:
         embedded.migrate(args.service, database_url)
 
     try:
-        done = asyncio.run(replay(projection, service.metadata, args.nats, url, migrate, args.timeout))
+        done = asyncio.run(replay(projection, service.tables(), args.nats, url, migrate, args.timeout))
     except StreamUnavailable as unavailable:
         print(f"kpi-ledger: {unavailable}; nothing was changed", file=sys.stderr)
         return 2

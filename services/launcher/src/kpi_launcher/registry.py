@@ -11,25 +11,56 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic_settings import BaseSettings
-from sqlalchemy import MetaData
 
 import kpi_ingest
 import kpi_reporting
 import kpi_scoring
-from kpi_common.projection_service import ProjectionService
-from kpi_ingest.adapters.orm import metadata as ingest_metadata
 from kpi_ingest.config import Settings as IngestSettings
-from kpi_reporting.adapters.orm import metadata as reporting_metadata
-from kpi_reporting.bootstrap import projection_service as reporting_projection
 from kpi_reporting.config import Settings as ReportingSettings
-from kpi_scoring.adapters.orm import metadata as scoring_metadata
-from kpi_scoring.bootstrap import projection_service as scoring_projection
 from kpi_scoring.config import Settings as ScoringSettings
 
+if TYPE_CHECKING:
+    from sqlalchemy import MetaData
+
+    from kpi_common.projection_service import ProjectionService
+
 S = TypeVar("S", bound=BaseSettings)
+
+# A service's tables and projection are imported when a command asks for them, not with the registry:
+# `kpi-ledger serve ingest` imports the registry, and the other services' code was a third of its start.
+
+
+def _ingest_tables() -> MetaData:
+    from kpi_ingest.adapters.orm import metadata
+
+    return metadata
+
+
+def _scoring_tables() -> MetaData:
+    from kpi_scoring.adapters.orm import metadata
+
+    return metadata
+
+
+def _reporting_tables() -> MetaData:
+    from kpi_reporting.adapters.orm import metadata
+
+    return metadata
+
+
+def _scoring_projection(settings: ScoringSettings) -> ProjectionService:
+    from kpi_scoring.bootstrap import projection_service
+
+    return projection_service(settings)
+
+
+def _reporting_projection(settings: ReportingSettings) -> ProjectionService:
+    from kpi_reporting.bootstrap import projection_service
+
+    return projection_service(settings)
 
 
 @dataclass(frozen=True)
@@ -39,7 +70,7 @@ class Service(Generic[S]):
     name: str
     settings: type[S]  # its one Settings class (env prefix, default port)
     migrations_dir: Path  # its Alembic history
-    metadata: MetaData  # its tables: what a rebuild empties
+    tables: Callable[[], MetaData]  # its tables: what a rebuild empties
     app: str  # its ASGI app factory as uvicorn takes it, "module:function" (imported in the child only)
     projection_service: Callable[[S], ProjectionService] | None = None  # what `rebuild` replays; None: owns the log
     files: Mapping[str, str] = field(default_factory=dict)  # setting -> file `run` keeps under its var folder
@@ -57,7 +88,7 @@ INGEST = Service(
     name="ingest",
     settings=IngestSettings,
     migrations_dir=kpi_ingest.MIGRATIONS_DIR,
-    metadata=ingest_metadata,
+    tables=_ingest_tables,
     app="kpi_ingest.entrypoints.api.app:create_app",
     files={"checkpoint_key_file": "checkpoint-key.pem"},
 )
@@ -65,17 +96,17 @@ SCORING = Service(
     name="scoring",
     settings=ScoringSettings,
     migrations_dir=kpi_scoring.MIGRATIONS_DIR,
-    metadata=scoring_metadata,
+    tables=_scoring_tables,
     app="kpi_scoring.entrypoints.api.app:create_app",
-    projection_service=scoring_projection,
+    projection_service=_scoring_projection,
 )
 REPORTING = Service(
     name="reporting",
     settings=ReportingSettings,
     migrations_dir=kpi_reporting.MIGRATIONS_DIR,
-    metadata=reporting_metadata,
+    tables=_reporting_tables,
     app="kpi_reporting.entrypoints.api.app:create_app",
-    projection_service=reporting_projection,
+    projection_service=_reporting_projection,
 )
 
 SERVICES: Mapping[str, Service[Any]] = MappingProxyType({s.name: s for s in (INGEST, SCORING, REPORTING)})

@@ -20,11 +20,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import IO, Any
 
-from openpyxl import Workbook, load_workbook
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.datavalidation import DataValidation
-
 from kpi_common.cells import inert
 from kpi_core.catalogue import Catalogue
 from kpi_core.set_files import (
@@ -125,6 +120,8 @@ def unpacked_size(file: IO[bytes]) -> int:
 def read_xlsx(file: IO[bytes], max_rows: int | None = None, max_unpacked_bytes: int | None = None) -> Table:
     if max_unpacked_bytes is not None and unpacked_size(file) > max_unpacked_bytes:
         raise TooLargeUnpacked(max_unpacked_bytes)
+    from openpyxl import load_workbook  # here, not at the top: openpyxl (and numpy) was a tenth of ingest's start
+
     try:
         workbook = load_workbook(file, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds for a damaged file
@@ -180,6 +177,11 @@ def _as_text(cells: Iterable[Any]) -> None:
 def template_xlsx(catalogue: Catalogue, columns: list[str], rows: Iterable[Mapping[str, Cell]]) -> bytes:
     """The same rows as a workbook: a wrapped guide column, and a drop-down of Vietnamese labels on
     each category or yes/no cell."""
+    from openpyxl import Workbook  # here, not at the top: see read_xlsx
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None

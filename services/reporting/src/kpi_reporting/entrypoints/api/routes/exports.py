@@ -12,9 +12,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
 
 from kpi_common.access import PeriodReader, UnitReader, UnpublishedPeriodReader
 from kpi_common.as_of import AsOf
@@ -231,6 +228,9 @@ class XlsxResponse(Response):
 def xlsx_download(title: str, rows: list[list[Any]], filename: str, numeric: set[int]) -> Response:
     """One sheet; the cells of the `numeric` columns (points) as numbers, the rest (codes such as 3.3,
     ids such as 01, names, agencies) as text, never as a formula."""
+    from openpyxl import Workbook  # here, not at the top: openpyxl (and numpy) was a tenth of the start
+    from openpyxl.styles import Font
+
     workbook = Workbook()
     sheet = workbook.active
     assert sheet is not None
@@ -258,6 +258,8 @@ def xlsx_download(title: str, rows: list[list[Any]], filename: str, numeric: set
 def _text(value: str) -> str:
     """Text as a cell can hold it: the control characters XML 1.0 refuses (which openpyxl raises on)
     replaced by U+FFFD."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
 
 
