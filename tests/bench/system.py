@@ -23,9 +23,12 @@ def database_urls(var_dir: Path, postgres: bool) -> dict[str, str]:
 
 def start(var_dir: Path, urls: dict[str, str]) -> tuple[embedded.System, dict[str, str]]:
     """The running system and the keys `admin` (admin) and `bench` (reporter of every unit)."""
-    embedded.migrate("ingest", urls["ingest"])
+    embedded.migrate_all(urls)
     keys = admin.grant_many(
         urls["ingest"], {"admin": (["admin"], [], ["*"], None), "bench": (["reporter"], ["*"], ["*"], None)}
     )
     ports = {name: embedded.free_port() for name in SERVICES}
-    return embedded.start_system(var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls), keys
+    system = embedded.start_system(
+        var_dir, ports=ports, nats_port=embedded.free_port(), database_urls=urls, migrated=True
+    )
+    return system, keys

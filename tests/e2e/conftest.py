@@ -106,7 +106,7 @@ def start_running_system(
     var_dir: Path, database_urls: dict[str, str], extra_env: dict[str, str] | None = None
 ) -> RunningSystem:
     """The system with its logs in `var_dir` (`<service>.log`); `extra_env` is given to every service."""
-    embedded.migrate("ingest", database_urls["ingest"])
+    embedded.migrate_all(database_urls)  # ingest's before its keys are granted; the others' with it
     specs: dict[str, admin.KeySpec] = {unit: (["reporter"], [unit], ["*"], None) for unit in PROVINCES + DISTRICTS}
     specs |= {
         "admin": (["admin", "auditor"], [], ["*"], None),
@@ -127,6 +127,7 @@ def start_running_system(
         database_urls=database_urls,
         log_dir=var_dir,
         extra_env=extra_env,
+        migrated=True,
     )
     # reads on scoring and reporting go with the auditor's key unless a test says otherwise (access tests do)
     reader = {"Authorization": f"Bearer {keys['auditor']}"}

@@ -48,8 +48,7 @@ FIRST_RUN_KEYS = {  # one duty per key: who adjusts does not also publish (four 
 
 
 def _first_run_keys(database_url: str) -> dict[str, str]:
-    """On the first start (no key granted yet), one key per duty, granted as events."""
-    embedded.migrate("ingest", database_url)
+    """On the first start (no key granted yet), one key per duty, granted as events (the database migrated)."""
     if admin.key_count(database_url):
         return {}
     return admin.grant_many(
@@ -95,12 +94,18 @@ def run(args: argparse.Namespace) -> int:
     ports = {name: int(os.environ.get(f"{s.env_prefix}PORT", s.default_port)) for name, s in SERVICES.items()}
     nats_port = int(os.environ.get("KPI_NATS_PORT", "4222"))
     database_urls = {name: _database_url(var_dir, name) for name in SERVICES}
+    embedded.migrate_all(database_urls)
     new_keys = _first_run_keys(database_urls["ingest"])
     os.environ.setdefault("KPI_LOG_FORMAT", "json")  # the services' logs: one JSON object a line
     print(f"kpi-ledger: starting NATS JetStream on 127.0.0.1:{nats_port} and the services (logs in {var_dir / 'logs'})")
     try:
         system = embedded.start_system(
-            var_dir, ports=ports, nats_port=nats_port, database_urls=database_urls, log_dir=_logs(var_dir)
+            var_dir,
+            ports=ports,
+            nats_port=nats_port,
+            database_urls=database_urls,
+            log_dir=_logs(var_dir),
+            migrated=True,
         )
     except KeyboardInterrupt:  # Ctrl-C while starting: what had started is stopped (start_system)
         print("\nkpi-ledger: stopped before every service was ready", file=sys.stderr)
@@ -145,8 +150,9 @@ def migrate(args: argparse.Namespace) -> int:
     if unknown:
         print(f"kpi-ledger: no service {', '.join(unknown)} (there are {', '.join(SERVICES)})", file=sys.stderr)
         return 2
-    for service in args.services or SERVICES:
-        embedded.migrate(service, _database_url(var_dir, service))
+    services = args.services or list(SERVICES)
+    embedded.migrate_all({service: _database_url(var_dir, service) for service in services})
+    for service in services:
         print(f"{service}: migrated")
     return 0
 
