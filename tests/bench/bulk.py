@@ -130,6 +130,7 @@ def main() -> None:
         system, keys = bench_system.start(var_dir, urls)
         admin = {"Authorization": f"Bearer {keys['admin']}"}
         figures: list[tuple[str, str]] = [("database", "PostgreSQL (embedded)" if args.postgres else "SQLite")]
+        figures.append((full_year.MACHINE_SPEED, full_year.machine_speed()))
         figures.append(("load average at the start", full_year.load_average()))
         try:
             ingest = system.services["ingest"].url

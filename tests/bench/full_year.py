@@ -153,6 +153,21 @@ def load_average() -> str:
     return " ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
+MACHINE_SPEED = "machine: a pure-Python loop of 10 million additions (best of 3)"
+
+
+def machine_speed() -> str:
+    """How fast this machine runs Python, so that figures from two machines can be set side by side
+    (the benches' machines differed by up to 3x from one stop to the next)."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for number in range(10_000_000):
+            total += number
+        best = min(best, time.perf_counter() - started)
+    return f"{best:.2f} s"
+
+
 async def read_floor(nats_url: str) -> tuple[int, float, float]:
     """What a replay cannot go below with nats-py and pydantic: the whole event stream read with one
     pull request on an ephemeral consumer (no work done per message but keeping its bytes), then
@@ -223,6 +238,7 @@ def main() -> None:
     accepted = len(bodies) - refused
     rows = [
         ("database", "PostgreSQL (embedded)" if args.postgres else "SQLite"),
+        (MACHINE_SPEED, machine_speed()),
         ("measurements (63 provinces × every scored indicator)", f"{accepted} accepted, {refused} refused"),
         (f"POST, {args.concurrency} clients", f"{accepted / posted:.0f}/s ({posted:.1f} s)"),
         ("reporting caught up after the last POST", f"{reporting_lag:.1f} s"),

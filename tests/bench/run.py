@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.bench import full_year
 from tests.bench import system as bench_system
 from tests.conftest import fixture_catalogue
 from tests.e2e.conftest import unit_ids
@@ -177,6 +178,7 @@ def main() -> None:
     catalogue = parse_catalogue(fixture_catalogue())
     rows = [
         ("database", "PostgreSQL (embedded)" if args.postgres else "SQLite"),
+        (full_year.MACHINE_SPEED, full_year.machine_speed()),
         (
             "POST /v1/measurements, 1 client",
             f"{args.count // 4 / serial_time:.0f}/s, p50 {statistics.median(serial_latencies) * 1000:.1f} ms",

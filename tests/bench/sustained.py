@@ -171,6 +171,7 @@ def main() -> None:
             system.stop()
     figures = [
         ("database", "PostgreSQL (embedded)" if args.postgres else "SQLite"),
+        (full_year.MACHINE_SPEED, full_year.machine_speed()),
         (
             f"offered: {args.rate:,.0f} measurements/s as sets of {args.set_rows} for {args.seconds:.0f} s",
             f"{result['offered']:,} rows, {result['stored']:,} stored (corrections), "
