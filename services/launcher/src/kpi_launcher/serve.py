@@ -14,8 +14,6 @@ import os
 import signal
 from types import FrameType
 
-import uvicorn
-
 from kpi_launcher.registry import SERVICES
 
 
@@ -24,6 +22,8 @@ def _stopped(signum: int, frame: FrameType | None) -> None:
 
 
 def serve(name: str, host: str, port: int, log_level: str = "warning") -> None:
+    import uvicorn  # here: `kpi-ledger` builds its parser from this module, and most commands serve nothing
+
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _stopped)
     uvicorn.run(SERVICES[name].app, factory=True, host=host, port=port, log_level=log_level, server_header=False)
