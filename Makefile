@@ -24,6 +24,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check $(SOURCES) tests
+	$(BIN)/ruff format --check $(SOURCES) services/*/migrations tests
 	$(BIN)/mypy $(SOURCES)
 
 # Test files run side by side, one worker per core (at most 4); the tests of a file stay on one worker

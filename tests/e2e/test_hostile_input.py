@@ -238,9 +238,10 @@ def test_every_service_answers_head_and_sends_the_security_headers(running: Runn
     assert (head.status_code, head.content) == (200, b"")
     assert head.headers["content-length"] == get.headers["content-length"]
     read = "/v1/events" if service == "ingest" else "/v1/events/1/scores" if service == "scoring" else RANKINGS
-    assert client.head(read, headers=bearer(running, "admin")).status_code == client.get(
-        read, headers=bearer(running, "admin")
-    ).status_code
+    assert (
+        client.head(read, headers=bearer(running, "admin")).status_code
+        == client.get(read, headers=bearer(running, "admin")).status_code
+    )
     for answer in (head, get, client.get("/nowhere"), client.post("/healthz"), client.get("/openapi.json")):
         assert "server" not in answer.headers
         assert answer.headers["x-content-type-options"] == "nosniff"

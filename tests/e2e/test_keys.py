@@ -196,6 +196,7 @@ def test_an_events_lineage_is_read_only_in_the_peer_groups_of_the_key(running: R
     }
     path = f"/v1/events/{sequence}/scores"
     running.wait_for(lambda: running.scoring.get(path).json() != [])  # scored (the default client is the auditor)
+
     def status(secret: str) -> int:
         with client_from_a_fresh_address(running.scoring.base_url) as scoring:
             return scoring.get(path, headers=bearer(secret)).status_code

@@ -139,9 +139,7 @@ async def test_an_event_that_cannot_be_applied_is_dead_lettered_and_the_rest_go_
             rows = await session.scalar(select(func.count()).select_from(orm.measurement_history))
     finally:
         await service.close()
-    assert [(letter.sequence, letter.reason) for letter in letters] == [
-        (7, "ValueError: this event cannot be applied")
-    ]
+    assert [(letter.sequence, letter.reason) for letter in letters] == [(7, "ValueError: this event cannot be applied")]
     assert rows == 19 and attempts["poison"] >= 2  # retried before it was given up
 
 

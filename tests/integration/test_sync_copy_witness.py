@@ -56,7 +56,9 @@ async def test_an_untouched_log_agrees_with_its_sync_copy(log, nats_url: str, tm
 
 
 async def test_a_truncation_with_the_counter_wound_back_is_proven_by_the_copy_alone(  # type: ignore[no-untyped-def]
-    log, nats_url: str, tmp_path: Path  # noqa: F811
+    log,  # noqa: F811
+    nats_url: str,
+    tmp_path: Path,
 ) -> None:
     sessions, _ = log
     copy = await national_copy(sessions, nats_url, tmp_path / "national.jsonl")
@@ -68,7 +70,9 @@ async def test_a_truncation_with_the_counter_wound_back_is_proven_by_the_copy_al
 
 
 async def test_an_event_rewritten_with_every_hash_recomputed_is_proven_by_the_copy(  # type: ignore[no-untyped-def]
-    log, nats_url: str, tmp_path: Path  # noqa: F811
+    log,  # noqa: F811
+    nats_url: str,
+    tmp_path: Path,
 ) -> None:
     sessions, _ = log
     copy = await national_copy(sessions, nats_url, tmp_path / "national.jsonl")
@@ -79,7 +83,9 @@ async def test_an_event_rewritten_with_every_hash_recomputed_is_proven_by_the_co
 
 
 async def test_a_copy_that_lags_proves_what_it_holds_and_an_unreadable_one_is_named(  # type: ignore[no-untyped-def]
-    log, nats_url: str, tmp_path: Path  # noqa: F811
+    log,  # noqa: F811
+    nats_url: str,
+    tmp_path: Path,
 ) -> None:
     sessions, _ = log
     full = await national_copy(sessions, nats_url, tmp_path / "national.jsonl")
@@ -97,7 +103,10 @@ async def test_a_copy_that_lags_proves_what_it_holds_and_an_unreadable_one_is_na
 
 
 async def test_the_command_line_verification_holds_the_log_to_a_copy(  # type: ignore[no-untyped-def]
-    log, nats_url: str, database_url: str, tmp_path: Path  # noqa: F811
+    log,  # noqa: F811
+    nats_url: str,
+    database_url: str,
+    tmp_path: Path,
 ) -> None:
     sessions, _ = log
     copy = await national_copy(sessions, nats_url, tmp_path / "national.jsonl")

@@ -27,7 +27,7 @@ def _scores(code: str) -> list[IndicatorScore]:
             Fraction(5, 3),
             Fraction(2),
             value=Fraction(2, 7),
-            formula="(1)/(3) = 0,3333 \"trích dẫn\"",
+            formula='(1)/(3) = 0,3333 "trích dẫn"',
             inputs={"a": Decimal("1.5"), "b": True, "c": _RULE_SLOT, "d": f'"{_RULE_SLOT}"', "e": "Có"},
             event_id="e-1",
             sequence=42,

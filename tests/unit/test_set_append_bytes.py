@@ -100,9 +100,7 @@ def test_a_batch_writes_every_envelope_as_a_single_append_does(request_attribute
             document={"weight": 0.1, "big": 1e16, "small": 1e-7, "nested": [1.5, "Đ\x7f", None, True]},
             registered_by="admin",
         ),
-        ApiKeyGranted(
-            key_id="k", sha256="a" * 64, roles=("reporter",), expires_at=RECORDED_AT, granted_by='ad"min'
-        ),
+        ApiKeyGranted(key_id="k", sha256="a" * 64, roles=("reporter",), expires_at=RECORDED_AT, granted_by='ad"min'),
         PeriodClosed(catalogue_id="c", catalogue_version="1.0", period=2024, closed_by="e\\v"),
     ]
     writer = EnvelopeWriter(

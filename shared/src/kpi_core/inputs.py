@@ -62,4 +62,3 @@ def recorded(node: Node | None, event: MeasurementRecorded, event_id: str, seque
     """One measurement event as scoring reads it."""
     inputs = typed_inputs(node, event.inputs)
     return RecordedInputs(event.indicator, inputs, event_id, sequence, event.not_applicable_reason)
-

@@ -82,9 +82,7 @@ POLICY: tuple[Rule, ...] = (
         "approver of the peer group, not the one who adjusted (four eyes)",
         "publishing freezes the official ranking; who adjusted may not approve it",
     ),
-    Rule(
-        "ingest", "GET", "/v1/events", "auditor, admin", "the whole log: every unit, unpublished figures, key grants"
-    ),
+    Rule("ingest", "GET", "/v1/events", "auditor, admin", "the whole log: every unit, unpublished figures, key grants"),
     Rule("ingest", "GET", "/v1/events/{sequence}", "auditor, admin", "one event of the whole log"),
     Rule("ingest", "GET", "/v1/audit/verify", "auditor, admin", "the proof of the whole log"),
     Rule("ingest", "POST", "/v1/audit/checkpoints", "admin", "signs with the operator's key"),

@@ -21,9 +21,7 @@ def upgrade() -> None:
         sa.Column("version", sa.String(length=50), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
         sa.Column("sequence", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["sequence"], ["events.sequence"], name="fk_peer_group_versions_sequence_events"
-        ),
+        sa.ForeignKeyConstraint(["sequence"], ["events.sequence"], name="fk_peer_group_versions_sequence_events"),
         sa.PrimaryKeyConstraint("peer_group_id", "version", name="pk_peer_group_versions"),
     )
 

@@ -101,7 +101,9 @@ async def trend(reporting: Reporting, catalogue_id: str, version: str, stage: st
     known = group.unit(unit) if group else None
     if known is None:
         raise Problem(
-            404, "Unknown unit", f"{unit} is not a unit of the peer group {catalogue.peer_group}",
+            404,
+            "Unknown unit",
+            f"{unit} is not a unit of the peer group {catalogue.peer_group}",
             [{"field": "unit", "message": "not registered in the catalogue's peer group"}],
         )
     points: list[dict[str, Any]] = []

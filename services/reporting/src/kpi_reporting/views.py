@@ -104,9 +104,7 @@ async def period_result(
     registry = await peer_groups.registry(session, position)
     members = units_of_period(registry, catalogue, scope.period)
     if registry.group(catalogue.peer_group) is not None:
-        scores = {
-            unit.id: scores.get(unit.id) or unit_score_of(catalogue, unit.id, {}, {}, None) for unit in members
-        }
+        scores = {unit.id: scores.get(unit.id) or unit_score_of(catalogue, unit.id, {}, {}, None) for unit in members}
     result = PeriodResult(
         catalogue,
         position,

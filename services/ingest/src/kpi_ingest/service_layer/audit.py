@@ -277,9 +277,7 @@ async def compare_with_copies(uow: UnitOfWork, report: VerifyReport, copies: Seq
             report.copies.append({"path": str(path), "compared": False, "reason": "the log itself is broken"})
             continue
         try:
-            broken, compared = await compare_with_stream(
-                uow, copy_pages(path), report.head_sequence, sync_copy=True
-            )
+            broken, compared = await compare_with_stream(uow, copy_pages(path), report.head_sequence, sync_copy=True)
         except (OSError, ValueError) as unreadable:  # no such file, or a line that is no event
             reason = f"{type(unreadable).__name__}: {str(unreadable).splitlines()[0] if str(unreadable) else ''}"
             report.copies.append({"path": str(path), "compared": False, "reason": reason})

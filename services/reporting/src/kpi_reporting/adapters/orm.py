@@ -64,7 +64,6 @@ timeline = Table(
 )
 
 
-
 def _score_columns(history: bool) -> list[Column[object]]:
     key = ["catalogue_id", "version", "period", "stage", "unit_id", "code"]
     sizes = {"catalogue_id": 100, "version": 50, "stage": 30, "unit_id": 100, "code": 50}
