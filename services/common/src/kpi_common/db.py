@@ -11,6 +11,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from kpi_common.inline_sqlite import inline_connector
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -36,13 +38,15 @@ def make_engine(url: str, *, autocheckpoint: bool = True, **kwargs: Any) -> Asyn
 
     SQLite transactions are deferred: a transaction that must read and then write starts with a
     write (`EventStore.lock`), so it never has to upgrade its lock halfway (SQLITE_BUSY_SNAPSHOT).
+    SQLite is called in the event loop's thread (`kpi_common.inline_sqlite`, which says why), and
+    waits for a lock without holding the loop.
     """
     if not is_sqlite(url):
         return create_async_engine(url, pool_pre_ping=True, **kwargs)
-    database = make_url(url).database
-    if database and database != ":memory:":
+    database = make_url(url).database or ":memory:"
+    if database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+    engine = create_async_engine(url, async_creator=inline_connector(database, busy_timeout=30.0), **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -50,7 +54,6 @@ def make_engine(url: str, *, autocheckpoint: bool = True, **kwargs: Any) -> Asyn
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA synchronous=NORMAL")
         if not autocheckpoint:
             cursor.execute("PRAGMA wal_autocheckpoint=0")

@@ -16,7 +16,7 @@ StageQuery = Annotated[
 ]
 
 
-def scope_params(
+async def scope_params(
     catalogue: CatalogueQuery,
     version: VersionQuery,
     period: Annotated[int, Query(ge=2000, le=2100)],

@@ -55,7 +55,7 @@ class Asked:
     download: str | None
 
 
-def asked(
+async def asked(
     catalogue: CatalogueParam = None,
     version: VersionParam = None,
     period: PeriodParam = None,

@@ -12,7 +12,7 @@ from kpi_common.problems import Problem
 from kpi_ingest.bootstrap import Ingest
 
 
-def get_ingest(request: Request) -> Ingest:
+async def get_ingest(request: Request) -> Ingest:
     return request.app.state.ingest  # type: ignore[no-any-return]
 
 
@@ -32,7 +32,7 @@ async def require_write_scope(ingest: Ingest, key: ApiKey, body: ScopedRequest, 
         require_scope(key, peer_group, getattr(body, "unit_id", None), role_used=role_used)
 
 
-def IdempotencyKey(idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> str:
+async def IdempotencyKey(idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> str:
     """The Idempotency-Key header every recorded submission needs."""
     if not idempotency_key:
         raise Problem(

@@ -31,7 +31,7 @@ from kpi_scoring.config import Settings
 from kpi_scoring.entrypoints.api.contracts import Score, ScoreChange
 
 
-def get_scoring(request: Request) -> ProjectionService:
+async def get_scoring(request: Request) -> ProjectionService:
     return request.app.state.scoring  # type: ignore[no-any-return]
 
 

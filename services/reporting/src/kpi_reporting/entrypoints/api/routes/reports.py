@@ -16,7 +16,7 @@ from kpi_reporting.bootstrap import Reporting
 from kpi_reporting.entrypoints.api.contracts import AnyRanking, Diff, HistoryEntry, Scorecard, Trend
 
 
-def get_reporting(request: Request) -> Reporting:
+async def get_reporting(request: Request) -> Reporting:
     return request.app.state.reporting  # type: ignore[no-any-return]
 
 
