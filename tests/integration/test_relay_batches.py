@@ -201,7 +201,7 @@ async def test_a_message_refused_mid_batch_is_withheld_in_place_and_the_rows_aft
     assert await stream_events(nats_url) == list(range(1, 34))
     async with sessions() as session:
         store = EventStore(session)
-        assert [row.sequence for _, row in await store.pending_outbox(100)] == list(range(34, 63))
+        assert [message.sequence for message in await store.pending_outbox(100)] == list(range(34, 63))
         [withheld] = await store.withheld()
     assert withheld["sequence"] == 33 and "the stream's maximum message size" in str(withheld["reason"])
     assert await relay.publish_pending() == 29  # the rest follow, in order, after the placeholder

@@ -85,10 +85,8 @@ async def test_republishing_after_a_relay_crash_is_deduplicated_by_event_id(nats
     await streams.ensure_stream(client.jetstream())
     async with sessions() as session:
         pending = await EventStore(session).pending_outbox(100)
-    for subject, stored in pending[:3]:  # a relay that published three, then died before marking them
-        await client.jetstream().publish(
-            subject, stored.envelope.to_bytes(), headers={"Nats-Msg-Id": stored.envelope.id}
-        )
+    for message in pending[:3]:  # a relay that published three, then died before marking them
+        await client.jetstream().publish(message.subject, message.payload, headers={"Nats-Msg-Id": message.msg_id})
     await client.close()
     relay = OutboxRelay(sessions, nats_url)
     relay.nats = await nats.connect(nats_url)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import uuid
 from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -14,13 +13,14 @@ from functools import lru_cache
 from itertools import chain
 from json.encoder import encode_basestring
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import request_id
+from kpi_common.relay import Pending
 from kpi_common.subjects import event_subject
 from kpi_core.audit import chain_sha256, event_sha256
 from kpi_core.events import (
@@ -30,7 +30,6 @@ from kpi_core.events import (
     EventWithheld,
     MeasurementRecorded,
     RequestAttributes,
-    envelope_for,
     idempotency_key_sha256,
     index_of,
 )
@@ -147,6 +146,36 @@ def event_ids(count: int) -> list[str]:
     ]
 
 
+def _shown_time(recorded_at: datetime) -> str:
+    """An envelope's `time` as the envelope model writes it."""
+    envelope = EventEnvelope(id="", type="", subject="", time=recorded_at, dataschema="", sequence=0, data={})
+    return str(envelope.model_dump(mode="json")["time"])
+
+
+# statements of every append, built once: building one costs more than running it on SQLite
+LOCK_COUNTER = (
+    update(event_counter)
+    .where(event_counter.c.id == 1)
+    .values(last_sequence=event_counter.c.last_sequence)
+    .returning(event_counter.c.last_sequence, event_counter.c.last_chain_sha256)
+)
+MOVE_COUNTER = (
+    update(event_counter)
+    .where(event_counter.c.id == 1)
+    .values(last_sequence=bindparam("to_sequence"), last_chain_sha256=bindparam("to_chain"))
+)
+BY_IDEMPOTENCY_KEY = select(events.c.sequence, events.c.envelope, events.c.request_sha256, events.c.event_sha256).where(
+    events.c.actor == bindparam("actor"), events.c.idempotency_key == bindparam("key")
+)
+
+PENDING_OUTBOX = (
+    select(outbox.c.sequence, outbox.c.nats_subject, events.c.event_id, events.c.envelope)
+    .join(events, events.c.sequence == outbox.c.sequence)
+    .order_by(outbox.c.sequence)
+    .limit(bindparam("limit"))
+)
+
+
 @lru_cache(maxsize=16)
 def _sqlite_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
     """An INSERT of `rows` rows in one statement, in SQLite's placeholders."""
@@ -171,6 +200,8 @@ def _compiled_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -
 class EventStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+        # the transaction that locked the counter, and the head it read or last moved it to
+        self._head: tuple[object, int, str] | None = None
 
     async def append(
         self,
@@ -179,71 +210,46 @@ class EventStore:
         idempotency_key: str | None = None,
         request_sha256: str | None = None,
     ) -> StoredEvent:
-        """Append one event and its outbox row. Must be the transaction's first write (it takes the counter lock).
-        The columns beside the envelope (unit, catalogue, actor) are derived from the event (`index_of`);
-        the envelope records the request being handled (its id, the hashes of its key and body)."""
-        index = index_of(event)
-        sequence, previous_chain = await self.next_sequence()
-        recorded_at = datetime.now(UTC)
+        """Append one event and its outbox row (`append_many` of one, which says how). The columns
+        beside the envelope (unit, catalogue, actor) are derived from the event (`index_of`); the
+        envelope records the request being handled (its id, the hashes of its key and body)."""
         request = RequestAttributes.of(request_id.get(), idempotency_key, request_sha256)
-        envelope = envelope_for(
-            event, event_id=str(uuid.uuid4()), sequence=sequence, recorded_at=recorded_at, request=request
-        )
-        canonical = envelope.to_bytes()
-        digest = event_sha256(canonical)
-        chained = chain_sha256(previous_chain, digest)
-        await self.session.execute(
-            insert(events).values(
-                sequence=sequence,
-                event_id=envelope.id,
-                type=envelope.type,
-                subject=envelope.subject,
-                catalogue_id=index.catalogue_id,
-                unit_id=index.unit_id,
-                recorded_at=recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-                actor=index.actor or "",
-                idempotency_key=idempotency_key,
-                request_sha256=request_sha256,
-                envelope=canonical.decode("utf-8"),
-                event_sha256=digest,
-                chain_sha256=chained,
-            )
-        )
-        await self.session.execute(
-            update(event_counter).where(event_counter.c.id == 1).values(last_chain_sha256=chained)
-        )
-        await self.session.execute(insert(outbox).values(sequence=sequence, nats_subject=event_subject(event)))
-        return StoredEvent(envelope, request_sha256)
+        text = await self._append([event], request, APPEND_CHUNK, (idempotency_key, request_sha256))
+        return StoredEvent(EventEnvelope.model_validate_json(text), request_sha256)
 
     async def append_many(
         self, batch: Sequence[DomainEvent], request: RequestAttributes | None = None, chunk: int = APPEND_CHUNK
     ) -> range:
-        """Append events in one go: one move of the counter (which locks it) for the whole batch, then
-        the events and their outbox rows inserted `chunk` at a time. Each event still has its own
-        sequence, hash and chain link, exactly as `append` would have given it one at a time; each
-        envelope records `request` (a set's, see `kpi_core.set_proof`; by default the request id alone).
-        Returns the sequences given."""
+        """Append events in one go: the events and their outbox rows inserted `chunk` at a time, then
+        one move of the counter for the whole batch. Each event has its own sequence, hash and chain
+        link, exactly as appending them one at a time would have given; each envelope records
+        `request` (a set's, see `kpi_core.set_proof`; by default the request id alone). Returns the
+        sequences given."""
         if not batch:
             return range(0)
-        result = await self.session.execute(
-            update(event_counter)
-            .where(event_counter.c.id == 1)
-            .values(last_sequence=event_counter.c.last_sequence + len(batch))
-            .returning(event_counter.c.last_sequence, event_counter.c.last_chain_sha256)
-        )
-        last, chained = result.one()
-        first, chained = int(last) - len(batch) + 1, str(chained)
+        head, _ = await self._locked_head()
+        # a set's key is its record's, not an event's
+        await self._append(batch, request or RequestAttributes.of(request_id.get()), chunk, (None, None))
+        return range(head + 1, head + 1 + len(batch))
+
+    async def _append(
+        self,
+        batch: Sequence[DomainEvent],
+        request: RequestAttributes,
+        chunk: int,
+        keyed: tuple[str | None, str | None],
+    ) -> str:
+        """Write the batch after the head this transaction locked; the last envelope's text."""
+        last, chained = await self._locked_head()
         recorded_at = datetime.now(UTC)
         at = recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        time = EventEnvelope(id="", type="", subject="", time=recorded_at, dataschema="", sequence=0, data={})
-        shown_time = time.model_dump(mode="json")["time"]  # as every envelope of the batch shows it
-        request = request or RequestAttributes.of(request_id.get())  # a set's key is its record's, not an event's
-        writer = EnvelopeWriter(shown_time, request)
+        writer = EnvelopeWriter(_shown_time(recorded_at), request)
+        text = ""
         for start in range(0, len(batch), chunk):
             part = batch[start : start + chunk]
             rows: list[tuple[object, ...]] = []
             subjects: list[tuple[object, ...]] = []
-            sequences = range(first + start, first + start + len(part))
+            sequences = range(last + 1 + start, last + 1 + start + len(part))
             for sequence, event, event_id in zip(sequences, part, event_ids(len(part)), strict=True):
                 index, subject = index_of(event), event.subject()
                 text = writer.text(event, event_id, sequence, subject)
@@ -252,16 +258,16 @@ class EventStore:
                 rows.append(
                     (
                         *(sequence, event_id, event.type, subject, index.catalogue_id, index.unit_id, at),
-                        *(index.actor or "", None, None, text, digest, chained),
+                        *(index.actor or "", *keyed, text, digest, chained),
                     )
                 )
                 subjects.append((sequence, event_subject(event)))
             await self._insert_many(events, EVENT_COLUMNS, rows)
             await self._insert_many(outbox, OUTBOX_COLUMNS, subjects)
-        await self.session.execute(
-            update(event_counter).where(event_counter.c.id == 1).values(last_chain_sha256=chained)
-        )
-        return range(first, first + len(batch))
+        moved = last + len(batch)
+        await self.session.execute(MOVE_COUNTER, {"to_sequence": moved, "to_chain": chained})
+        self._head = (self.session.sync_session.get_transaction(), moved, chained)
+        return text
 
     async def _insert_many(self, table: Table, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
         """Rows (values in `columns` order) inserted by statements built once per shape, given the
@@ -284,21 +290,17 @@ class EventStore:
             await connection.exec_driver_sql(compiled.string, [dict(zip(columns, row, strict=True)) for row in rows])
 
     async def lock(self) -> None:
-        """Take the append lock now (a no-op write on the counter row), before reading what an append depends on."""
-        await self.session.execute(
-            update(event_counter).where(event_counter.c.id == 1).values(last_sequence=event_counter.c.last_sequence)
-        )
+        """Take the append lock now, before reading what an append depends on: a no-op write on the
+        counter row, which also reads the head the transaction's appends come after."""
+        row = (await self.session.execute(LOCK_COUNTER)).one()
+        self._head = (self.session.sync_session.get_transaction(), int(row[0]), str(row[1]))
 
-    async def next_sequence(self) -> tuple[int, str]:
-        """Lock the counter row for the rest of the transaction; the next sequence and the chain head before it."""
-        result = await self.session.execute(
-            update(event_counter)
-            .where(event_counter.c.id == 1)
-            .values(last_sequence=event_counter.c.last_sequence + 1)
-            .returning(event_counter.c.last_sequence, event_counter.c.last_chain_sha256)
-        )
-        sequence, previous_chain = result.one()
-        return int(sequence), str(previous_chain)
+    async def _locked_head(self) -> tuple[int, str]:
+        """The sequence and chain hash this transaction appends after, locking the counter if it has not yet."""
+        if self._head is None or self._head[0] is not self.session.sync_session.get_transaction():
+            await self.lock()
+        assert self._head is not None
+        return self._head[1], self._head[2]
 
     async def chain_head(self) -> tuple[int, str]:
         row = (
@@ -347,13 +349,7 @@ class EventStore:
     async def by_idempotency_key(self, actor: str, key: str) -> StoredEvent | None:
         """The event stored under this actor's key. One whose row does not match its hash, or whose
         envelope records another key (its key column was edited), is never answered (`EventTampered`)."""
-        row = (
-            await self.session.execute(
-                select(events.c.sequence, events.c.envelope, events.c.request_sha256, events.c.event_sha256).where(
-                    events.c.actor == actor, events.c.idempotency_key == key
-                )
-            )
-        ).first()
+        row = (await self.session.execute(BY_IDEMPOTENCY_KEY, {"actor": actor, "key": key})).first()
         if row is None:
             return None
         stored = _stored(row)
@@ -404,14 +400,10 @@ class EventStore:
         """The last committed sequence."""
         return int(await self.session.scalar(select(func.coalesce(func.max(events.c.sequence), 0))) or 0)
 
-    async def pending_outbox(self, limit: int) -> list[tuple[str, StoredEvent]]:
-        rows = await self.session.execute(
-            select(outbox.c.nats_subject, events.c.envelope, events.c.request_sha256)
-            .join(events, events.c.sequence == outbox.c.sequence)
-            .order_by(outbox.c.sequence)
-            .limit(limit)
-        )
-        return [(row.nats_subject, _stored(row)) for row in rows]
+    async def pending_outbox(self, limit: int) -> list[Pending]:
+        """The first events waiting for the relay, as stored: the bytes published are the log's own."""
+        rows = await self.session.execute(PENDING_OUTBOX, {"limit": limit})
+        return [Pending(row.sequence, row.nats_subject, row.event_id, row.envelope.encode("utf-8")) for row in rows]
 
     async def previous_event_id(self, sequence: int) -> str | None:
         """The id of the event stored just before `sequence` (None before the first)."""

@@ -3,13 +3,20 @@ the self-assessments an evaluator verifies, evidence requests, publications."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_core.assessment import SubmissionWindows
 from kpi_core.events import EvidenceRequested, MeasurementRecorded, ResultPublished, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent, _stored
 from kpi_ingest.adapters.orm import closed_periods, events, reopened_units
+
+# asked on every submission, so built once
+CLOSED_PERIOD = select(closed_periods.c.sequence).where(
+    closed_periods.c.catalogue_id == bindparam("catalogue_id"),
+    closed_periods.c.version == bindparam("version"),
+    closed_periods.c.period == bindparam("period"),
+)
 
 
 class WorkflowStore:
@@ -41,7 +48,7 @@ class WorkflowStore:
 
     async def is_closed(self, catalogue_id: str, version: str, period: int) -> bool:
         scope = {"catalogue_id": catalogue_id, "version": version, "period": period}
-        return await self.session.scalar(select(closed_periods.c.sequence).filter_by(**scope)) is not None
+        return await self.session.scalar(CLOSED_PERIOD, scope) is not None
 
     async def accepts_submissions(self, catalogue_id: str, version: str, period: int, unit_id: str) -> bool:
         if not await self.is_closed(catalogue_id, version, period):

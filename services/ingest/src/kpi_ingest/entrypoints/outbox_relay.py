@@ -32,9 +32,9 @@ class IngestOutbox:
 
     async def pending(self, limit: int) -> list[Pending]:
         async with self._sessions() as session:
-            rows = await EventStore(session).pending_outbox(limit)
+            pending = await EventStore(session).pending_outbox(limit)
             await session.rollback()
-        return [Pending(row.sequence, subject, row.envelope.id, row.envelope.to_bytes()) for subject, row in rows]
+        return pending
 
     async def previous_msg_id(self, sequence: int) -> str | None:
         async with self._sessions() as session:
