@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 from tests.bench import full_year
 from tests.bench import system as bench_system
+from tests.bench.lean_http import LeanPool
 from tests.conftest import fixture_catalogue
 from tests.e2e.conftest import unit_ids
 
@@ -48,60 +49,63 @@ def measurement(index: int) -> dict[str, Any]:
     }
 
 
+def measurement_headers(key: str, idempotency_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", "Idempotency-Key": idempotency_key}
+
+
 async def post_many(url: str, key: str, count: int, concurrency: int, offset: int) -> tuple[float, list[float], int]:
+    """`count` POSTs from `concurrency` clients, each sending its next as soon as the last is answered."""
     latencies: list[float] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(offset, offset + count):
         queue.put_nowait(index)
     last_sequence = 0
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker(pool: LeanPool) -> None:
         nonlocal last_sequence
         while not queue.empty():
             index = queue.get_nowait()
             started = time.perf_counter()
-            response = await client.post(
-                "/v1/measurements",
-                json=measurement(index),
-                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{index}"},
+            status, answer = await pool.post_json(
+                "/v1/measurements", measurement(index), measurement_headers(key, f"bench-{index}")
             )
             latencies.append(time.perf_counter() - started)
-            response.raise_for_status()
-            last_sequence = max(last_sequence, response.json()["sequence"])
+            assert status == 201, (status, answer)
+            last_sequence = max(last_sequence, answer["sequence"])
 
-    started = time.perf_counter()
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    return time.perf_counter() - started, latencies, last_sequence
+    async with LeanPool(url, concurrency) as pool:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(pool) for _ in range(concurrency)))
+        return time.perf_counter() - started, latencies, last_sequence
 
 
-async def post_paced(url: str, key: str, rate: float, seconds: float, offset: int) -> tuple[float, list[float], int]:
-    """An open-loop load: a POST starts every 1/rate s whether the ones before have answered or not;
-    each latency counts from the moment its request was due (so a server that falls behind shows it).
+async def post_paced(
+    url: str, key: str, rate: float, seconds: float, offset: int, connections: int = 64
+) -> tuple[float, list[float], int]:
+    """An open-loop load: a POST is due every 1/rate s whether the ones before have answered or not;
+    each latency counts from the moment its request was due (so a server that falls behind shows it,
+    as does a request that waits for one of the `connections` to be free).
     Returns the rate answered, the latencies of the answered ones, and how many got no answer."""
     latencies: list[float] = []
     failed = 0
     count = int(rate * seconds)
 
-    async def one(client: httpx.AsyncClient, index: int, due: float) -> None:
+    async def one(pool: LeanPool, index: int, due: float) -> None:
         nonlocal failed
         await asyncio.sleep(max(0.0, due - time.perf_counter()))
         try:
-            response = await client.post(
-                "/v1/measurements",
-                json=measurement(index),
-                headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"paced-{index}"},
+            status, answer = await pool.post_json(
+                "/v1/measurements", measurement(index), measurement_headers(key, f"paced-{index}")
             )
-        except httpx.TransportError:
+        except (ConnectionError, asyncio.IncompleteReadError):
             failed += 1
             return
         latencies.append(time.perf_counter() - due)
-        response.raise_for_status()
+        assert status == 201, (status, answer)
 
-    limits = httpx.Limits(max_connections=400, max_keepalive_connections=400)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+    async with LeanPool(url, connections) as pool:
         start = time.perf_counter() + 0.2
-        await asyncio.gather(*(one(client, offset + i, start + i / rate) for i in range(count)))
+        await asyncio.gather(*(one(pool, offset + i, start + i / rate) for i in range(count)))
         elapsed = time.perf_counter() - start
     return len(latencies) / elapsed, latencies, failed
 
