@@ -138,7 +138,9 @@ def rebuild(service: str, database_url: str, nats_url: str) -> tuple[float, int,
     the whole command used, its child processes included)."""
     started, cpu_before = time.perf_counter(), _children_cpu()
     command = [sys.executable, "-m", "kpi_launcher.cli", "rebuild", service, "--nats", nats_url]
-    done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True, check=True)
+    done = subprocess.run([*command, "--database-url", database_url], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{service} rebuild failed ({done.returncode}): {done.stdout[-3000:]} {done.stderr[-6000:]}")
     found = re.search(r"up to sequence (\d+): replayed in ([\d.]+) s", done.stdout)
     assert found, done.stdout
     return float(found.group(2)), int(found.group(1)), time.perf_counter() - started, _children_cpu() - cpu_before

@@ -5,6 +5,8 @@ database once it holds SQLite's own threshold of frames, while writes go on."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -141,3 +143,33 @@ async def test_reading_the_log_index_keeps_the_lock_that_says_the_database_is_in
     await checkpointer.close(engine)
     assert not in_use_elsewhere()
     _sqlite_unused(str(database))  # nor does this process hold it any more
+
+
+class SlowCheckpointer(WalCheckpointer):
+    """A checkpoint that takes long enough for the service to be closed while it runs."""
+
+    started: threading.Event
+    finished: threading.Event
+
+    def checkpoint(self) -> None:
+        self.started.set()
+        time.sleep(0.3)
+        super().checkpoint()
+        self.finished.set()
+
+
+async def test_closing_waits_for_a_checkpoint_in_progress(tmp_path: Path) -> None:
+    """Cancelling the checkpointer cannot stop its thread; closing must not close the connection
+    under it (SQLite crashed the process: a segmentation fault at the end of a rebuild)."""
+    database = tmp_path / "scoring.db"
+    engine = make_engine(f"sqlite+aiosqlite:///{database}", autocheckpoint=False)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE pages (body TEXT)"))
+        await connection.execute(text("INSERT INTO pages VALUES (:body)"), [{"body": ROW}] * 20)
+    checkpointer = SlowCheckpointer(database, threshold_frames=1, interval_seconds=0.01)
+    checkpointer.started, checkpointer.finished = threading.Event(), threading.Event()
+    checkpointer.start()
+    assert await asyncio.to_thread(checkpointer.started.wait, 5)
+    await checkpointer.close(engine)
+    assert checkpointer.finished.is_set()  # the checkpoint ended before its connection was closed
+    assert checkpointer.checkpoints == 1

@@ -95,11 +95,23 @@ class WalCheckpointer:
                 if self.pending_frames() < self.threshold_frames:
                     continue
                 try:
-                    await asyncio.to_thread(self.checkpoint)
+                    await self._checkpoint_in_thread()
                 except sqlite3.Error as failed:  # busy or locked: the next round tries again
                     log.warning("WAL checkpoint of %s failed: %s", self.database.name, failed)
         finally:
             self._close_connection()
+
+    async def _checkpoint_in_thread(self) -> None:
+        """A checkpoint on a worker thread. Cancelling the task cannot stop the thread, so a cancelled
+        wait still waits for it: `close` must not close the connection the thread is using (SQLite
+        then crashes the process: seen at the end of a rebuild, a segmentation fault)."""
+        checkpointing = asyncio.ensure_future(asyncio.to_thread(self.checkpoint))
+        try:
+            await asyncio.shield(checkpointing)
+        except asyncio.CancelledError:
+            with suppress(sqlite3.Error):
+                await checkpointing
+            raise
 
     def checkpoint(self) -> None:
         """One PASSIVE checkpoint: copies what no reader still needs, never waits for a writer or reader.
