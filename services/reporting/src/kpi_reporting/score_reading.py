@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any
 
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_common.as_of import AsOf
@@ -48,11 +48,19 @@ def _lines(scope: Scope, as_of: AsOf | None, units: Sequence[str] | None, codes:
     if as_of is None:
         return select(table).where(*conditions)
     conditions.append(as_of.condition(table.c.sequence, table.c.recorded_at))
-    newest_first = func.row_number().over(
-        partition_by=[table.c.unit_id, table.c.code], order_by=table.c.sequence.desc()
+    # each score's newest line at the moment: its sequence from the index on (scope, code, unit,
+    # sequence) alone, then the line by its primary key. Joined on every key column of `latest`, so
+    # SQLite has no constant to start from the lines table with: a window function over the lines
+    # instead read every line of the scope, its explanation included (52 → 14 ms for a full-year
+    # ranking, measured)
+    keys = [table.c[name] for name in (*scope.columns(), "unit_id", "code")]
+    latest = (
+        select(*keys, func.max(table.c.sequence).label("sequence"))
+        .where(*conditions)
+        .group_by(*keys)
+        .subquery("latest")
     )
-    ranked = select(table, newest_first.label("newest")).where(*conditions).subquery()
-    return select(ranked).where(ranked.c.newest == 1)
+    return select(table).join_from(latest, table, and_(*(table.c[key.name] == key for key in latest.c)))
 
 
 async def unit_scores(
