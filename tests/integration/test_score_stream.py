@@ -37,7 +37,7 @@ from kpi_core.score_events import ResultFrozen, decode_score_event
 from kpi_core.scoring import score_period
 from kpi_reporting import MIGRATIONS_DIR as REPORTING_MIGRATIONS
 from kpi_reporting.adapters import orm as reporting_orm
-from kpi_reporting.score_reading import unit_scores
+from kpi_reporting.score_reading import reported_units, unit_scores
 from kpi_reporting.service_layer.score_projection import ScoreHistoryProjection, answers_through
 from kpi_scoring import MIGRATIONS_DIR as SCORING_MIGRATIONS
 from kpi_scoring.adapters import orm as scoring_orm
@@ -190,6 +190,10 @@ async def test_reporting_reads_exactly_what_scoring_computed_at_every_sequence(
                 read, _ = await unit_scores(session, CATALOGUE, SCOPE, AsOf(sequence=sequence))
                 shown = {unit: {**score.pillar_points(CATALOGUE), "*": score.total} for unit, score in read.items()}
                 assert shown == log.from_scratch(sequence), f"at sequence {sequence}"
+                reported = set(log.inputs_at(sequence, 2024))
+                assert await reported_units(session, SCOPE, AsOf(sequence=sequence)) == reported, sequence
+                moment = AsOf.parse(log.envelopes[sequence - 1].time.isoformat())
+                assert await reported_units(session, SCOPE, moment) == reported, f"at {moment}"
         frozen = [event for event in map(_decoded, published) if isinstance(event, ResultFrozen)]
         assert len(frozen) == 2
         for ranking in frozen:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, event
+from sqlalchemy import MetaData, Table, case, event
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -70,8 +71,11 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]], key: list[str]) -> None:
-    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL).
+async def upsert(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], key: list[str], *, least: Collection[str] = ()
+) -> None:
+    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL);
+    a column in `least` keeps the smaller of the stored and the new value instead.
 
     One statement for any number of rows (executed with the rows as parameters), so SQLAlchemy
     compiles it once and caches it; a statement with the rows inlined would be compiled each time."""
@@ -79,7 +83,12 @@ async def upsert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]
         return
     insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
     statement = insert_for(table)
-    updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name not in key}
+    updates: dict[str, Any] = {}
+    for column in table.columns:
+        if column.name in key:
+            continue
+        new = statement.excluded[column.name]
+        updates[column.name] = case((new < column, new), else_=column) if column.name in least else new
     await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), rows)
 
 

@@ -90,8 +90,29 @@ score_lines = Table(
     # a ranking at a past moment reads only the totals and pillars: by code first, then unit and time
     Index("ix_score_lines_by_code", "catalogue_id", "version", "period", "stage", "code", "unit_id", "sequence"),
 )
-# The latest line of each score: what rankings and scorecards read now.
-current_scores = Table("current_scores", metadata, *_score_columns(history=False))
+# The latest line of each score: what rankings and scorecards read now. By code too: a ranking
+# (now or at a past moment) reads the totals and pillars of every unit, and a past moment starts
+# from these keys (`kpi_reporting.score_reading`)
+current_scores = Table(
+    "current_scores",
+    metadata,
+    *_score_columns(history=False),
+    Index("ix_current_scores_by_code", "catalogue_id", "version", "period", "stage", "code", "unit_id"),
+)
+
+# The first score line of each unit that comes from a measurement of its own: a unit has reported
+# at a moment when this line is at or before it (a ranking marks the units that never reported).
+first_reports = Table(
+    "first_reports",
+    metadata,
+    Column("catalogue_id", String(100), primary_key=True),
+    Column("version", String(50), primary_key=True),
+    Column("period", Integer, primary_key=True),
+    Column("stage", String(30), primary_key=True),
+    Column("unit_id", String(100), primary_key=True),
+    Column("sequence", BigInteger, nullable=False),
+    Column("recorded_at", String(32), nullable=False),
+)
 
 # How far the scores answer: every log event up to `answers_through` is reflected in the lines.
 scores_answered = Table(

@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kpi_common.db import insert_ignoring_duplicates, upsert
 from kpi_core.events import EventEnvelope
 from kpi_core.score_events import ResultFrozen, ScoreLine, ScoresChanged, decode_score_event
-from kpi_reporting.adapters.orm import current_scores, frozen_results, score_lines, scores_answered
+from kpi_reporting.adapters.orm import current_scores, first_reports, frozen_results, score_lines, scores_answered
 
-SCORE_KEY = ["catalogue_id", "version", "period", "stage", "unit_id", "code"]
+UNIT_KEY = ["catalogue_id", "version", "period", "stage", "unit_id"]
+SCORE_KEY = [*UNIT_KEY, "code"]
 ANSWERED = "scores"
 
 
@@ -88,6 +89,7 @@ class ScoreHistoryProjection:
     def _reset(self) -> None:
         self._lines: list[dict[str, Any]] = []
         self._latest: dict[tuple[Any, ...], dict[str, Any]] = {}  # one row per score: the batch's last line
+        self._first_reports: dict[tuple[Any, ...], dict[str, Any]] = {}  # per unit: the batch's first reported line
         self._frozen: list[dict[str, Any]] = []
         self._answers_through = 0
 
@@ -103,16 +105,34 @@ class ScoreHistoryProjection:
             for line in event.scores:
                 row = _row(line)
                 self._lines.append(row)
-                self._latest[tuple(row[name] for name in SCORE_KEY)] = row
+                key = tuple(row[name] for name in SCORE_KEY)
+                self._latest[key] = row
+                if row["event_id"] is not None:
+                    self._reported(key[:-1], row)
         elif isinstance(event, ResultFrozen):
             self._frozen.append(_frozen_row(event))
         if event is not None:
             self._answers_through = max(self._answers_through, event.answers_through)
 
+    def _reported(self, unit: tuple[Any, ...], row: dict[str, Any]) -> None:
+        first = self._first_reports.get(unit)
+        if first is None:
+            self._first_reports[unit] = {
+                **dict(zip(UNIT_KEY, unit, strict=True)),
+                "sequence": row["sequence"],
+                "recorded_at": row["recorded_at"],
+            }
+        else:  # lines come in sequence order; a clock can still step back
+            first["recorded_at"] = min(first["recorded_at"], row["recorded_at"])
+
     async def finish_batch(self, session: AsyncSession, last_sequence: int) -> None:
         self._current(session)
         await insert_ignoring_duplicates(session, score_lines, self._lines)
         await upsert(session, current_scores, list(self._latest.values()), key=SCORE_KEY)
+        # the earliest of each, whichever batch it came in: "had reported by then" for a sequence and for a time
+        await upsert(
+            session, first_reports, list(self._first_reports.values()), key=UNIT_KEY, least=("sequence", "recorded_at")
+        )
         await insert_ignoring_duplicates(session, frozen_results, self._frozen)
         if self._answers_through:
             await _answered(session, self._answers_through)
