@@ -194,12 +194,13 @@ async def test_a_batch_append_fits_every_statement_within_the_parameter_limit(
 ) -> None:
     """On SQLite a batch is many rows a statement: a database that binds fewer parameters (999
     before SQLite 3.32) gets more statements, and every event still has its sequence and chain link."""
+    from kpi_common import bulk_writes
     from kpi_ingest.adapters import event_store
     from kpi_ingest.service_layer import audit
 
     statements: list[str] = []
     limit = 3 * len(event_store.EVENT_COLUMNS) + 1  # three events a statement
-    monkeypatch.setattr(event_store, "_sqlite_parameter_limit", lambda: limit)
+    monkeypatch.setattr(bulk_writes, "_sqlite_parameter_limit", lambda: limit)
     batch = [
         MeasurementRecorded(
             catalogue_id="mini-dti",

@@ -6,12 +6,11 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, case, event
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from kpi_common.bulk_writes import IGNORE, OnConflict, write_rows
 from kpi_common.inline_sqlite import inline_connector
 
 NAMING_CONVENTION = {
@@ -74,34 +73,23 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def upsert(
     session: AsyncSession, table: Table, rows: list[dict[str, Any]], key: list[str], *, least: Collection[str] = ()
 ) -> None:
-    """Insert rows, replacing the non-key columns of rows whose key exists (SQLite and PostgreSQL);
-    a column in `least` keeps the smaller of the stored and the new value instead.
-
-    One statement for any number of rows (executed with the rows as parameters), so SQLAlchemy
-    compiles it once and caches it; a statement with the rows inlined would be compiled each time."""
-    if not rows:
-        return
-    insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
-    statement = insert_for(table)
-    updates: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name in key:
-            continue
-        new = statement.excluded[column.name]
-        updates[column.name] = case((new < column, new), else_=column) if column.name in least else new
-    await session.execute(statement.on_conflict_do_update(index_elements=key, set_=updates), rows)
+    """Insert rows, replacing the other columns of rows whose key exists (SQLite and PostgreSQL); a
+    column in `least` keeps the smaller of the stored and the new value instead. Every row has the
+    first row's columns."""
+    await _write_dicts(session, table, rows, OnConflict(tuple(key), tuple(least)))
 
 
 async def insert_ignoring_duplicates(
     session: AsyncSession, table: Table, rows: dict[str, Any] | list[dict[str, Any]]
 ) -> None:
     """Insert a row or rows; a row whose key exists is left as it is (the insert is idempotent)."""
-    batch = [rows] if isinstance(rows, dict) else rows
-    if not batch:
+    await _write_dicts(session, table, [rows] if isinstance(rows, dict) else rows, IGNORE)
+
+
+async def _write_dicts(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], on_conflict: OnConflict
+) -> None:
+    if not rows:
         return
-    insert_for = sqlite_insert if _dialect(session) == "sqlite" else postgresql_insert
-    await session.execute(insert_for(table).on_conflict_do_nothing(), batch)
-
-
-def _dialect(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
+    columns = tuple(rows[0])
+    await write_rows(session, table, columns, [tuple(row[name] for name in columns) for row in rows], on_conflict)

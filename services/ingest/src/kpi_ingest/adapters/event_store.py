@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from itertools import chain
 from json.encoder import encode_basestring
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.compiler import SQLCompiler
 
+from kpi_common.bulk_writes import write_rows
 from kpi_common.db import insert_ignoring_duplicates
 from kpi_common.logs import request_id
 from kpi_common.relay import Pending
@@ -177,26 +173,6 @@ PENDING_OUTBOX = (
 
 
 @lru_cache(maxsize=16)
-def _sqlite_insert(table: str, columns: tuple[str, ...], rows: int) -> str:
-    """An INSERT of `rows` rows in one statement, in SQLite's placeholders."""
-    values = f"({','.join('?' * len(columns))})"
-    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES {','.join([values] * rows)}"
-
-
-@lru_cache(maxsize=1)
-def _sqlite_parameter_limit() -> int:
-    """How many parameters one statement may bind (999 before SQLite 3.32, 32766 since)."""
-    with closing(sqlite3.connect(":memory:")) as probe:
-        return probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-
-
-@lru_cache(maxsize=16)
-def _compiled_insert(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> SQLCompiler:
-    compiled = insert(table).compile(dialect=dialect, column_keys=list(columns))
-    assert isinstance(compiled, SQLCompiler)
-    return compiled
-
-
 class EventStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -262,32 +238,12 @@ class EventStore:
                     )
                 )
                 subjects.append((sequence, event_subject(event)))
-            await self._insert_many(events, EVENT_COLUMNS, rows)
-            await self._insert_many(outbox, OUTBOX_COLUMNS, subjects)
+            await write_rows(self.session, events, EVENT_COLUMNS, rows)
+            await write_rows(self.session, outbox, OUTBOX_COLUMNS, subjects)
         moved = last + len(batch)
         await self.session.execute(MOVE_COUNTER, {"to_sequence": moved, "to_chain": chained})
         self._head = (self.session.sync_session.get_transaction(), moved, chained)
         return text
-
-    async def _insert_many(self, table: Table, columns: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
-        """Rows (values in `columns` order) inserted by statements built once per shape, given the
-        driver's parameters directly: SQLAlchemy's own executemany would build and check every row's.
-        On SQLite, many rows a statement; elsewhere one executemany (asyncpg pipelines it)."""
-        connection = await self.session.connection()
-        if connection.dialect.name == "sqlite":
-            # rows in multi-row statements: executemany is a statement per row, and a statement on a table
-            # with a trigger (events has one) opens a statement journal of its own: 2.3x slower, measured
-            per_statement = min(APPEND_CHUNK, _sqlite_parameter_limit() // len(columns))
-            for start in range(0, len(rows), per_statement):
-                part = rows[start : start + per_statement]
-                sql = _sqlite_insert(table.name, columns, len(part))
-                await connection.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
-            return
-        compiled = _compiled_insert(connection.dialect, table, columns)
-        if compiled.positiontup is not None and tuple(compiled.positiontup) == columns:
-            await connection.exec_driver_sql(compiled.string, rows)
-        else:  # a driver with named parameters
-            await connection.exec_driver_sql(compiled.string, [dict(zip(columns, row, strict=True)) for row in rows])
 
     async def lock(self) -> None:
         """Take the append lock now, before reading what an append depends on: a no-op write on the
