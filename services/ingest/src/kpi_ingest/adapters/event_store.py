@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from json.encoder import encode_basestring
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -172,7 +171,6 @@ PENDING_OUTBOX = (
 )
 
 
-@lru_cache(maxsize=16)
 class EventStore:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
