@@ -111,3 +111,20 @@ async def test_upsert_and_insert_ignoring_duplicates_write_dicts_through_the_sam
     finally:
         await engine.dispose()
     assert found == [("u1", 4, "t4", "b")]
+
+
+async def test_columns_given_in_another_order_than_the_tables_land_in_their_own(database_url: str) -> None:
+    """The statement's placeholders follow the table's column order (numbered, on PostgreSQL)."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+        async with session_factory(engine)() as session:
+            columns = ("note", "seen_at", "unit", "sequence")
+            await write_rows(session, firsts, columns, [("n1", "t1", "u1", 1), ("n2", "t2", "u2", 2)])
+            await write_rows(session, firsts, columns, [("n3", "t0", "u1", 9)], OnConflict(("unit",), ("sequence",)))
+            await session.commit()
+            found = [tuple(row) for row in await session.execute(select(firsts).order_by(firsts.c.unit))]
+    finally:
+        await engine.dispose()
+    assert found == [("u1", 1, "t0", "n3"), ("u2", 2, "t2", "n2")]

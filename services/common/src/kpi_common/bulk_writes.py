@@ -66,10 +66,21 @@ async def write_rows(
             await connection.exec_driver_sql(sql, tuple(chain.from_iterable(part)))
         return
     compiled = _compiled(dialect, table, columns, on_conflict)
-    if compiled.positiontup is not None and tuple(compiled.positiontup) == columns:
-        await connection.exec_driver_sql(compiled.string, list(rows))
-    else:  # a driver with named parameters
+    if compiled.positiontup is None:  # a driver with named parameters
         await connection.exec_driver_sql(compiled.string, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    order = _positions(columns, tuple(compiled.positiontup))
+    in_order = list(rows) if order is None else [tuple(row[index] for index in order) for row in rows]
+    await connection.exec_driver_sql(compiled.string, in_order)
+
+
+@lru_cache(maxsize=256)
+def _positions(columns: tuple[str, ...], placeholders: tuple[str, ...]) -> tuple[int, ...] | None:
+    """Where each placeholder's value is in a row of `columns` (None: in the same order); the
+    statement numbers its placeholders in the table's column order."""
+    if placeholders == columns:
+        return None
+    return tuple(columns.index(name) for name in placeholders)
 
 
 def _statement(dialect: Dialect, table: Table, columns: tuple[str, ...], on_conflict: OnConflict | None) -> Any:
