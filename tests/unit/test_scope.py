@@ -18,6 +18,7 @@ def test_columns_name_the_scope_as_the_tables_do_in_their_order():
         ("period", 2024),
         ("stage", "verification"),
     ]
+    assert tuple(SCOPE.columns()) == Scope.COLUMNS
 
 
 def test_period_columns_leave_the_stage_out():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -14,6 +15,8 @@ class Scope:
     version: str
     period: int
     stage: str
+
+    COLUMNS: ClassVar[tuple[str, ...]] = ("catalogue_id", "version", "period", "stage")  # as `columns()` names them
 
     def period_columns(self) -> dict[str, str | int]:
         """The catalogue version and period, named as the tables name their columns: what every stage
