@@ -76,5 +76,10 @@ def test_a_score_line_says_what_the_explanation_says(score: IndicatorScore) -> N
         previous_period_event_id=explanation["previous_period_event_id"],
         peer=PeerExtremes(**peer) if peer else None,
     )
-    assert score_line(row, score, "2026-12-02T00:00:00.000000Z") == read_back
-    assert score_line(row, None, "t").inputs == {} and score_line(row, None, "t").peer is None
+    line = score_line(row, score, "2026-12-02T00:00:00.000000Z")
+    # the line is the score stream's JSON form of a ScoreLine: the same fields in the same order, and a
+    # valid ScoreLine (the stream's consumers decode it as one)
+    assert list(line.items()) == list(read_back.model_dump(mode="json").items())
+    assert ScoreLine.model_validate(line) == read_back
+    sum_line = ScoreLine.model_validate(score_line(row, None, "t"))
+    assert sum_line.inputs == {} and sum_line.peer is None
