@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from kpi_common.access import POLICY, FailureLimiter, may_read
+from kpi_common.access import POLICY, may_read
 from kpi_common.auth import ApiKey, KeyRing, hash_secret, new_secret, secret_prefix
+from kpi_common.failure_limits import FailureLimiter
 from kpi_core.assessment import adjusters, four_eyes_error
 from kpi_core.events import MeasurementRecorded
 

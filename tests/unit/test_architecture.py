@@ -4,6 +4,8 @@ on each other in circles."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,3 +75,14 @@ def test_common_and_core_name_no_service_above_them() -> None:
             and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in {"import_module", "__import__"}
         ]
         assert by_name == [], f"{package.relative_to(ROOT)} imports modules by name: {by_name}"
+
+
+def test_building_a_projection_does_not_import_the_http_stack() -> None:
+    """`kpi-ledger rebuild` builds a service's projection without serving it: its composition root
+    must not pull in FastAPI (0.4 s of a rebuild's start, measured), whatever the routes need."""
+    probe = (
+        "import sys, kpi_scoring.bootstrap, kpi_reporting.bootstrap\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'fastapi'))"
+    )
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]", found

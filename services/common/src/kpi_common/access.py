@@ -9,9 +9,6 @@ version)` coroutine in `app.state.peer_group_of`.
 from __future__ import annotations
 
 import logging
-import math
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -20,6 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from kpi_common.auth import ALL, ApiKey, KeyCache, secret_prefix
+from kpi_common.failure_limits import FailureLimiter
 from kpi_common.problems import Problem
 from kpi_common.scope import CatalogueQuery, StageQuery, VersionQuery
 
@@ -198,31 +196,6 @@ POLICY: tuple[Rule, ...] = (
     Rule("reporting", "POST", "/dashboard/logout", PUBLIC, "forgets the session cookie (with the form's CSRF token)"),
     Rule("reporting", "GET", "/dashboard/static/{name}", PUBLIC, "the stylesheet and icon of public pages"),
 )
-
-
-class FailureLimiter:
-    """Failed authentications per client address: past `limit` within `window` seconds, 429."""
-
-    def __init__(self, limit: int = 20, window: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._limit, self._window, self._clock = limit, window, clock
-        self._failures: dict[str, deque[float]] = {}
-
-    def retry_after(self, client: str) -> int | None:
-        failures = self._failures.get(client)
-        if failures is None:
-            return None
-        now = self._clock()
-        while failures and failures[0] <= now - self._window:
-            failures.popleft()
-        if not failures:
-            del self._failures[client]
-            return None
-        return math.ceil(failures[0] + self._window - now) if len(failures) >= self._limit else None
-
-    def failed(self, client: str) -> None:
-        if len(self._failures) > 100_000:  # bounded, whatever a flood of addresses does
-            self._failures.clear()
-        self._failures.setdefault(client, deque()).append(self._clock())
 
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <key>")

@@ -6,14 +6,16 @@ import logging
 import re
 from collections.abc import Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
 
 from kpi_common.database_errors import database_unavailable
+
+if TYPE_CHECKING:  # FastAPI is imported where the handlers are installed: `Problem` is raised from code
+    # a CLI job runs too (a rebuild builds a projection and serves nothing), which need not load it
+    from fastapi import FastAPI, Request
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://kpi-ledger.example/problems/"  # an identifier, documented in docs/problems.md
@@ -128,6 +130,8 @@ def _field_name(err: Any) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
         response = problem_response(exc.status, exc.title, exc.detail, request.url.path, exc.errors)

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache
 from kpi_common.checkpoints import WalCheckpointer, background_checkpoints
 from kpi_common.db import is_sqlite, make_engine, session_factory
+from kpi_common.failure_limits import FailureLimiter
 from kpi_common.signing import Signer, load_or_create_signer
 from kpi_core.commands import RegisterCatalogueVersion, RegisterPeerGroup
 from kpi_ingest.adapters.catalogue_files import bundled_catalogue_documents, bundled_peer_group_documents

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache, KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
+from kpi_common.failure_limits import FailureLimiter
 from kpi_common.projection_service import FurtherStream, ProjectionService, build_projection_service
 from kpi_common.streams import SCORES
 from kpi_reporting.adapters.orm import api_keys, catalogues, consumer_positions, dead_letters, peer_groups

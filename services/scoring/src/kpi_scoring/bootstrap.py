@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from kpi_common.access import FailureLimiter
 from kpi_common.auth import KeyCache, KeyStore
 from kpi_common.catalogue_store import CatalogueStore, PeerGroupStore
+from kpi_common.failure_limits import FailureLimiter
 from kpi_common.projection_service import ProjectionService, build_projection_service
 from kpi_common.relay import Relay
 from kpi_common.streams import SCORES, ensure_stream
