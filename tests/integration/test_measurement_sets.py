@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from sqlalchemy import event as sqlalchemy_events
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -263,3 +264,46 @@ async def test_sets_and_single_posts_appended_concurrently_keep_one_gap_free_cha
     async with sessions() as session:
         sequences = list((await session.execute(select(events.c.sequence).order_by(events.c.sequence))).scalars())
     assert sequences == list(range(1, len(sequences) + 1))
+
+
+async def test_a_set_is_compared_with_its_own_period_read_as_a_range_of_the_subject_index(
+    ingest_sessions: Any,
+) -> None:
+    """Under the append lock a set reads the latest measurements of its units in its period: from
+    the subject index, not by reading every event of the catalogue (a national log holds years of
+    them) and matching the subject against a pattern."""
+    sessions, registry = ingest_sessions
+    year = rows_of(6)
+    await run(sessions, registry, command(year, "2024"))
+    later = ImportSet(
+        scope=SetScope("mini-dti", "1.0", 2023),
+        rows=year,
+        content_sha256="2023",
+        idempotency_key="2023",
+        submitted_by="reporter",
+    )
+    assert (await run(sessions, registry, later))["imported"] == 6  # another period: nothing to compare with
+    engine = sessions.kw["bind"]
+    statements: list[tuple[str, Any]] = []
+
+    def seen(_connection: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        if "FROM events" in statement and "events.subject" in statement:
+            statements.append((statement, parameters))
+
+    sqlalchemy_events.listen(engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        again = await run(sessions, registry, command(rows_of(6), "2024-again"))
+    finally:
+        sqlalchemy_events.remove(engine.sync_engine, "before_cursor_execute", seen)
+    assert (again["unchanged"], again["imported"]) == (6, 0)  # compared with 2024, not with 2023
+    (statement, parameters), *_ = statements
+    postgres = engine.dialect.name == "postgresql"
+    async with engine.connect() as connection:
+        if postgres:  # a few rows: a sequential scan would be cheaper, so say which index it can use
+            await connection.exec_driver_sql("SET enable_seqscan = off")
+        plan = await connection.exec_driver_sql(
+            ("EXPLAIN " if postgres else "EXPLAIN QUERY PLAN ") + statement, parameters
+        )
+        shown = " ".join(str(part) for row in plan for part in row)
+    assert "ix_events_subject" in shown, shown
+    assert "SCAN events" not in shown and "Seq Scan" not in shown, shown

@@ -3,7 +3,18 @@ withheld), catalogue versions."""
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, ForeignKey, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+)
 
 from kpi_common.auth import api_key_table
 from kpi_common.db import new_metadata
@@ -17,7 +28,8 @@ events = Table(
     Column("sequence", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("event_id", String(36), nullable=False, unique=True),
     Column("type", String(100), nullable=False),
-    Column("subject", String(300), nullable=False, index=True),
+    # in code-point order on PostgreSQL too (its "C" collation), so `subject_under` is a range of the index
+    Column("subject", String(300).with_variant(String(300, collation="C"), "postgresql"), nullable=False, index=True),
     Column("catalogue_id", String(100), nullable=True, index=True),
     Column("unit_id", String(100), nullable=True, index=True),
     Column("recorded_at", String(32), nullable=False),
@@ -126,3 +138,16 @@ measurement_sets = Table(
     Column("summary", Text, nullable=False),
     UniqueConstraint("actor", "idempotency_key", name="uq_measurement_sets_actor_idempotency_key"),
 )
+
+
+def subject_under(prefix: str) -> ColumnElement[bool]:
+    """Events whose subject starts with `prefix`, as a range of the subject index: subjects are
+    ordered by their characters' code points (SQLite's default; on PostgreSQL the column's "C"
+    collation, since migration 0009), where the strings starting with `prefix` are exactly those
+    from `prefix` up to `prefix` with its last character one higher. A `LIKE 'prefix%'` reads no
+    index (SQLite's LIKE ignores case; PostgreSQL's default collation orders otherwise): it read
+    every event of the catalogue, or of the unit, to find one period's."""
+    if not prefix:
+        raise ValueError("an empty prefix is every subject")
+    following = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+    return and_(events.c.subject >= prefix, events.c.subject < following)

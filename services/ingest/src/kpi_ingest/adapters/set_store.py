@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kpi_core.assessment import LatestVerification
@@ -19,9 +19,9 @@ from kpi_core.measurement_sets import SetScope, Subject
 from kpi_core.set_proof import SetRecordRow, recorded_summary
 from kpi_core.verification_sets import ComponentState
 from kpi_ingest.adapters.event_store import _stored
-from kpi_ingest.adapters.orm import closed_periods, events, measurement_sets, reopened_units
+from kpi_ingest.adapters.orm import closed_periods, events, measurement_sets, reopened_units, subject_under
 
-UNITS_PER_QUERY = 500  # bound on the IN list of one statement
+UNITS_PER_QUERY = 200  # units of one statement (SQLite takes at most 500 parts of a UNION ALL)
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,20 @@ class SetStore:
         latest: dict[Subject, MeasurementRecorded] = {}
         ordered = sorted(units)
         for start in range(0, len(ordered), UNITS_PER_QUERY):
-            rows = await self.session.execute(
-                select(events.c.envelope, events.c.request_sha256)
-                .where(
-                    events.c.type == MeasurementRecorded.type,
-                    events.c.catalogue_id == scope.catalogue_id,
-                    events.c.unit_id.in_(ordered[start : start + UNITS_PER_QUERY]),
-                    events.c.subject.startswith(prefix, autoescape=True),
+            # a range of the subject index per unit, one query: SQLite reads OR-ed ranges as a scan of the log
+            of_units = union_all(
+                *(
+                    select(events.c.sequence, events.c.envelope, events.c.request_sha256).where(
+                        events.c.type == MeasurementRecorded.type, subject_under(f"{prefix}{unit}/")
+                    )
+                    for unit in ordered[start : start + UNITS_PER_QUERY]
                 )
-                .order_by(events.c.sequence)
             )
+            rows = await self.session.execute(of_units.order_by(of_units.selected_columns.sequence))
             for row in rows:
                 event = _measurement(row)
-                if event is not None and event.stage == "self_assessment":
+                # a unit's prefix is also the start of any unit named after it and a slash
+                if event is not None and event.stage == "self_assessment" and event.unit_id in units:
                     latest[(event.unit_id, event.indicator)] = event
         return latest
 
@@ -146,10 +147,7 @@ async def component_states(session: AsyncSession, scope: SetScope, unit_id: str)
         select(events.c.envelope, events.c.request_sha256)
         .where(
             events.c.type == MeasurementRecorded.type,
-            events.c.unit_id == unit_id,
-            events.c.subject.startswith(
-                f"{scope.catalogue_id}/{scope.catalogue_version}/{scope.period}/{unit_id}/", autoescape=True
-            ),
+            subject_under(f"{scope.catalogue_id}/{scope.catalogue_version}/{scope.period}/{unit_id}/"),
         )
         .order_by(events.c.sequence)
     )
@@ -157,7 +155,7 @@ async def component_states(session: AsyncSession, scope: SetScope, unit_id: str)
     for row in rows:
         stored = _stored(row)
         event = decode_event(stored.envelope)
-        if not isinstance(event, MeasurementRecorded):
+        if not isinstance(event, MeasurementRecorded) or event.unit_id != unit_id:  # see latest_self_assessments
             continue
         state = states.get(event.indicator, ComponentState(VerificationState()))
         if event.stage == "self_assessment":

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kpi_core.assessment import SubmissionWindows
 from kpi_core.events import EvidenceRequested, MeasurementRecorded, ResultPublished, decode_event
 from kpi_ingest.adapters.event_store import StoredEvent, _stored
-from kpi_ingest.adapters.orm import closed_periods, events, reopened_units
+from kpi_ingest.adapters.orm import closed_periods, events, reopened_units, subject_under
 
 # asked on every submission, so built once
 CLOSED_PERIOD = select(closed_periods.c.sequence).where(
@@ -97,8 +97,7 @@ class WorkflowStore:
             select(events.c.envelope, events.c.request_sha256)
             .where(
                 events.c.type == MeasurementRecorded.type,
-                events.c.catalogue_id == catalogue_id,
-                events.c.subject.startswith(f"{catalogue_id}/{version}/{period}/", autoescape=True),
+                subject_under(f"{catalogue_id}/{version}/{period}/"),
             )
             .order_by(events.c.sequence)
         )
