@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # what computes points: only the scoring service may call these
-SCORER = {"score_period", "score_unit", "score_indicator", "rescore_leaf", "rule_points", "peer_stats"}
+SCORER = {
+    *("score_period", "score_unit", "score_indicator", "rescore_leaf", "with_peer_events", "rule_points", "peer_stats"),
+}
 
 
 def imported_names(package: Path) -> Iterator[tuple[Path, str, str]]:

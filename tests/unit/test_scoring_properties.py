@@ -166,3 +166,41 @@ def test_rescoring_one_leaf_equals_scoring_the_whole_unit_again() -> None:
     peers = {leaf.code: peer_stats(leaf, period) for leaf in scored.leaves()}
     for unit, incremental in current.items():
         assert incremental == score_unit(scored, unit, period[unit], peers), unit
+
+
+def test_peers_at_the_same_values_held_by_other_events_change_only_what_the_explanation_names() -> None:
+    """`with_peer_events` equals scoring every unit again against the new peers, on the real
+    provincial catalogue, for every peer-relative leaf; extremes of other values are refused."""
+    from dataclasses import replace
+
+    from tests.bench.full_year import catalogue as provincial
+    from tests.bench.full_year import year_of_measurements
+
+    from kpi_core.inputs import typed_inputs
+    from kpi_core.rules import is_peer_relative
+    from kpi_core.scoring import peer_stats, with_peer_events
+
+    scored = provincial()
+    period: dict[str, dict[str, RecordedInputs]] = {}
+    for sequence, body in enumerate(year_of_measurements(scored), start=1):
+        node = scored.node(body["indicator"])
+        assert node is not None
+        recorded = RecordedInputs(node.code, typed_inputs(node, body["inputs"]), f"e{sequence}", sequence)
+        period.setdefault(body["unit_id"], {})[node.code] = recorded
+    peers = {leaf.code: peer_stats(leaf, period) for leaf in scored.leaves() if is_peer_relative(leaf.rule)}
+    assert peers and all(stats is not None for stats in peers.values())
+    for code, stats in peers.items():
+        assert stats is not None
+        held_elsewhere = replace(stats, minimum_event_id="another-min", maximum_event_id="another-max")
+        moved = replace(stats, maximum=stats.maximum + 1)
+        for unit, inputs in period.items():
+            before = score_unit(scored, unit, inputs, peers)
+            repointed = with_peer_events(before, code, held_elsewhere)
+            again = score_unit(scored, unit, inputs, {**peers, code: held_elsewhere})
+            assert repointed == again, (unit, code)  # points, values, formulas (peers compared by their values)
+            shown, expected = repointed.indicators[code].peer, again.indicators[code].peer
+            assert (shown and (shown.minimum_event_id, shown.maximum_event_id)) == (
+                expected and (expected.minimum_event_id, expected.maximum_event_id)
+            )
+            if before.indicators[code].peer is not None:
+                assert with_peer_events(before, code, moved) is None

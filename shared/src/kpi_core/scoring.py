@@ -389,6 +389,23 @@ def rescore_leaf(
     return UnitScore(before.unit, {**before.indicators, code: indicator}, node_points, total)
 
 
+def with_peer_events(before: UnitScore, code: str, peer: PeerStats) -> UnitScore | None:
+    """A unit's score with a peer-relative leaf's peers now at extremes of the same values, set by
+    other events (the unit holding one was measured again at the same value, or another unit
+    reached it earlier). A peer-relative rule reads only the extremes' values, so the points,
+    value and formula are the ones the unit has and only the events its explanation names change:
+    this equals `rescore_leaf` with the unit's inputs as they were, without scoring the rule again.
+    None when the leaf was scored against other extreme values: it must be scored again."""
+    indicator = before.indicators[code]
+    if indicator.peer is None:  # missing or not applicable: scored without peers
+        return before
+    if (indicator.peer.minimum, indicator.peer.maximum) != (peer.minimum, peer.maximum):
+        return None
+    return UnitScore(
+        before.unit, {**before.indicators, code: replace(indicator, peer=peer)}, before.node_points, before.total
+    )
+
+
 def with_previous_period(
     catalogue: Catalogue,
     period_inputs: Mapping[str, Mapping[str, RecordedInputs]],

@@ -58,6 +58,7 @@ from kpi_core.scoring import (
     peer_stats,
     rescore_leaf,
     score_unit,
+    with_peer_events,
     with_previous_period,
 )
 from kpi_scoring.adapters.orm import frozen_results, measurements, score_changes, scores
@@ -393,13 +394,14 @@ class ScoreProjection:
         peers_before = peers is not None  # else the stats below already include this event
         if peers is None:
             peers = self._inputs.peers[scope] = _all_peers(catalogue, period_inputs)
-        peer, peer_moved = None, True
+        peer, peer_moved, values_moved = None, True, True
         if node is not None and everyone:
             previous_peer = peers.get(indicator)
             if len(self._inputs.measured) > MAX_MEASURED_VALUES:  # it keeps replaced inputs alive too
                 self._inputs.measured.clear()
             peer = peers[indicator] = peer_stats(node, period_inputs, self._inputs.measured)
             peer_moved = not peers_before or _extremes(peer) != _extremes(previous_peer)
+            values_moved = not peers_before or peer != previous_peer  # `PeerStats` equality: the values alone
         rows, pending = [], self._inputs.pending_scores
         for scored_unit in scored_units:
             key = (scope, scored_unit)
@@ -418,6 +420,15 @@ class ScoreProjection:
                         pending[(scope, scored_unit, row["code"])] = {**row, "sequence": sequence}
                     continue
                 unit_score = before
+            elif (
+                scored_unit != unit
+                and not values_moved
+                and peer is not None
+                and (repointed := with_peer_events(before, indicator, peer)) is not None
+            ):
+                # other events hold the extremes, at the same values (most corrections of a peer group
+                # measured alike): the unit's points are the ones it has, its explanation names them
+                unit_score = repointed
             else:  # then only the leaf that changed, its ancestors and the total
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
             self._inputs.scores[key] = unit_score
