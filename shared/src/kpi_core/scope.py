@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Scope:
+class Scope(NamedTuple):
     """Which scores: a catalogue version's, for a period, at a stage (self_assessment, verification,
-    or published). Hashable, so a scope is itself the key of what is cached for it."""
+    or published). Hashable, so a scope is itself the key of what is cached for it; a named tuple,
+    so hashing and comparing one (every lookup of a projection's batch does) costs what a tuple's
+    does (a frozen dataclass's hash and equality run in Python: about 6 % of scoring's CPU)."""
 
     catalogue_id: str
     version: str
     period: int
     stage: str
-
-    COLUMNS: ClassVar[tuple[str, ...]] = ("catalogue_id", "version", "period", "stage")  # as `columns()` names them
 
     def period_columns(self) -> dict[str, str | int]:
         """The catalogue version and period, named as the tables name their columns: what every stage
@@ -24,16 +22,19 @@ class Scope:
         return {"catalogue_id": self.catalogue_id, "version": self.version, "period": self.period}
 
     def columns(self) -> dict[str, str | int]:
-        """The whole scope, named as the tables name their columns, in their order."""
-        return {**self.period_columns(), "stage": self.stage}
+        """The whole scope, named as the tables name their columns, in their order (`SCOPE_COLUMNS`)."""
+        return {"catalogue_id": self.catalogue_id, "version": self.version, "period": self.period, "stage": self.stage}
 
     def at_stage(self, stage: str) -> Scope:
-        return replace(self, stage=stage)
+        return self._replace(stage=stage)
 
     def previous(self) -> Scope:
         """The same catalogue version and stage, one period earlier."""
-        return replace(self, period=self.period - 1)
+        return self._replace(period=self.period - 1)
 
     def following(self) -> Scope:
         """The same catalogue version and stage, one period later."""
-        return replace(self, period=self.period + 1)
+        return self._replace(period=self.period + 1)
+
+
+SCOPE_COLUMNS: tuple[str, ...] = Scope._fields  # the columns naming a scope, in the tables' order
