@@ -12,15 +12,18 @@ the head of every stream.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 from nats.js.errors import NotFoundError
-from sqlalchemy import MetaData, insert, select
+from sqlalchemy import MetaData, Table, insert, select
+from sqlalchemy.engine import make_url
 
 from kpi_common.collector import fewer_collections
-from kpi_common.db import make_engine
+from kpi_common.db import is_sqlite, make_engine
 from kpi_common.fresh_database import create_empty, drop, fresh_url, swap
 from kpi_common.messaging import connect
 from kpi_common.progress import ProgressLine
@@ -75,7 +78,7 @@ async def rebuild(
     await create_empty(fresh)
     try:
         migrate(fresh)
-        await _copy_kept(metadata, database_url, service)
+        await _copy_kept(metadata, database_url, fresh, service)
         prepared = time.monotonic()
         with fewer_collections():
             position = await _replay(service, targets, timeout)
@@ -87,9 +90,13 @@ async def rebuild(
     return Rebuilt(position, prepared - started, replayed - prepared)
 
 
-async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionService) -> None:
+async def _copy_kept(metadata: MetaData, database_url: str, fresh: str, service: ProjectionService) -> None:
     """The tables a rebuild keeps (a service's own record, such as scoring's score log), copied over."""
     kept = [table for table in metadata.sorted_tables if table.info.get("kept_on_rebuild")]
+    if is_sqlite(database_url) and is_sqlite(fresh):
+        files = [make_url(url).database or "" for url in (database_url, fresh)]
+        await asyncio.to_thread(_copy_between_sqlite_files, kept, *files)
+        return
     source = make_engine(database_url)
     try:
         async with source.connect() as reading, service.sessions() as writing:
@@ -100,6 +107,22 @@ async def _copy_kept(metadata: MetaData, database_url: str, service: ProjectionS
             await writing.commit()
     finally:
         await source.dispose()
+
+
+def _copy_between_sqlite_files(tables: list[Table], source: str, target: str) -> None:
+    """One `INSERT ... SELECT` per table, the source file attached: SQLite copies the rows itself
+    (a score log of 52,597 lines: 2 s through SQLAlchemy, row by row; a decade's would take
+    minutes), in one transaction."""
+    with closing(sqlite3.connect(target, isolation_level=None)) as fresh:
+        fresh.execute("ATTACH DATABASE ? AS kept_source", (source,))
+        fresh.execute("BEGIN")
+        for table in tables:
+            columns = ", ".join(f'"{column.name}"' for column in table.columns)
+            fresh.execute(
+                f'INSERT INTO main."{table.name}" ({columns}) SELECT {columns} FROM kept_source."{table.name}"'
+            )
+        fresh.execute("COMMIT")
+        fresh.execute("DETACH DATABASE kept_source")
 
 
 async def _replay(service: ProjectionService, targets: list[int], timeout: float) -> int:
