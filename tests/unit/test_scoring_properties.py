@@ -204,3 +204,37 @@ def test_peers_at_the_same_values_held_by_other_events_change_only_what_the_expl
             )
             if before.indicators[code].peer is not None:
                 assert with_peer_events(before, code, moved) is None
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["u1", "u2", "u3", "u4", "u5"]), st.none() | st.integers(0, 4)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_peer_stats_kept_after_a_measurement_are_the_stats_counted_again(history: list[tuple[str, int | None]]) -> None:
+    """After every measurement (few values, so extremes tie and move; None: not applicable),
+    `peer_stats_after` from the stats before it equals `peer_stats` over the whole period, the
+    events holding the extremes included."""
+    from kpi_core.scoring import MeasuredValues, PeerStats, peer_stats, peer_stats_after
+
+    node = PEER_CATALOGUE.node("1.1")
+    assert node is not None
+    period: dict[str, dict[str, RecordedInputs]] = {}
+    measured: MeasuredValues = {}
+    stats = None
+    for sequence, (unit, value) in enumerate(history, start=1):
+        replaced = period.get(unit, {}).get("1.1")
+        inputs = {} if value is None else {"a": Decimal(value)}
+        reason = "không phát sinh" if value is None else None
+        recorded = RecordedInputs("1.1", inputs, f"e{sequence}", sequence, reason)
+        period.setdefault(unit, {})["1.1"] = recorded
+        counted = peer_stats(node, period)
+        found = counted if stats is None else peer_stats_after(stats, node, period, replaced, recorded, measured)
+
+        def shown(found: PeerStats | None) -> object:
+            return found and (found.minimum, found.maximum, found.minimum_event_id, found.maximum_event_id)
+
+        assert shown(found) == shown(counted), sequence
+        stats = found

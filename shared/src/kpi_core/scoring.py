@@ -333,6 +333,32 @@ def peer_stats(
     return PeerStats(lowest[0], highest[0], lowest[2], highest[2])
 
 
+def peer_stats_after(
+    before: PeerStats,
+    node: Node,
+    period_inputs: Mapping[str, Mapping[str, RecordedInputs]],
+    replaced: RecordedInputs | None,
+    recorded: RecordedInputs,
+    measured: MeasuredValues | None = None,
+) -> PeerStats | None:
+    """`peer_stats` after one unit's measurement `recorded` of the node replaced `replaced` (None: its
+    first), given `before`, the stats of the period as it was. They stand when the replaced
+    measurement held neither extreme and the new value lies within them: no extreme moves, and at
+    an extreme's value the earliest event holds it, never this one (measurements come in sequence
+    order). Else every unit is counted again."""
+    holders = (before.minimum_event_id, before.maximum_event_id)
+    if recorded.not_applicable_reason is None and (replaced is None or replaced.event_id not in holders):
+        peer_rule = next((rule for rule in walk_rules(node.rule) if rule.kind in PEER_RELATIVE_KINDS), None)
+        if peer_rule is not None:
+            measure: Measure = peer_rule.measure  # type: ignore[union-attr]
+            value = measure_value(measure, recorded.inputs)[0]
+            if measured is not None:
+                measured[id(recorded)] = recorded, value
+            if before.minimum <= value <= before.maximum:
+                return before
+    return peer_stats(node, period_inputs, measured)
+
+
 def score_unit(
     catalogue: Catalogue,
     unit: str,

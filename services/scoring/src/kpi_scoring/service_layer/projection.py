@@ -56,6 +56,7 @@ from kpi_core.scoring import (
     UnitScore,
     display_points,
     peer_stats,
+    peer_stats_after,
     rescore_leaf,
     score_unit,
     with_peer_events,
@@ -67,6 +68,13 @@ from kpi_scoring.service_layer.score_log import ScoreLog, score_line, shown_inpu
 PeriodInputs = dict[str, dict[str, RecordedInputs]]
 MAX_CACHED_PERIODS = 64  # periods (catalogue version × period × stage) kept in memory between batches
 MAX_MEASURED_VALUES = 100_000  # peer-relative inputs whose measured value is kept between measurements
+
+
+@dataclass(frozen=True)
+class _Replaced:
+    """The unit's measurement of the indicator that a measurement replaced (None: it is the first)."""
+
+    measurement: RecordedInputs | None
 
 
 @dataclass
@@ -288,6 +296,7 @@ class ScoreProjection:
             "sequence": envelope.sequence,
         }
         node = catalogue.node(event.indicator)
+        replaced = _Replaced(period.get(event.unit_id, {}).get(event.indicator))
         period.setdefault(event.unit_id, {})[event.indicator] = RecordedInputs(
             event.indicator,
             typed_inputs(node, in_order),
@@ -297,7 +306,7 @@ class ScoreProjection:
         )
         published = envelope.sequence <= await self.log.published_through(session)
         rescore = self._fold if published else self._rescore
-        await rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope)
+        await rescore(session, catalogue, scope, event.unit_id, event.indicator, envelope, replaced)
         if node is not None and isinstance(node.rule, YearOverYearRule) and node.rule.previous is not None:
             following = scope.following()  # next year's score reads this year's value
             next_year = await self._inputs.period(session, catalogue, following)
@@ -323,6 +332,7 @@ class ScoreProjection:
         unit: str,
         indicator: str,
         envelope: EventEnvelope,
+        replaced: _Replaced | None = None,
     ) -> None:
         """Replay: mark what the measurement touched (its leaf and ancestors, for its unit or, for a
         peer-relative leaf, for every unit of the period so far: spread when settled); `_settle`
@@ -376,9 +386,11 @@ class ScoreProjection:
         unit: str,
         indicator: str,
         envelope: EventEnvelope,
+        replaced: _Replaced | None = None,
     ) -> None:
         """Rewrite the scores one measurement can change: its indicator and ancestors, for its unit or,
-        when the indicator is peer-relative, for every unit of the period."""
+        when the indicator is peer-relative, for every unit of the period. `replaced`, when known, is
+        the unit's measurement of the indicator that this one replaced in the scope."""
         if self._inputs.unsettled:  # a batch that goes on past what was published: the folded part first
             await self._settle(session)
         sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -399,7 +411,14 @@ class ScoreProjection:
             previous_peer = peers.get(indicator)
             if len(self._inputs.measured) > MAX_MEASURED_VALUES:  # it keeps replaced inputs alive too
                 self._inputs.measured.clear()
-            peer = peers[indicator] = peer_stats(node, period_inputs, self._inputs.measured)
+            recorded = every_unit[unit][indicator]
+            if peers_before and previous_peer is not None and replaced is not None and period_inputs is every_unit:
+                peer = peer_stats_after(
+                    previous_peer, node, period_inputs, replaced.measurement, recorded, self._inputs.measured
+                )
+            else:
+                peer = peer_stats(node, period_inputs, self._inputs.measured)
+            peers[indicator] = peer
             peer_moved = not peers_before or _extremes(peer) != _extremes(previous_peer)
             values_moved = not peers_before or peer != previous_peer  # `PeerStats` equality: the values alone
         rows, pending = [], self._inputs.pending_scores
