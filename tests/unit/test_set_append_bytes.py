@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -107,7 +107,7 @@ def test_a_batch_writes_every_envelope_as_a_single_append_does(request_attribute
         envelope_for(events[0], event_id="", sequence=0, recorded_at=RECORDED_AT).model_dump(mode="json")["time"],
         request_attributes,
     )
-    for sequence, (event, event_id) in enumerate(zip(events, event_ids(len(events)), strict=True), start=1):
+    for sequence, (event, event_id) in enumerate(zip(events, event_ids(len(events), RECORDED_AT), strict=True), start=1):
         single = envelope_for(
             event, event_id=event_id, sequence=sequence, recorded_at=RECORDED_AT, request=request_attributes
         ).to_bytes()
@@ -115,12 +115,17 @@ def test_a_batch_writes_every_envelope_as_a_single_append_does(request_attribute
         assert canonical_envelope(event, event_id, sequence, writer.shown_time, request_attributes) == single
 
 
-def test_a_batch_of_ids_are_distinct_version_4_uuids() -> None:
-    ids = event_ids(5_000)
-    assert len(set(ids)) == len(ids) and event_ids(0) == []
+def test_a_batch_of_ids_are_distinct_version_7_uuids_of_the_moment_they_were_recorded() -> None:
+    ids = event_ids(5_000, RECORDED_AT)
+    assert len(set(ids)) == len(ids) and event_ids(0, RECORDED_AT) == []
+    milliseconds = int(RECORDED_AT.timestamp() * 1000)
     for text in ids:
         parsed = uuid.UUID(text)
-        assert (parsed.version, parsed.variant, str(parsed)) == (4, uuid.RFC_4122, text)
+        assert (parsed.version, parsed.variant, str(parsed)) == (7, uuid.RFC_4122, text)
+        assert parsed.int >> 80 == milliseconds
+    # what the event_id index gains: a later moment's ids sort after every earlier one
+    later = event_ids(1_000, RECORDED_AT + timedelta(milliseconds=1))
+    assert min(later) > max(ids)
 
 
 def _index_as_it_was(event: DomainEvent) -> tuple[Any, Any, Any]:

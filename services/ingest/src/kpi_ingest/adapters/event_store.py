@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from json.encoder import encode_basestring
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
@@ -51,8 +53,8 @@ JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # date): pydantic writes their JSON exactly as `JSON_TEXT` writes their `model_dump(mode="json")`,
 # character for character (the same escapes; a test compares the two on random text), four times faster
 SAME_JSON = (MeasurementRecorded,)
-UUID4_VERSION = bytes(byte & 0x0F | 0x40 for byte in range(256))  # byte 6 of a version 4 UUID
-UUID4_VARIANT = bytes(byte & 0x3F | 0x80 for byte in range(256))  # byte 8: the RFC 4122 variant
+UUID7_VERSION = bytes(byte & 0x0F | 0x70 for byte in range(256))  # byte 6 of a version 7 UUID
+UUID_VARIANT = bytes(byte & 0x3F | 0x80 for byte in range(256))  # byte 8: the RFC 9562 variant
 
 
 @dataclass(frozen=True)
@@ -127,18 +129,64 @@ class EnvelopeWriter:
         )
 
 
-def event_ids(count: int) -> list[str]:
-    """`count` random UUIDs (version 4, as `uuid.uuid4` makes them) from one read of the system's
-    randomness, not one read each (a batch append's ids)."""
+def event_ids(count: int, recorded_at: datetime) -> list[str]:
+    """`count` UUIDs of version 7 (RFC 9562): the first 48 bits are `recorded_at` in Unix
+    milliseconds, the other 74 random bits, from one read of the system's randomness. New ids sort
+    after the log's earlier ones, so the unique index on `event_id` grows at its end, as the
+    sequence's does: a random id (version 4) lands on a random page of that index, and once the
+    index outgrows the page cache each insert reads one from disk."""
     raw = bytearray(os.urandom(16 * count))
-    raw[6::16] = raw[6::16].translate(UUID4_VERSION)
-    raw[8::16] = raw[8::16].translate(UUID4_VARIANT)
+    milliseconds = (int(recorded_at.timestamp() * 1000)).to_bytes(6, "big")
+    for place, byte in enumerate(milliseconds):
+        raw[place::16] = bytes((byte,)) * count
+    raw[6::16] = raw[6::16].translate(UUID7_VERSION)
+    raw[8::16] = raw[8::16].translate(UUID_VARIANT)
     hexed = raw.hex()
     return [
         f"{hexed[at : at + 8]}-{hexed[at + 8 : at + 12]}-{hexed[at + 12 : at + 16]}-"
         f"{hexed[at + 16 : at + 20]}-{hexed[at + 20 : at + 32]}"
         for at in range(0, 32 * count, 32)
     ]
+
+
+@dataclass(frozen=True)
+class _ChunkRows:
+    """A chunk of an append as inserted: its event rows, its outbox rows, the chain hash it ends on
+    and its last envelope's text."""
+
+    events: list[tuple[object, ...]]
+    outbox: list[tuple[object, ...]]
+    chained: str
+    text: str
+
+
+def _chunk_rows(
+    writer: EnvelopeWriter,
+    recorded_at: datetime,
+    at: str,
+    keyed: tuple[str | None, str | None],
+    part: Sequence[DomainEvent],
+    first_sequence: int,
+    chained: str,
+) -> _ChunkRows:
+    """The rows of `part`, the events given the sequences from `first_sequence` on, chained after `chained`."""
+    rows: list[tuple[object, ...]] = []
+    subjects: list[tuple[object, ...]] = []
+    text = ""
+    sequences = range(first_sequence, first_sequence + len(part))
+    for sequence, event, event_id in zip(sequences, part, event_ids(len(part), recorded_at), strict=True):
+        index, subject = index_of(event), event.subject()
+        text = writer.text(event, event_id, sequence, subject)
+        digest = event_sha256(text.encode("utf-8"))
+        chained = chain_sha256(chained, digest)
+        rows.append(
+            (
+                *(sequence, event_id, event.type, subject, index.catalogue_id, index.unit_id, at),
+                *(index.actor or "", *keyed, text, digest, chained),
+            )
+        )
+        subjects.append((sequence, event_subject(event)))
+    return _ChunkRows(rows, subjects, chained, text)
 
 
 def _shown_time(recorded_at: datetime) -> str:
@@ -213,35 +261,47 @@ class EventStore:
         chunk: int,
         keyed: tuple[str | None, str | None],
     ) -> str:
-        """Write the batch after the head this transaction locked; the last envelope's text."""
+        """Write the batch after the head this transaction locked; the last envelope's text.
+
+        The rows of the next `chunk` are built on a worker thread while the database inserts this
+        one: sqlite3 lets go of the GIL while SQLite runs a statement (and asyncpg waits on its
+        socket), so the envelopes, ids and hashes of a large set are made in that time instead of
+        after it. The chain runs through the chunks in order: each is built from the hash the one
+        before ended on."""
         last, chained = await self._locked_head()
         recorded_at = datetime.now(UTC)
-        at = recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        writer = EnvelopeWriter(_shown_time(recorded_at), request)
-        text = ""
-        for start in range(0, len(batch), chunk):
-            part = batch[start : start + chunk]
-            rows: list[tuple[object, ...]] = []
-            subjects: list[tuple[object, ...]] = []
-            sequences = range(last + 1 + start, last + 1 + start + len(part))
-            for sequence, event, event_id in zip(sequences, part, event_ids(len(part)), strict=True):
-                index, subject = index_of(event), event.subject()
-                text = writer.text(event, event_id, sequence, subject)
-                digest = event_sha256(text.encode("utf-8"))
-                chained = chain_sha256(chained, digest)
-                rows.append(
-                    (
-                        *(sequence, event_id, event.type, subject, index.catalogue_id, index.unit_id, at),
-                        *(index.actor or "", *keyed, text, digest, chained),
-                    )
+        build = partial(
+            _chunk_rows,
+            EnvelopeWriter(_shown_time(recorded_at), request),
+            recorded_at,
+            recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            keyed,
+        )
+        starts = range(0, len(batch), chunk)
+        built = build(batch[:chunk], last + 1, chained)
+        loop = asyncio.get_running_loop()
+        for start in starts:
+            following = start + chunk
+            next_built = (
+                loop.run_in_executor(
+                    None, build, batch[following : following + chunk], last + 1 + following, built.chained
                 )
-                subjects.append((sequence, event_subject(event)))
-            await write_rows(self.session, events, EVENT_COLUMNS, rows)
-            await write_rows(self.session, outbox, OUTBOX_COLUMNS, subjects)
+                if following < len(batch)
+                else None
+            )
+            try:
+                await write_rows(self.session, events, EVENT_COLUMNS, built.events)
+                await write_rows(self.session, outbox, OUTBOX_COLUMNS, built.outbox)
+            except BaseException:
+                if next_built is not None:
+                    next_built.cancel()
+                raise
+            if next_built is not None:
+                built = await next_built
         moved = last + len(batch)
-        await self.session.execute(MOVE_COUNTER, {"to_sequence": moved, "to_chain": chained})
-        self._head = (self.session.sync_session.get_transaction(), moved, chained)
-        return text
+        await self.session.execute(MOVE_COUNTER, {"to_sequence": moved, "to_chain": built.chained})
+        self._head = (self.session.sync_session.get_transaction(), moved, built.chained)
+        return built.text
 
     async def lock(self) -> None:
         """Take the append lock now, before reading what an append depends on: a no-op write on the
