@@ -107,7 +107,8 @@ def test_a_batch_writes_every_envelope_as_a_single_append_does(request_attribute
         envelope_for(events[0], event_id="", sequence=0, recorded_at=RECORDED_AT).model_dump(mode="json")["time"],
         request_attributes,
     )
-    for sequence, (event, event_id) in enumerate(zip(events, event_ids(len(events), RECORDED_AT), strict=True), start=1):
+    ids = event_ids(len(events), RECORDED_AT)
+    for sequence, (event, event_id) in enumerate(zip(events, ids, strict=True), start=1):
         single = envelope_for(
             event, event_id=event_id, sequence=sequence, recorded_at=RECORDED_AT, request=request_attributes
         ).to_bytes()

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kpi_core.assessment import (
     LatestVerification,
@@ -124,6 +126,14 @@ def test_a_share_outside_zero_to_one_is_refused(make_node: Callable[..., Node], 
     )
     _, errors = check_inputs(node, {"a": sent})
     assert [error.field for error in errors] == ["inputs.a"]
+
+
+@given(st.integers(min_value=-(10**16), max_value=10**16), st.sampled_from(["number", "count", "percent", "amount"]))
+def test_a_whole_number_sent_as_a_number_reads_as_its_text_does(sent: int, kind: str) -> None:
+    as_number, as_text = parse_number(sent, kind), parse_number(str(sent), kind)
+    assert as_number == as_text and type(as_number) is type(as_text)
+    if isinstance(as_number, D):
+        assert isinstance(as_text, D) and as_number.as_tuple() == as_text.as_tuple()
 
 
 def test_amounts_are_never_negative_and_numbers_are_bounded() -> None:

@@ -25,6 +25,7 @@ from kpi_core.rules import (
 )
 
 LARGEST_INPUT = Decimal("1E15")  # no count or amount in these indicators comes near a quadrillion
+LARGEST_WHOLE = int(LARGEST_INPUT)
 SMALLEST_EXPONENT = -15  # nor is any value finer than 10^-15; exact arithmetic on 1E-3000000 would take minutes
 MOST_DIGITS = 30
 LONGEST_SHOWN = 40  # characters of a refused value an error message repeats
@@ -166,13 +167,15 @@ class InputChecks:
 
 def parse_number(value: Any, kind: str = "number") -> Decimal | str:
     """An exact number from what people send, or why it is not one. Shares also accept "45%"."""
+    if type(value) is int and -LARGEST_WHOLE <= value <= LARGEST_WHOLE:
+        return Decimal(value)  # what its text gives (exponent 0), without writing and reading it back
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
         return "must be a number"
     text = str(value).strip()
     scale = Decimal(1)
     if kind == "percent" and text.endswith("%"):
         text, scale = text[:-1].strip(), Decimal("0.01")
-    if DECIMAL_COMMA.match(text):
+    if "," in text and DECIMAL_COMMA.match(text):
         if kind == "count":
             return (
                 f"'{shown(value)}' is ambiguous for a count (a thousands separator or a decimal comma?): "
