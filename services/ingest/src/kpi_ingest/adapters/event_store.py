@@ -134,7 +134,7 @@ def event_ids(count: int, recorded_at: datetime) -> list[str]:
     milliseconds, the other 74 random bits, from one read of the system's randomness. New ids sort
     after the log's earlier ones, so the unique index on `event_id` grows at its end, as the
     sequence's does: a random id (version 4) lands on a random page of that index, and once the
-    index outgrows the page cache each insert reads one from disk."""
+    index outgrows SQLite's page cache each insert reads a page from the file."""
     raw = bytearray(os.urandom(16 * count))
     milliseconds = (int(recorded_at.timestamp() * 1000)).to_bytes(6, "big")
     for place, byte in enumerate(milliseconds):
