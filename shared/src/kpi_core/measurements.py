@@ -123,26 +123,28 @@ class InputChecks:
         return values, errors
 
     def _parse(self, spec: InputSpec, value: Any) -> InputValue | FieldError:
-        where = f"inputs.{spec.name}"
-        if spec.type == "boolean":
+        kind = spec.type
+        if kind == "boolean":
             if isinstance(value, bool):
                 return value
-            return FieldError(where, "must be true or false")
-        if spec.type in ("category", "text"):
+            return FieldError(f"inputs.{spec.name}", "must be true or false")
+        if kind == "category" or kind == "text":
             allowed = self.categories[spec.name]
             if not isinstance(value, str) or (allowed and value not in allowed):
-                return FieldError(where, f"must be one of {sorted(allowed)}" if allowed else "must be text")
+                return FieldError(
+                    f"inputs.{spec.name}", f"must be one of {sorted(allowed)}" if allowed else "must be text"
+                )
             return value
-        number = parse_number(value, spec.type)
+        number = parse_number(value, kind)
         if isinstance(number, str):
-            return FieldError(where, number)
+            return FieldError(f"inputs.{spec.name}", number)
         if number < 0 and spec.name not in self.signed:
-            return FieldError(where, "cannot be negative")
-        if spec.type == "count" and number != number.to_integral_value():
-            return FieldError(where, "a count must be a whole number")
-        if spec.type == "percent" and number > 1:
+            return FieldError(f"inputs.{spec.name}", "cannot be negative")
+        if kind == "count" and number != number.to_integral_value():
+            return FieldError(f"inputs.{spec.name}", "a count must be a whole number")
+        if kind == "percent" and number > 1:
             return FieldError(
-                where,
+                f"inputs.{spec.name}",
                 f'a share is a fraction from 0 to 1: {shown(value)} is more than 1 (write 0.45 or "45%" for 45 %)',
             )
         return number
@@ -153,10 +155,10 @@ class InputChecks:
                 continue  # a ratio whose missing part comes from the previous period
             top = sum((_decimal(values, name) for name in measure.numerator), Decimal(0))
             bottom = sum((_decimal(values, name) for name in measure.denominator), Decimal(0))
-            where = f"inputs.{'+'.join(measure.denominator)}"
             if bottom == 0:
                 yield FieldError(
-                    where, f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero"
+                    f"inputs.{'+'.join(measure.denominator)}",
+                    f"the {inner.kind} rule divides by {'+'.join(measure.denominator)}, which is zero",
                 )
             elif isinstance(inner, RatioRule) and inner.share and top > bottom:
                 part, whole = "+".join(measure.numerator), "+".join(measure.denominator)
