@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -393,7 +395,7 @@ class ScoreProjection:
         the unit's measurement of the indicator that this one replaced in the scope."""
         if self._inputs.unsettled:  # a batch that goes on past what was published: the folded part first
             await self._settle(session)
-        sequence, recorded_at = envelope.sequence, envelope.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sequence, recorded_at = envelope.sequence, _time_text(envelope.time)
         node = catalogue.node(indicator)
         everyone = node is not None and is_peer_relative(node.rule)
         every_unit = await self._inputs.period(session, catalogue, scope)
@@ -468,6 +470,13 @@ class ScoreProjection:
         )
 
 
+@lru_cache(maxsize=1024)
+def _time_text(moment: datetime) -> str:
+    """An event's time as the score tables write it; the events of a set share theirs (one
+    transaction), and `strftime` was a fortieth of the live path."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _changes(
     scope: Scope,
     rows: list[dict[str, Any]],
@@ -477,12 +486,11 @@ def _changes(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Lineage: which scores this event changed, from what to what: the changed rows and the change rows."""
     columns = scope.columns()
-    changed = [
-        row
-        for row in rows
-        if before.get((row["unit_id"], row["code"])) != row["points_exact"]
-        or (row["unit_id"], row["code"]) not in before
-    ]
+    changed = []
+    for row in rows:
+        key = (row["unit_id"], row["code"])
+        if key not in before or before[key] != row["points_exact"]:
+            changed.append(row)
     changes = [
         {
             **columns,
