@@ -435,10 +435,7 @@ class ScoreProjection:
                 # against (values and the events that set them): its score is the one it has, and
                 # rows written for it in this batch say so already (each score that moved rewrote
                 # its rows): they only take this event's sequence
-                kept = [row for code in affected if (row := pending.get((scope, scored_unit, code))) is not None]
-                if len(kept) == len(affected):
-                    for row in kept:
-                        pending[(scope, scored_unit, row["code"])] = {**row, "sequence": sequence}
+                if _restamped(pending, scope, scored_unit, affected, sequence):
                     continue
                 unit_score = before
             elif (
@@ -448,8 +445,13 @@ class ScoreProjection:
                 and (repointed := with_peer_events(before, indicator, peer)) is not None
             ):
                 # other events hold the extremes, at the same values (most corrections of a peer group
-                # measured alike): the unit's points are the ones it has, its explanation names them
+                # measured alike): the unit's points are the ones it has, its explanation names them;
+                # the leaf's ancestors are sums of the same points, their rows only take this sequence
                 unit_score = repointed
+                if _restamped(pending, scope, scored_unit, affected[1:], sequence):
+                    self._inputs.scores[key] = unit_score
+                    rows += _score_rows(catalogue, unit_score, affected[:1], scope, sequence)
+                    continue
             else:  # then only the leaf that changed, its ancestors and the total
                 unit_score = rescore_leaf(catalogue, before, indicator, unit_inputs.get(indicator), peer)
             self._inputs.scores[key] = unit_score
@@ -468,6 +470,23 @@ class ScoreProjection:
                 for row in changed
             ),
         )
+
+
+def _restamped(
+    pending: dict[tuple[Scope, str, str], dict[str, Any]],
+    scope: Scope,
+    unit: str,
+    codes: tuple[str, ...],
+    sequence: int,
+) -> bool:
+    """The unit's rows for these codes, as this batch wrote them, now carrying `sequence`; False
+    (and nothing changed) when the batch has not written all of them."""
+    kept = [row for code in codes if (row := pending.get((scope, unit, code))) is not None]
+    if len(kept) != len(codes):
+        return False
+    for row in kept:
+        pending[(scope, unit, row["code"])] = {**row, "sequence": sequence}
+    return True
 
 
 @lru_cache(maxsize=1024)
