@@ -229,3 +229,52 @@ async def test_a_batch_append_fits_every_statement_within_the_parameter_limit(
     inserts = [sql for sql in statements if sql.startswith("INSERT INTO events")]
     if dialect == "sqlite":  # chunks of 5: 3 + 2, 3 + 2, 1
         assert [sql.count("),(") + 1 for sql in inserts] == [3, 2, 3, 2, 1]
+
+
+async def test_a_batch_append_that_fails_in_its_second_chunk_stores_nothing(
+    uow: UnitOfWork, registry: CatalogueRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next chunk is built on a worker thread while this one is inserted: a failing insert
+    leaves no event, no outbox row and no move of the counter, and the log goes on from where it was."""
+    from kpi_ingest.adapters import event_store
+    from kpi_ingest.service_layer import audit
+
+    batch = [
+        MeasurementRecorded(
+            catalogue_id="mini-dti",
+            catalogue_version="1.0",
+            period=2024,
+            unit_id="gia-lai",
+            indicator="3.1",
+            inputs={"a": str(value), "b": "100"},
+            submitted_by="gia-lai-key",
+        )
+        for value in range(11)
+    ]
+    async with uow:
+        head_before, outbox_before = await uow.events.chain_head(), await uow.events.outbox_size()
+    inserted = event_store.write_rows
+    calls = 0
+
+    async def failing_on_the_second_chunk(*args: object, **kwargs: object) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the first chunk's events and outbox rows went in; the second chunk's events fail
+            raise RuntimeError("the database went away")
+        await inserted(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(event_store, "write_rows", failing_on_the_second_chunk)
+    with pytest.raises(RuntimeError, match="went away"):
+        async with uow.writing():
+            await uow.events.append_many(batch, chunk=5)
+            await uow.commit()
+    monkeypatch.setattr(event_store, "write_rows", inserted)
+    async with uow:
+        assert await uow.events.chain_head() == head_before
+        assert await uow.events.read_after(head_before[0], 100) == []
+        assert await uow.events.outbox_size() == outbox_before
+    async with uow.writing():
+        sequences = await uow.events.append_many(batch, chunk=5)
+        await uow.commit()
+    assert sequences[0] == head_before[0] + 1
+    assert (await audit.verify_log(uow)).first_break is None
